@@ -1,0 +1,1 @@
+"""The eMRTD application: LDS data, access control, secure messaging, personalization."""

@@ -1,0 +1,27 @@
+"""``cardline``: the one command-line interface of the line controller."""
+
+from __future__ import annotations
+
+import typer
+
+from personalization.cli import applications, bench, keys, line, printers, qa
+from personalization.cli.common import configure_logging
+
+app = typer.Typer(
+    name="cardline",
+    help="Chip-card personalization and production-line controller (ICAO 9303, CCCD profile).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print keys, PINs or personal data in tracebacks
+)
+app.add_typer(applications.app, name="applications")
+app.add_typer(keys.app, name="keys")
+app.add_typer(printers.app, name="printers")
+app.add_typer(line.app, name="line")
+app.add_typer(qa.app, name="qa")
+app.add_typer(bench.app, name="bench")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    configure_logging()
+    app()

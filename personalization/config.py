@@ -1,0 +1,179 @@
+"""``line.yaml``: one file per line, parsed once into frozen models that reject unknown keys."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from personalization.errors import ConfigError
+
+DEFAULT_CONFIG = Path("line.yaml")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HSMConfig(_Frozen):
+    """Where the signing keys live and how the signer may use them."""
+
+    module: str = Field(description="path of the PKCS#11 module (.so)")
+    token: str = Field(min_length=1, description="token label")
+    pin_source: Literal["env", "prompt", "embedded"] = "env"
+    pin_env: str = "CARDLINE_HSM_PIN"
+    softhsm_conf: Path | None = None
+    csca_label: str = "CSCA"
+    ds_label_prefix: str = "DS"
+    algorithm: Literal["ecdsa-p256", "rsa-pss-2048", "rsa-pss-3072"] = "ecdsa-p256"
+    ds_max_documents: int = Field(100_000, gt=0)
+    ds_usage_days: int = Field(90, gt=0, le=3650)
+    signer_sessions: int = Field(2, ge=1, le=64)
+
+
+class PrinterConfig(_Frozen):
+    """A card printer: ``port`` is a device path, a ``socket://`` URL, or ``auto`` (emulator)."""
+
+    port: str = "auto"
+    model: str = "evolis-primacy"
+
+
+class EncoderConfig(_Frozen):
+    """The PC/SC reader of a station's encoding module."""
+
+    reader: str = Field(min_length=1)
+
+
+class StationConfig(_Frozen):
+    """One printer with its encoding station."""
+
+    name: str = Field(min_length=1)
+    printer: PrinterConfig = PrinterConfig()
+    encoder: EncoderConfig
+
+
+class JournalConfig(_Frozen):
+    """Where the journal lives: ``sqlite:///path`` or ``postgresql://…``."""
+
+    url: str = "sqlite:///.cardline/journal.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("use sqlite:///PATH or postgresql://HOST/DB")
+        return value
+
+
+class SimulationConfig(_Frozen):
+    """Settings of the simulated line (virtual encoders and emulated printers)."""
+
+    timing: Literal["fast", "realistic"] = "fast"
+    blank_cards_per_feeder: int = Field(200, ge=1)
+    base_port: int = Field(36000, ge=1024, le=65000)
+
+
+class LineConfig(_Frozen):
+    """The whole of ``line.yaml``."""
+
+    line: str = Field(min_length=1)
+    data_dir: Path = Path(".cardline")
+    profile: str = "cccd"
+    hsm: HSMConfig
+    journal: JournalConfig = JournalConfig()
+    stations: list[StationConfig] = Field(default_factory=list)
+    simulation: SimulationConfig = SimulationConfig()
+
+    @field_validator("stations")
+    @classmethod
+    def _unique_names(cls, value: list[StationConfig]) -> list[StationConfig]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"station names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key; remove it or check its spelling"
+        elif err["type"] == "missing":
+            reason = "required key is missing; add it"
+        else:
+            reason = err["msg"]
+        lines.append(f"  {key}: {reason}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, base: Path, source: str = "line.yaml") -> LineConfig:
+    """Parse YAML text; relative paths are resolved against ``base``."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    try:
+        config = LineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from exc
+    return _resolve_paths(config, base)
+
+
+def _resolve_paths(config: LineConfig, base: Path) -> LineConfig:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (base / path).resolve()
+
+    hsm = config.hsm
+    if hsm.softhsm_conf is not None:
+        hsm = hsm.model_copy(update={"softhsm_conf": absolute(hsm.softhsm_conf)})
+    journal = config.journal
+    if journal.url.startswith("sqlite:///") and not journal.url.startswith("sqlite:////"):
+        journal = JournalConfig(url="sqlite:///" + str(absolute(Path(journal.url[10:]))))
+    return config.model_copy(
+        update={"data_dir": absolute(config.data_dir), "hsm": hsm, "journal": journal}
+    )
+
+
+def load_config(path: Path = DEFAULT_CONFIG) -> LineConfig:
+    """Read and validate ``line.yaml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the line configuration: {exc.strerror}") from exc
+    return parse_config(text, path.resolve().parent, str(path))
+
+
+def hsm_pin(config: LineConfig, *, interactive: bool = True) -> str:
+    """The HSM user PIN from where ``hsm.pin_source`` says: environment, prompt, or embedded file."""
+    source = config.hsm.pin_source
+    if source == "env":
+        pin = os.environ.get(config.hsm.pin_env)
+        if not pin:
+            raise ConfigError(
+                f"hsm.pin_source is 'env' but {config.hsm.pin_env} is not set; export it"
+            )
+        return pin
+    if source == "prompt":
+        if not interactive:
+            raise ConfigError("hsm.pin_source is 'prompt' but there is no terminal to ask on")
+        return getpass.getpass(f"PIN for HSM token {config.hsm.token}: ")
+    pin_file = embedded_pin_file(config)
+    try:
+        return pin_file.read_text(encoding="utf-8").split("\n")[0].strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"hsm.pin_source is 'embedded' but {pin_file} is missing; run `make setup`"
+        ) from exc
+
+
+def embedded_pin_file(config: LineConfig) -> Path:
+    """The owner-only file holding the embedded SoftHSM token's user PIN."""
+    return config.data_dir / "softhsm" / "user.pin"

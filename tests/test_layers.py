@@ -1,0 +1,86 @@
+"""Guards the import arrows of design.md: which package may import which, and the one-adapter rules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = {"applets", "hsm", "printers", "qa", "personalization"}
+ALLOWED: dict[str, set[str]] = {
+    "applets": set(),
+    "hsm": set(),
+    "printers": set(),
+    "qa": {"applets", "hsm"},
+    "personalization": {"applets", "hsm", "printers", "qa"},
+}
+# Third-party libraries that exactly one adapter module may import.
+ADAPTERS: dict[str, set[str]] = {
+    "smartcard": {"applets/transport/pcsc.py"},
+    "pkcs11": {"hsm/pkcs11.py"},
+    "serial": {"printers/link.py"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_design_allows(package: str) -> None:
+    """Each package imports only the packages of ours that design.md allows it to."""
+    bad = []
+    for path in _modules(package):
+        for name in _imports(path) & OURS - {package} - ALLOWED[package]:
+            bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("library", sorted(ADAPTERS))
+def test_hardware_library_has_one_adapter(library: str) -> None:
+    """pyscard, python-pkcs11 and pyserial are each imported by exactly one adapter module."""
+    users = {
+        str(path.relative_to(ROOT))
+        for package in OURS
+        for path in _modules(package)
+        if library in _imports(path)
+    }
+    assert users <= ADAPTERS[library], f"{library} imported by {sorted(users - ADAPTERS[library])}"
+
+
+def test_qa_uses_only_certificates_from_hsm() -> None:
+    """QA may reach into hsm only for certificates, never for signing or key management."""
+    bad = []
+    for path in _modules("qa"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hsm"):
+                if node.module != "hsm.certificates":
+                    bad.append(f"{path.relative_to(ROOT)}: {node.module}")
+            if isinstance(node, ast.Import):
+                bad += [
+                    f"{path.relative_to(ROOT)}: {a.name}"
+                    for a in node.names
+                    if a.name.startswith("hsm") and a.name != "hsm.certificates"
+                ]
+    assert not bad, "\n".join(bad)
+
+
+def test_guard_sees_a_forbidden_import(tmp_path: Path) -> None:
+    """The import scanner really finds imports, so the guards above cannot pass vacuously."""
+    sample = tmp_path / "m.py"
+    sample.write_text("import personalization.cli\nfrom hsm import pkcs11\n", encoding="utf-8")
+    assert _imports(sample) == {"personalization", "hsm"}
