@@ -1,0 +1,1 @@
+"""Application intake: the registry's JSON Lines, validated field by field."""

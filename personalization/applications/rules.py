@@ -1,0 +1,160 @@
+"""Field rules for a CCCD application; each failure is its own FieldError (field + reason)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+from personalization.applications.model import FieldError
+from personalization.applications.provinces import PROVINCES
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_APPLICATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The combining marks Vietnamese uses after NFD: grave, acute, circumflex, tilde, breve,
+# hook above, horn, dot below.
+_VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0306\u0309\u031b\u0323")
+_NAME_PUNCTUATION = frozenset(" '-")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Lengths and ages the profile sets."""
+
+    min_age: int = 14
+    name_max: int = 80
+    text_max: int = 200
+    earliest_birth: date = date(1900, 1, 1)
+
+
+def parse_date(field: str, value: str, errors: list[FieldError]) -> date | None:
+    """A real calendar date written ``YYYY-MM-DD``."""
+    if not _DATE.fullmatch(value):
+        errors.append(FieldError(field, f"{value!r} is not a date in the form YYYY-MM-DD"))
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(field, f"{value!r} is not a real calendar date"))
+        return None
+
+
+def nfc(value: str) -> str:
+    """Unicode NFC, the form cardline stores and writes to the chip."""
+    return unicodedata.normalize("NFC", value)
+
+
+def _control_chars(value: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in value)
+
+
+def _non_vietnamese(value: str) -> str | None:
+    """The first character that is not a Vietnamese letter, space, hyphen or apostrophe."""
+    for char in value:
+        if char in _NAME_PUNCTUATION:
+            continue
+        base = unicodedata.normalize("NFD", char)
+        if base[0] in "đĐ" or ("a" <= base[0].lower() <= "z"):
+            if all(mark in _VIETNAMESE_MARKS for mark in base[1:]):
+                continue
+        return char
+    return None
+
+
+def check_name(field: str, value: str, limits: Limits, errors: list[FieldError],
+               *, required: bool = True, words: int = 2) -> str:
+    """A person's name: NFC Vietnamese letters, no digits or control characters, sane length."""
+    name = nfc(value).strip()
+    if not name:
+        if required:
+            errors.append(FieldError(field, "name is empty"))
+        return name
+    if any(c.isdigit() for c in name):
+        errors.append(FieldError(field, "name contains digits"))
+    elif _control_chars(name):
+        errors.append(FieldError(field, "name contains control characters"))
+    elif (bad := _non_vietnamese(name)) is not None:
+        errors.append(FieldError(field, f"name contains {bad!r} (U+{ord(bad):04X}), "
+                                        "which is not a Vietnamese letter"))
+    if len(name) > limits.name_max:
+        errors.append(FieldError(field, f"name is {len(name)} characters; at most "
+                                        f"{limits.name_max} allowed"))
+    elif len(name.split()) < words:
+        errors.append(FieldError(field, f"a full name has at least {words} words "
+                                        "(family name and given name)"))
+    if "  " in value.strip():
+        errors.append(FieldError(field, "name contains repeated spaces"))
+    return name
+
+
+def check_text(field: str, value: str, limits: Limits, errors: list[FieldError]) -> str:
+    """Free text for DG13 and the card face: NFC, non-empty, no control characters."""
+    text = nfc(value).strip()
+    if not text:
+        errors.append(FieldError(field, "must not be empty"))
+    elif _control_chars(text):
+        errors.append(FieldError(field, "contains control characters"))
+    elif len(text) > limits.text_max:
+        errors.append(FieldError(field, f"is {len(text)} characters; at most "
+                                        f"{limits.text_max} allowed"))
+    return text
+
+
+def check_application_id(value: str, errors: list[FieldError]) -> None:
+    """Registry ids become folder names: letters, digits, dot, dash, underscore; ≤ 64."""
+    if not _APPLICATION_ID.fullmatch(value):
+        errors.append(FieldError("application_id", "must be 1–64 characters of A–Z, a–z, 0–9, "
+                                                   "'.', '_' or '-', starting with a letter or digit"))
+
+
+def check_personal_id(value: str, sex: str, birth: date | None, errors: list[FieldError]) -> None:
+    """The 12-digit number (Thông tư 07/2016/TT-BCA): province, century+sex digit, birth year."""
+    if not re.fullmatch(r"\d{12}", value):
+        errors.append(FieldError("personal_id", "must be exactly 12 digits"))
+        return
+    if value[:3] not in PROVINCES:
+        errors.append(FieldError("personal_id", f"digits 1–3 ({value[:3]}) are not a province code"))
+    digit = int(value[3])
+    century = 1900 + (digit // 2) * 100
+    if sex in ("M", "F") and ("M" if digit % 2 == 0 else "F") != sex:
+        errors.append(FieldError("personal_id", f"digit 4 ({digit}) says "
+                                 f"{'male' if digit % 2 == 0 else 'female'} but sex is {sex}"))
+    if birth is not None:
+        if birth.year // 100 * 100 != century:
+            errors.append(FieldError("personal_id", f"digit 4 ({digit}) says born in the "
+                                     f"{century}s but date_of_birth is {birth.year}"))
+        if value[4:6] != f"{birth.year % 100:02d}":
+            errors.append(FieldError("personal_id", f"digits 5–6 ({value[4:6]}) differ from "
+                                     f"the birth year {birth.year}"))
+
+
+def check_dates(birth: date | None, issue: date | None, today: date, limits: Limits,
+                errors: list[FieldError]) -> None:
+    """Birth before issue, neither in the future, and the minimum age at issue."""
+    if birth is not None:
+        if birth > today:
+            errors.append(FieldError("date_of_birth", "is in the future"))
+        elif birth < limits.earliest_birth:
+            errors.append(FieldError("date_of_birth", f"is before {limits.earliest_birth}"))
+    if issue is not None and issue > today:
+        errors.append(FieldError("issue_date", f"{issue} is in the future"))
+    if birth is None or issue is None:
+        return
+    if issue < birth:
+        errors.append(FieldError("issue_date", "is before date_of_birth"))
+        return
+    age = issue.year - birth.year - ((issue.month, issue.day) < (birth.month, birth.day))
+    if age < limits.min_age:
+        errors.append(FieldError("date_of_birth", f"applicant is {age} at issue; the minimum "
+                                                  f"age is {limits.min_age}"))
+
+
+def check_former_id(value: str | None, errors: list[FieldError]) -> str | None:
+    """A former ID (9-digit CMND or 12-digit number) when given."""
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not re.fullmatch(r"\d{9}|\d{12}", stripped):
+        errors.append(FieldError("former_id_number", "must be 9 or 12 digits"))
+    return stripped or None
