@@ -152,7 +152,7 @@ def load_config(path: Path = DEFAULT_CONFIG) -> LineConfig:
 
 
 def hsm_pin(config: LineConfig, *, interactive: bool = True) -> str:
-    """The HSM user PIN from where ``hsm.pin_source`` says: environment, prompt, or embedded file."""
+    """The HSM user PIN from ``hsm.pin_source``: environment, prompt, or the embedded file."""
     source = config.hsm.pin_source
     if source == "env":
         pin = os.environ.get(config.hsm.pin_env)

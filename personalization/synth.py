@@ -81,7 +81,8 @@ def _person(rng: random.Random, index: int, used: set[str]) -> dict[str, Any]:
         "place_of_origin": f"{rng.choice(WARDS)}, {rng.choice(DISTRICTS)}, "
                            f"{PROVINCES[rng.choice(sorted(PROVINCES))]}",
         "place_of_residence": f"Số {rng.randrange(1, 300)} {rng.choice(STREETS)}, "
-                              f"{rng.choice(WARDS)}, {rng.choice(DISTRICTS)}, {PROVINCES[province]}",
+                              f"{rng.choice(WARDS)}, {rng.choice(DISTRICTS)}, "
+                              f"{PROVINCES[province]}",
         "identifying_marks": rng.choice(MARKS),
         "father_name": f"{surname} {rng.choice(MIDDLE_M)} {rng.choice(GIVEN_M)}",
         "mother_name": f"{rng.choice(SURNAMES)} Thị {rng.choice(GIVEN_F)}",

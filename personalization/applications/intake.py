@@ -32,7 +32,7 @@ class IntakeRules:
     """What the document profile says about applications."""
 
     photo: PhotoSpec
-    limits: rules.Limits = rules.Limits()
+    limits: rules.Limits = field(default_factory=rules.Limits)
     renewal_ages: tuple[int, ...] = (25, 40, 60)
     grace_years: int = 2
     nationality: str = "VNM"

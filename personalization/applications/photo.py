@@ -48,7 +48,8 @@ def _decode(data: bytes) -> Image.Image:
             raise PhotoError(f"photo format {image.format or 'unknown'} is not JPEG or PNG")
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise PhotoError(f"photo cannot be decoded as JPEG or PNG ({exc.__class__.__name__})") from exc
+        reason = exc.__class__.__name__
+        raise PhotoError(f"photo cannot be decoded as JPEG or PNG ({reason})") from exc
     return ImageOps.exif_transpose(image) or image
 
 

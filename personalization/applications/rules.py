@@ -55,9 +55,9 @@ def _non_vietnamese(value: str) -> str | None:
         if char in _NAME_PUNCTUATION:
             continue
         base = unicodedata.normalize("NFD", char)
-        if base[0] in "đĐ" or ("a" <= base[0].lower() <= "z"):
-            if all(mark in _VIETNAMESE_MARKS for mark in base[1:]):
-                continue
+        latin = base[0] in "đĐ" or "a" <= base[0].lower() <= "z"
+        if latin and all(mark in _VIETNAMESE_MARKS for mark in base[1:]):
+            continue
         return char
     return None
 
@@ -104,8 +104,9 @@ def check_text(field: str, value: str, limits: Limits, errors: list[FieldError])
 def check_application_id(value: str, errors: list[FieldError]) -> None:
     """Registry ids become folder names: letters, digits, dot, dash, underscore; ≤ 64."""
     if not _APPLICATION_ID.fullmatch(value):
-        errors.append(FieldError("application_id", "must be 1–64 characters of A–Z, a–z, 0–9, "
-                                                   "'.', '_' or '-', starting with a letter or digit"))
+        errors.append(FieldError("application_id",
+                                 "must be 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-', "
+                                 "starting with a letter or digit"))
 
 
 def check_personal_id(value: str, sex: str, birth: date | None, errors: list[FieldError]) -> None:
@@ -114,12 +115,14 @@ def check_personal_id(value: str, sex: str, birth: date | None, errors: list[Fie
         errors.append(FieldError("personal_id", "must be exactly 12 digits"))
         return
     if value[:3] not in PROVINCES:
-        errors.append(FieldError("personal_id", f"digits 1–3 ({value[:3]}) are not a province code"))
+        errors.append(FieldError("personal_id",
+                                 f"digits 1–3 ({value[:3]}) are not a province code"))
     digit = int(value[3])
     century = 1900 + (digit // 2) * 100
-    if sex in ("M", "F") and ("M" if digit % 2 == 0 else "F") != sex:
-        errors.append(FieldError("personal_id", f"digit 4 ({digit}) says "
-                                 f"{'male' if digit % 2 == 0 else 'female'} but sex is {sex}"))
+    coded = "M" if digit % 2 == 0 else "F"
+    if sex in ("M", "F") and coded != sex:
+        word = "male" if coded == "M" else "female"
+        errors.append(FieldError("personal_id", f"digit 4 ({digit}) says {word} but sex is {sex}"))
     if birth is not None:
         if birth.year // 100 * 100 != century:
             errors.append(FieldError("personal_id", f"digit 4 ({digit}) says born in the "

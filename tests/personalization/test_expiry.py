@@ -15,14 +15,14 @@ from personalization.applications.expiry import birthday_at, derive_expiry
     ("birth", "issue", "expected"),
     [
         (date(2005, 6, 1), date(2021, 3, 1), date(2030, 6, 1)),     # 15 → 25
-        (date(1998, 6, 1), date(2021, 5, 31), date(2023, 6, 1)),    # 22y 11m → 25
+        (date(1998, 6, 1), date(2021, 5, 31), date(2023, 6, 1)),    # 22y11m → 25
         (date(1998, 6, 1), date(2021, 6, 1), date(2038, 6, 1)),     # exactly 23 → 40
         (date(1983, 1, 5), date(2021, 1, 4), date(2023, 1, 5)),     # one day before 38 → 40
         (date(1983, 1, 5), date(2021, 1, 5), date(2043, 1, 5)),     # 38 → 60
         (date(1963, 7, 1), date(2021, 6, 30), date(2023, 7, 1)),    # one day before 58 → 60
         (date(1963, 7, 1), date(2021, 7, 1), None),                 # 58 → no expiry
         (date(1940, 1, 1), date(2021, 1, 1), None),                 # 81 → no expiry
-        (date(1993, 1, 5), date(2021, 4, 1), date(2033, 1, 5)),     # fact-sheet sample 930105→330105
+        (date(1993, 1, 5), date(2021, 4, 1), date(2033, 1, 5)),  # fact sheet sample
     ],
 )
 def test_expiry_examples(birth: date, issue: date, expected: date | None) -> None:
