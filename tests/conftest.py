@@ -1,0 +1,23 @@
+"""Session fixtures shared by the whole test run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from applets.virtual.bank import EncoderBank
+
+ENCODER_BANK_READERS = 4
+ENCODER_BANK_BASE_PORT = 35100  # clear of the demo's 36000
+
+
+@pytest.fixture(scope="session")
+def encoder_bank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EncoderBank]:
+    """The real pcscd with 4 vpcd encoders and the card host, started once per test run."""
+    bank = EncoderBank(
+        tmp_path_factory.mktemp("encoder-bank"), ENCODER_BANK_READERS, ENCODER_BANK_BASE_PORT
+    )
+    bank.up()
+    yield bank
+    bank.down()
