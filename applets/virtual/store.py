@@ -1,0 +1,119 @@
+"""Persistent memory of virtual chips: one ``<serial>.chip`` JSON file per card.
+
+Each state-changing command rewrites the chip's file by atomic replace (write a temporary
+file, then ``os.replace``), so the file is always one whole snapshot. There is no fsync per
+APDU: the simulation models the chip's EEPROM, not a power loss of the host. A real EEPROM
+write cut short leaves file CONTENT partly written; that is modelled by the chip's own state
+(an unfinished perso leaves a partly written card that then fails QA), not by this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from applets.errors import CardError
+from applets.virtual.card import RNG, ChipMemory, VirtualEMRTD
+
+SUFFIX = ".chip"
+FORMAT = 1
+_SERIAL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ChipStoreError(CardError):
+    """A chip file is missing, malformed, or a serial is not acceptable."""
+
+    def __init__(self, serial: str, reason: str) -> None:
+        self.serial = serial
+        super().__init__(f"chip {serial!r}: {reason}")
+
+
+def dump_memory(serial: str, memory: ChipMemory) -> bytes:
+    """The JSON snapshot of a chip's memory (hex for bytes)."""
+    keys = memory.bac_keys
+    document: dict[str, Any] = {
+        "format": FORMAT, "serial": serial, "locked": memory.locked,
+        "bac_keys": [keys[0].hex(), keys[1].hex()] if keys else None,
+        "aa_scalar": memory.aa_scalar.hex() if memory.aa_scalar else None,
+        "files": {f"{fid:04X}": content.hex() for fid, content in memory.files.items()},
+    }
+    return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+
+def load_memory(serial: str, raw: bytes) -> ChipMemory:
+    """Parse a snapshot written by :func:`dump_memory`."""
+    try:
+        document = json.loads(raw)
+        if document["format"] != FORMAT or document["serial"] != serial:
+            raise ValueError("format or serial does not match")
+        keys = document["bac_keys"]
+        scalar = document["aa_scalar"]
+        return ChipMemory(
+            files={int(fid, 16): bytearray.fromhex(v) for fid, v in document["files"].items()},
+            bac_keys=(bytes.fromhex(keys[0]), bytes.fromhex(keys[1])) if keys else None,
+            aa_scalar=bytes.fromhex(scalar) if scalar else None,
+            locked=bool(document["locked"]),
+        )
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ChipStoreError(serial, f"memory file is malformed: {exc}") from exc
+
+
+class ChipStore:
+    """A directory of virtual chips, each persisted after every state-changing command."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, serial: str) -> Path:
+        if not _SERIAL.match(serial):
+            raise ChipStoreError(serial, "serial must be 1–64 of A–Z a–z 0–9 _ -")
+        return self.directory / f"{serial}{SUFFIX}"
+
+    def _write(self, serial: str, memory: ChipMemory) -> None:
+        path = self._path(serial)
+        temporary = path.with_suffix(SUFFIX + ".tmp")
+        temporary.write_bytes(dump_memory(serial, memory))
+        os.replace(temporary, path)  # atomic: readers see the old or the new snapshot
+
+    def exists(self, serial: str) -> bool:
+        """True when a chip with this serial is in the store."""
+        return self._path(serial).is_file()
+
+    def serials(self) -> list[str]:
+        """All serials, sorted."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p.name[: -len(SUFFIX)] for p in self.directory.glob(f"*{SUFFIX}"))
+
+    def create_blanks(self, count: int, prefix: str) -> list[str]:
+        """Create ``count`` blank chips numbered after the highest serial with this prefix."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        taken = [s[len(prefix):] for s in self.serials() if s.startswith(prefix)]
+        start = max((int(t) for t in taken if t.isdigit()), default=0) + 1
+        created = [f"{prefix}{number:08d}" for number in range(start, start + count)]
+        for serial in created:
+            self._write(serial, ChipMemory())
+        return created
+
+    def open(
+        self, serial: str, rng: RNG = secrets.token_bytes, max_command_data: int = 65535
+    ) -> VirtualEMRTD:
+        """The chip with this serial; its memory is written back after every change."""
+        path = self._path(serial)
+        try:
+            memory = load_memory(serial, path.read_bytes())
+        except FileNotFoundError as exc:
+            raise ChipStoreError(serial, "no such chip") from exc
+        return VirtualEMRTD(serial, memory, rng, max_command_data,
+                            on_change=lambda m: self._write(serial, m))
+
+    def remove(self, serial: str) -> None:
+        """Delete a chip's memory file."""
+        try:
+            self._path(serial).unlink()
+        except FileNotFoundError as exc:
+            raise ChipStoreError(serial, "no such chip") from exc
