@@ -1,0 +1,290 @@
+"""CSCA and Document Signer certificates per ICAO 9303-12 §4 and §7.1 (Tables 5 and 6).
+
+Pure: DER in, DER out. The private key stays in the HSM: a certificate is built as a
+TBSCertificate and signed by a callable ``sign(tbs_der) -> signature``. QA imports this
+module, so nothing here touches PKCS#11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import algos, core, pem, x509
+from asn1crypto import keys as asn1_keys
+
+from hsm.ecparams import explicit_spki
+from hsm.errors import CertificateError
+from hsm.verify import load_public_key, verify_signature
+
+__all__ = [
+    "CertificateError", "DocumentTypeListSyntax", "Signer", "TBSBuilder",
+    "authority_key_identifier",
+    "build_csca_certificate", "build_ds_certificate", "certificate_to_pem", "document_types",
+    "is_ca", "load_certificate", "load_public_key", "private_key_usage_period",
+    "serial_from_random", "subject_key_identifier", "subject_public_key_info",
+    "verify_certificate_signature", "verify_signature",
+]
+
+Signer = Callable[[bytes], bytes]
+# ICAO 9303-12 §7.1.1.6: id-icao-mrtd-security-extensions-documentTypeList
+DOCUMENT_TYPE_OID = "2.23.136.1.1.6.2"
+ICAO_CRL_URL = "https://pkddownload1.icao.int/CRLs/{code}.crl"  # 9303-12 §7.1.1.4 recommendation
+
+
+class DocumentTypeList(core.SetOf):  # type: ignore[misc]  # asn1crypto is untyped
+    """SET OF PrintableString (SIZE (1..2))."""
+
+    _child_spec = core.PrintableString
+
+
+class DocumentTypeListSyntax(core.Sequence):  # type: ignore[misc]  # asn1crypto is untyped
+    """ICAO 9303-12 §7.1.1.6: SEQUENCE { version INTEGER v0, docTypeList DocumentTypeList }."""
+
+    _fields = [  # noqa: RUF012 -- asn1crypto's declarative class attribute
+        ("version", core.Integer),
+        ("doc_type_list", DocumentTypeList),
+    ]
+
+
+def serial_from_random(random_bytes: bytes) -> int:
+    """A positive serial of at most 16 octets from caller-supplied randomness (9303-12 Table 5)."""
+    value = int.from_bytes(random_bytes[:16], "big") >> 1
+    if value == 0:
+        raise CertificateError("certificate serial number must be positive")
+    return value
+
+
+def _time(moment: datetime) -> x509.Time:
+    # ICAO 9303-12 Table 5: UTCTime through 2049 with seconds and 'Z'; GeneralizedTime after.
+    moment = moment.replace(microsecond=0)
+    return x509.Time({"utc_time" if moment.year < 2050 else "general_time": moment})
+
+
+def _ext(name: str, value: object, critical: bool = False) -> x509.Extension:
+    return x509.Extension({"extn_id": name, "critical": critical, "extn_value": value})
+
+
+def _key_id(spki_der: bytes) -> bytes:
+    # RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value.
+    key_bits = asn1_keys.PublicKeyInfo.load(spki_der)["public_key"].dump()[3:]
+    return hashlib.sha1(key_bits, usedforsecurity=False).digest()
+
+
+def _signature_algorithm(issuer_spki_der: bytes) -> algos.SignedDigestAlgorithm:
+    algorithm = asn1_keys.PublicKeyInfo.load(issuer_spki_der)["algorithm"]["algorithm"].native
+    if algorithm == "ec":
+        return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    # RFC 4055 §3.1: RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32.
+    params = {"hash_algorithm": {"algorithm": "sha256"}, "salt_length": 32,
+              "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}}}
+    return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
+
+
+def _locality(icao_code: str) -> x509.GeneralNames:
+    # ICAO 9303-12 §7.1.1.2: SAN/IAN carry a directoryName with localityName = the MRZ code.
+    name = x509.Name.build({"locality_name": icao_code}, use_printable=True)
+    return x509.GeneralNames([x509.GeneralName(name="directory_name", value=name)])
+
+
+def _crl_points(url: str) -> x509.CRLDistributionPoints:
+    full_name = [x509.GeneralName(name="uniform_resource_identifier", value=url)]
+    return x509.CRLDistributionPoints([{"distribution_point": {"full_name": full_name}}])
+
+
+def _usage(window: tuple[datetime, datetime]) -> x509.PrivateKeyUsagePeriod:
+    return x509.PrivateKeyUsagePeriod({
+        "not_before": window[0].replace(microsecond=0),
+        "not_after": window[1].replace(microsecond=0),
+    })
+
+
+@dataclass(frozen=True)
+class TBSBuilder:
+    """The fields of a TBSCertificate; ``sign`` hands its DER to the HSM and assembles the cert."""
+
+    serial_number: int
+    issuer: x509.Name
+    subject: x509.Name
+    validity: tuple[datetime, datetime]
+    spki_der: bytes  # the subject key, EC with explicit parameters
+    issuer_spki_der: bytes  # decides the signature algorithm
+    extensions: tuple[x509.Extension, ...]
+
+    def build(self) -> x509.TbsCertificate:
+        """The TBSCertificate: v3, no unique IDs (9303-12 Table 5)."""
+        return x509.TbsCertificate({
+            "version": "v3",
+            "serial_number": self.serial_number,
+            "signature": _signature_algorithm(self.issuer_spki_der),
+            "issuer": self.issuer,
+            "validity": {"not_before": _time(self.validity[0]),
+                         "not_after": _time(self.validity[1])},
+            "subject": self.subject,
+            "subject_public_key_info": asn1_keys.PublicKeyInfo.load(self.spki_der),
+            "extensions": list(self.extensions),
+        })
+
+    def sign(self, sign: Signer) -> bytes:
+        """Sign the TBSCertificate DER with ``sign`` and return the certificate DER."""
+        tbs = self.build()
+        certificate = x509.Certificate({
+            "tbs_certificate": tbs,
+            "signature_algorithm": tbs["signature"],
+            "signature_value": sign(tbs.dump()),
+        })
+        return bytes(certificate.dump())
+
+
+def _subject(country: str, common_name: str, name_serial: str) -> x509.Name:
+    if len(country) != 2 or not country.isupper():
+        raise CertificateError(f"countryName must be ISO 3166 alpha-2 upper case, not {country!r}")
+    return x509.Name.build(
+        {"country_name": country, "common_name": common_name, "serial_number": name_serial}
+    )
+
+
+def build_csca_certificate(
+    *, spki_der: bytes, serial_number: int, country: str, icao_code: str, common_name: str,
+    name_serial: str, validity: tuple[datetime, datetime], usage: tuple[datetime, datetime],
+    sign: Signer,
+) -> bytes:
+    """A self-signed CSCA certificate with the 9303-12 Table 6 CSCA-root extensions."""
+    spki = explicit_spki(spki_der)
+    name = _subject(country, common_name, name_serial)
+    key_id = _key_id(spki)
+    extensions = (
+        _ext("authority_key_identifier", {"key_identifier": key_id}),
+        _ext("key_identifier", key_id),
+        _ext("key_usage", {"key_cert_sign", "crl_sign"}, critical=True),
+        _ext("private_key_usage_period", _usage(usage)),
+        _ext("subject_alt_name", _locality(icao_code)),
+        _ext("issuer_alt_name", _locality(icao_code)),
+        _ext("basic_constraints", {"ca": True, "path_len_constraint": 0}, critical=True),
+        _ext("crl_distribution_points", _crl_points(ICAO_CRL_URL.format(code=icao_code))),
+    )
+    return TBSBuilder(serial_number, name, name, validity, spki, spki, extensions).sign(sign)
+
+
+def build_ds_certificate(
+    *, spki_der: bytes, serial_number: int, csca_der: bytes, icao_code: str, common_name: str,
+    name_serial: str, validity: tuple[datetime, datetime], usage: tuple[datetime, datetime],
+    doc_types: Iterable[str], sign: Signer,
+) -> bytes:
+    """A Document Signer certificate issued by ``csca_der`` (9303-12 Table 6, DS column)."""
+    csca = load_certificate(csca_der)
+    issuer_key_id = subject_key_identifier(csca_der)
+    if issuer_key_id is None:
+        raise CertificateError("the CSCA certificate has no SubjectKeyIdentifier")
+    spki = explicit_spki(spki_der)
+    country = csca.subject.native["country_name"]
+    types = sorted(set(doc_types), key=lambda t: core.PrintableString(t).dump())  # DER SET OF order
+    if not types or any(not 1 <= len(t) <= 2 for t in types):
+        raise CertificateError("document types must be 1-2 characters each, at least one")
+    extensions = (
+        _ext("authority_key_identifier", {"key_identifier": issuer_key_id}),
+        _ext("key_identifier", _key_id(spki)),
+        _ext("key_usage", {"digital_signature"}, critical=True),
+        _ext("private_key_usage_period", _usage(usage)),
+        _ext("subject_alt_name", _locality(icao_code)),
+        _ext("issuer_alt_name", _locality(icao_code)),
+        _ext("crl_distribution_points", _crl_points(ICAO_CRL_URL.format(code=icao_code))),
+        _ext(DOCUMENT_TYPE_OID, DocumentTypeListSyntax({"version": 0, "doc_type_list": types})
+             .dump()),
+    )  # ICAO 9303-12 Table 6: no BasicConstraints in a DS certificate
+    subject = _subject(country, common_name, name_serial)
+    issuer_spki = bytes(csca["tbs_certificate"]["subject_public_key_info"].dump())
+    return TBSBuilder(serial_number, csca.subject, subject, validity, spki, issuer_spki,
+                      extensions).sign(sign)
+
+
+# --- reading certificates back ----------------------------------------------------------------
+
+def load_certificate(cert_der: bytes) -> x509.Certificate:
+    """Parse a DER certificate fully, or raise ``CertificateError``."""
+    try:
+        certificate = x509.Certificate.load(cert_der, strict=True)
+        certificate.native  # noqa: B018 -- forces asn1crypto's lazy parser over every field
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"malformed certificate: {exc}") from exc
+    return certificate
+
+
+def _extension(cert_der: bytes, name: str) -> x509.Extension | None:
+    for extension in load_certificate(cert_der)["tbs_certificate"]["extensions"]:
+        if extension["extn_id"].native == name or extension["extn_id"].dotted == name:
+            return extension
+    return None
+
+
+def subject_public_key_info(cert_der: bytes) -> bytes:
+    """The certificate's SubjectPublicKeyInfo DER."""
+    return bytes(load_certificate(cert_der)["tbs_certificate"]["subject_public_key_info"].dump())
+
+
+def subject_key_identifier(cert_der: bytes) -> bytes | None:
+    """The SubjectKeyIdentifier, or None when absent."""
+    extension = _extension(cert_der, "key_identifier")
+    return None if extension is None else bytes(extension["extn_value"].parsed.native)
+
+
+def authority_key_identifier(cert_der: bytes) -> bytes | None:
+    """The AuthorityKeyIdentifier keyIdentifier, or None when absent."""
+    extension = _extension(cert_der, "authority_key_identifier")
+    if extension is None:
+        return None
+    value = extension["extn_value"].parsed["key_identifier"].native
+    return None if value is None else bytes(value)
+
+
+def is_ca(cert_der: bytes) -> bool:
+    """Whether BasicConstraints says cA=TRUE."""
+    extension = _extension(cert_der, "basic_constraints")
+    return extension is not None and bool(extension["extn_value"].parsed["ca"].native)
+
+
+def private_key_usage_period(cert_der: bytes) -> tuple[datetime | None, datetime | None]:
+    """(notBefore, notAfter) of PrivateKeyUsagePeriod; (None, None) when absent."""
+    extension = _extension(cert_der, "private_key_usage_period")
+    if extension is None:
+        return (None, None)
+    period = extension["extn_value"].parsed
+    return (period["not_before"].native, period["not_after"].native)
+
+
+def document_types(cert_der: bytes) -> set[str]:
+    """The DocumentTypeList of a DS certificate (9303-12 §7.1.1.6); empty when absent."""
+    extension = _extension(cert_der, DOCUMENT_TYPE_OID)
+    if extension is None:
+        return set()
+    try:
+        syntax = DocumentTypeListSyntax.load(bytes(extension["extn_value"]), strict=True)
+        return {str(item) for item in syntax["doc_type_list"].native}
+    except (ValueError, TypeError) as exc:
+        raise CertificateError(f"malformed DocumentTypeList extension: {exc}") from exc
+
+
+def verify_certificate_signature(cert_der: bytes, issuer_cert_der: bytes) -> None:
+    """Raise ``CertificateError`` unless ``issuer_cert_der``'s key signed ``cert_der``."""
+    certificate = load_certificate(cert_der)
+    issuer = load_certificate(issuer_cert_der)
+    tbs = certificate["tbs_certificate"]
+    if tbs["issuer"] != issuer["tbs_certificate"]["subject"]:
+        raise CertificateError("certificate issuer does not match the issuer's subject")
+    # RFC 5280 §4.1.1.2: signatureAlgorithm MUST equal TBSCertificate.signature.
+    if tbs["signature"].dump() != certificate["signature_algorithm"].dump():
+        raise CertificateError("signatureAlgorithm differs from TBSCertificate.signature")
+    verify_signature(
+        bytes(issuer["tbs_certificate"]["subject_public_key_info"].dump()),
+        certificate["signature_algorithm"],
+        bytes(certificate["signature_value"].native),
+        bytes(tbs.dump()),
+    )
+
+
+def certificate_to_pem(cert_der: bytes) -> str:
+    """PEM text of a DER certificate."""
+    load_certificate(cert_der)
+    return bytes(pem.armor("CERTIFICATE", cert_der)).decode("ascii")

@@ -1,0 +1,108 @@
+"""The key inventory: durable, block-reserved signature counts and an append-only audit trail."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hsm.errors import InventoryError, KeyRetired, SigningRefused
+from hsm.inventory import AuditEntry, KeyInventory, KeyRecord, SignatureCounter
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+RECORD = KeyRecord("DS-1", b"\x01", "DS", "ecdsa-p256", b"cert", AT, AT + timedelta(days=90),
+                   10, 0, "active", AT, ("a", "b"))
+ENTRY = AuditEntry(AT, "new-ds", "DS-1", ("a", "b"), "test")
+
+
+def _inventory(tmp_path: Path) -> KeyInventory:
+    return KeyInventory(tmp_path / "hsm" / "inventory.db")
+
+
+def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
+    """The inventory runs in WAL mode with synchronous=FULL."""
+    with _inventory(tmp_path) as inventory:
+        db = inventory._connection
+        assert db is not None
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_counts_survive_reopen(tmp_path: Path) -> None:
+    """After a clean close and reopen, counting continues where it stopped."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        counter = SignatureCounter(inventory, RECORD, block=4)
+        assert [counter.take(AT) for _ in range(3)] == [1, 2, 3]
+        counter.close()
+    with _inventory(tmp_path) as inventory:
+        assert inventory.get("DS-1").signed == 3
+        counter = SignatureCounter(inventory, inventory.get("DS-1"), block=4)
+        assert counter.take(AT) == 4
+
+
+def test_crash_over_counts_but_never_under_counts(tmp_path: Path) -> None:
+    """Without a clean close the whole reserved block stays counted."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        counter = SignatureCounter(inventory, RECORD, block=4)
+        counter.take(AT)  # one signature, then the process "dies" without counter.close()
+    with _inventory(tmp_path) as inventory:
+        assert inventory.get("DS-1").signed == 4
+
+
+def test_maximum_documents_retires_the_key(tmp_path: Path) -> None:
+    """The signature past max_documents raises KeyRetired and marks the key retired."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(replace(RECORD, max_documents=3), ENTRY)
+        counter = SignatureCounter(inventory, inventory.get("DS-1"), block=256)
+        for _ in range(3):
+            counter.take(AT)
+        with pytest.raises(KeyRetired, match="cardline keys new-ds"):
+            counter.take(AT)
+        assert inventory.get("DS-1").status == "retired"
+
+
+def test_usage_window_is_enforced(tmp_path: Path) -> None:
+    """Before the window signing is refused; at its end the key retires."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        counter = SignatureCounter(inventory, RECORD)
+        with pytest.raises(SigningRefused):
+            counter.take(AT - timedelta(seconds=1))
+        with pytest.raises(KeyRetired):
+            counter.take(RECORD.not_after)
+        assert inventory.get("DS-1").status == "retired"
+
+
+def test_supersede_retires_previous_active(tmp_path: Path) -> None:
+    """Adding a DS with supersede retires (not revokes) the previous active DS."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        inventory.add_key(replace(RECORD, label="DS-2"), ENTRY, supersede=True)
+        assert inventory.get("DS-1").status == "retired"
+        active = inventory.active("DS")
+        assert active is not None and active.label == "DS-2"
+
+
+def test_duplicate_label_is_refused(tmp_path: Path) -> None:
+    """The same label cannot be stored twice."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        with pytest.raises(InventoryError):
+            inventory.add_key(RECORD, ENTRY)
+
+
+def test_audit_trail_is_append_only(tmp_path: Path) -> None:
+    """UPDATE and DELETE on the audit table are refused by the database."""
+    with _inventory(tmp_path) as inventory:
+        inventory.add_key(RECORD, ENTRY)
+        assert [e.action for e in inventory.audit_trail()] == ["new-ds"]
+        db = inventory._connection
+        assert db is not None
+        for statement in ("UPDATE audit SET action='x'", "DELETE FROM audit"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                db.execute(statement)
