@@ -1,0 +1,275 @@
+"""A card printer on a pseudo-terminal or a TCP port, speaking the same escape protocol.
+
+It wraps ``PrinterMachine`` (mechanics) and ``firmware.answer`` (replies) with the wire,
+the mechanical clock, the encoding-station coupling, fault injection, a status file and
+one PNG per printed side. Faults can be injected from outside the process through a
+control file ``<state_dir>/<name>.control.json`` (see ``write_control``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import socket
+import threading
+import time
+import tty
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import structlog
+
+from printers import firmware
+from printers.machine import FAST, Event, Printed, PrinterMachine, StationChange, Timing
+from printers.panels import compose
+from printers.protocol import CommandDecoder, encode_reply
+
+log = structlog.get_logger()
+POLL = 0.05
+FAULTS = ("feeder_empty", "cover_open", "reject_box_full", "head_hot", "jam", "silent", "garbage")
+CLEARABLE = (*FAULTS, "ribbon_out_after")
+
+
+class EncodingStationPort(Protocol):
+    """The chip side: which blank sits at the encoding station (the virtual encoder's reader)."""
+
+    def card_arrived(self, chip_serial: str) -> None: ...  # now at the station
+
+    def card_left(self, chip_serial: str) -> None: ...  # moved away (printed, ejected, rejected)
+
+
+class NoEncoder:
+    """An encoding station with no reader attached."""
+
+    def card_arrived(self, chip_serial: str) -> None:
+        """Nothing to tell."""
+
+    def card_left(self, chip_serial: str) -> None:
+        """Nothing to tell."""
+
+
+def blank_serials(printer: str, count: int) -> list[str]:
+    """Chip serials of a freshly loaded feeder: ``CHIP-<printer>-<n>``."""
+    return [f"CHIP-{printer}-{n:05d}" for n in range(1, count + 1)]
+
+
+class PrinterEmulator:
+    """One emulated printer; a context manager that stops its threads and closes its ports."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        blanks: list[str] | None = None,
+        cards: int = 100,
+        timing: Timing = FAST,
+        station: EncodingStationPort | None = None,
+        state_dir: Path | None = None,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.machine = PrinterMachine(
+            name, blanks if blanks is not None else blank_serials(name, cards), timing=timing
+        )
+        self.station = station or NoEncoder()
+        self.state_dir = state_dir
+        self.rng = rng or random.Random(0)
+        self.sleep = sleep
+        self.printed: list[Printed] = []
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._fds: list[int] = []
+        self._sockets: list[socket.socket] = []
+        self._control_id = ""
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> PrinterEmulator:
+        self.write_status()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving and close every port."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for fd in self._fds:
+            os.close(fd)
+        for sock in self._sockets:
+            sock.close()
+        self._threads, self._fds, self._sockets = [], [], []
+
+    def _start(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"printer-{self.name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def serve_pty(self) -> str:
+        """Serve on a new pseudo-terminal; returns the path the driver opens (``/dev/pts/N``)."""
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no CR/NL translation, no XON/XOFF: bitmaps are binary
+        self._fds += [master, slave]
+        path = os.ttyname(slave)
+        if self.state_dir is not None:
+            _write_atomic(self.state_dir / f"{self.name}.pty", path)
+        self._start(lambda: self._serve(master, lambda data: _write_fd(master, data), False))
+        return path
+
+    def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve one client at a time on TCP; returns the ``socket://`` URL."""
+        listener = socket.create_server((host, port))
+        listener.settimeout(POLL)
+        self._sockets.append(listener)
+        self._start(lambda: self._accept(listener))
+        return f"socket://{host}:{listener.getsockname()[1]}"
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                self._poll_control()
+                continue
+            with conn:
+                self._serve(conn.fileno(), conn.sendall, True)
+
+    def _serve(self, fd: int, write: Callable[[bytes], Any], stream: bool) -> None:
+        decoder = CommandDecoder()
+        while not self._stop.is_set():
+            self._poll_control()
+            if not select.select([fd], [], [], POLL)[0]:
+                continue
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:  # the pty has no reader yet, or the peer went away
+                data = b""
+            if not data:
+                if stream:
+                    return  # the TCP client closed its end
+                time.sleep(POLL)
+                continue
+            for frame in decoder.feed(data):
+                reply = self._answer(frame)
+                if reply:
+                    write(reply)
+
+    def _answer(self, frame: Any) -> bytes:
+        with self._lock:
+            outcome = firmware.answer(self.machine, frame)
+            garbage = self.machine.faults.garbage
+        self.sleep(outcome.delay)
+        for event in outcome.events:
+            self._event(event)
+        self.write_status()
+        if outcome.reply is None:
+            return b""
+        if garbage:
+            return bytes(self.rng.randrange(128, 256) for _ in range(self.rng.randrange(3, 20)))
+        return encode_reply(outcome.reply)
+
+    def _event(self, event: Event) -> None:
+        if isinstance(event, StationChange):
+            notify = self.station.card_arrived if event.arrived else self.station.card_left
+            notify(event.chip_serial)
+            return
+        self.printed.append(event)
+        if self.state_dir is not None:
+            folder = self.state_dir / self.name / "cards"
+            folder.mkdir(parents=True, exist_ok=True)
+            for side, panels in (("front", event.front), ("back", event.back)):
+                path = folder / f"{event.index}-{event.chip_serial}-{side}.png"
+                compose(list(panels)).save(path)
+
+    # -- faults and operator actions --------------------------------------------------------
+
+    def inject(self, **faults: Any) -> None:
+        """Set faults: feeder_empty, cover_open, reject_box_full, head_hot, silent, garbage
+        (bool), jam ("error" | "silent"), ribbon_out_after (cards)."""
+        with self._lock:
+            for key, value in faults.items():
+                if key == "ribbon_out_after":
+                    self.machine.set_ribbon(int(value))
+                elif key in FAULTS:
+                    setattr(self.machine.faults, key, value)
+                else:
+                    raise ValueError(f"unknown fault {key!r}; known: {', '.join(CLEARABLE)}")
+        self.write_status()
+
+    def clear(self, *names: str) -> None:
+        """Clear faults as an operator would (new ribbon, empty reject box, free the jam…)."""
+        with self._lock:
+            for key in names:
+                if key not in CLEARABLE:
+                    raise ValueError(f"unknown fault {key!r}; known: {', '.join(CLEARABLE)}")
+                if key == "ribbon_out_after":
+                    self.machine.set_ribbon(None)
+                elif key == "jam":
+                    self.machine.clear_jam()
+                else:
+                    setattr(self.machine.faults, key, False)
+                if key == "reject_box_full":
+                    self.machine.empty_reject_box()
+        self.write_status()
+
+    def _poll_control(self) -> None:
+        if self.state_dir is None:
+            return
+        path = self.state_dir / f"{self.name}.control.json"
+        try:
+            control = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(control, dict) or control.get("id") == self._control_id:
+            return
+        self._control_id = str(control.get("id"))
+        try:
+            self.clear(*control.get("clear", []))
+            self.inject(**control.get("inject", {}))
+        except (TypeError, ValueError) as exc:
+            log.warning("emulator.bad_control_file", printer=self.name, error=str(exc))
+
+    # -- what people look at ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, object]:
+        """Counts, levels, position and faults."""
+        with self._lock:
+            values = self.machine.snapshot()
+            values["faults"] = {k: getattr(self.machine.faults, k) for k in FAULTS}
+        values["name"] = self.name
+        return values
+
+    def write_status(self) -> None:
+        """Write ``<state_dir>/<name>.json`` (if there is a state folder)."""
+        if self.state_dir is not None:
+            _write_atomic(self.state_dir / f"{self.name}.json", json.dumps(self.snapshot()))
+
+
+def write_control(state_dir: Path, name: str, inject: dict[str, Any], clear: list[str]) -> None:
+    """Ask a running emulator (another process) to inject or clear faults."""
+    control = {"id": uuid.uuid4().hex, "inject": inject, "clear": clear}
+    _write_atomic(state_dir / f"{name}.control.json", json.dumps(control))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
