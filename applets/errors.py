@@ -29,3 +29,23 @@ class StatusWordError(CardError):
         if message:
             text += f": {message}"
         super().__init__(text)
+
+
+class LDSError(CardError):
+    """An LDS file (EF.COM, a data group, EF.SOD) cannot be encoded or decoded.
+
+    ``file`` names the elementary file (``EF.DG13``) and ``reason`` says what is wrong.
+    """
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.file = file
+        self.reason = reason
+        super().__init__(f"{file}: {reason}")
+
+
+class MRZError(LDSError):
+    """A machine readable zone is malformed; ``field`` names the MRZ field at fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__("MRZ", f"{field}: {reason}")

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from itertools import cycle
+
 from applets.errors import CardError
 
+_VALUES: dict[str, int] = {
+    **{str(d): d for d in range(10)},
+    **{chr(ord("A") + i): 10 + i for i in range(26)},
+    "<": 0,
+}
 _WEIGHTS = (7, 3, 1)
-
-
-def _value(char: str) -> int:
-    if "0" <= char <= "9":
-        return ord(char) - 48
-    if "A" <= char <= "Z":
-        return ord(char) - 55
-    if char == "<":
-        return 0
-    raise CardError(f"character {char!r} is not allowed in an MRZ field")
 
 
 def check_digit(field: str) -> str:
     """The check digit of ``field`` as one character."""
-    total = sum(_value(c) * _WEIGHTS[i % 3] for i, c in enumerate(field))
+    try:
+        total = sum(_VALUES[c] * w for c, w in zip(field, cycle(_WEIGHTS), strict=False))
+    except KeyError as exc:
+        raise CardError(f"character {exc.args[0]!r} is not allowed in an MRZ field") from exc
     return str(total % 10)
