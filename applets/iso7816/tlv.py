@@ -33,7 +33,10 @@ def encode_tag(tag: int) -> bytes:
 
 def encode(tag: int, value: bytes) -> bytes:
     """One TLV object: tag, definite length, value."""
-    return encode_tag(tag) + encode_length(len(value)) + value
+    length = len(value)
+    if 0 <= tag <= 0xFF and length < 0x80:  # the common case, without the general machinery
+        return bytes((tag, length)) + value
+    return encode_tag(tag) + encode_length(length) + value
 
 
 def read_tag(data: bytes, offset: int) -> tuple[int, int]:

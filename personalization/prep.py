@@ -1,0 +1,155 @@
+"""Data preparation: a validated application becomes the exact bytes of its chip files.
+
+The CCCD numbering (fact sheet icao9303-and-cccd.md §5.1): the MRZ document number is the
+last 9 digits of the 12-digit personal identification number; line 1's optional data holds
+the full 12 digits, two fillers and the check digit of the 12 digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from applets.emrtd.lds import files
+from applets.emrtd.lds.checkdigit import check_digit
+from applets.emrtd.lds.com import encode_com
+from applets.emrtd.lds.dg1 import encode_dg1
+from applets.emrtd.lds.dg2 import encode_dg2
+from applets.emrtd.lds.dg13 import DG13, encode_dg13
+from applets.emrtd.lds.mrz import TD1, name_field
+from applets.emrtd.lds.sod import SODBuilder, SODSigner
+from personalization.applications.model import Application
+from personalization.profile import DocumentProfile
+
+NO_EXPIRY_MRZ = "<<<<<<"  # see README "A card without expiry"
+
+
+def yymmdd(day: date | None) -> str:
+    """An MRZ date, or fillers for a card without expiry."""
+    return NO_EXPIRY_MRZ if day is None else day.strftime("%y%m%d")
+
+
+def ddmmyyyy(day: date) -> str:
+    """The DG13 / card-face date form."""
+    return day.strftime("%d/%m/%Y")
+
+
+def split_name(full_name: str) -> tuple[str, str]:
+    """Vietnamese order: the family name first, then middle and given names."""
+    parts = full_name.split()
+    return parts[0], " ".join(parts[1:])
+
+
+def document_number(application: Application) -> str:
+    """CCCD: the last 9 digits of the personal identification number."""
+    return application.personal_id[-9:]
+
+
+def build_mrz(application: Application, profile: DocumentProfile) -> TD1:
+    """The TD1 MRZ of a CCCD card (ICAO 9303-5 §4.2.2 with the CCCD optional-data layout)."""
+    pid = application.personal_id
+    primary, secondary = split_name(application.full_name)
+    return TD1(
+        document_code=profile.document_code,
+        issuing_state=profile.issuing_state,
+        document_number=document_number(application),
+        optional_data_1=pid + "<<" + check_digit(pid),
+        date_of_birth=yymmdd(application.date_of_birth),
+        sex=application.sex,
+        date_of_expiry=yymmdd(application.expiry_date),
+        nationality=profile.nationality,
+        optional_data_2="",
+        name=name_field(primary, secondary),
+    )
+
+
+def build_dg13(application: Application, profile: DocumentProfile) -> DG13:
+    """The Vietnamese DG13 (fact sheet §5.3) from the application."""
+    expiry = (ddmmyyyy(application.expiry_date) if application.expiry_date
+              else profile.expiry.none_text)
+    return DG13(
+        personal_id=application.personal_id,
+        full_name=application.full_name,
+        date_of_birth=ddmmyyyy(application.date_of_birth),
+        sex="Nam" if application.sex == "M" else "Nữ",
+        nationality="Việt Nam",
+        ethnicity=application.ethnicity,
+        religion=application.religion,
+        place_of_origin=application.place_of_origin,
+        place_of_residence=application.place_of_residence,
+        identifying_marks=application.identifying_marks,
+        issue_date=ddmmyyyy(application.issue_date),
+        expiry_date=expiry,
+        father_name=application.father_name,
+        mother_name=application.mother_name,
+        spouse_name=application.spouse_name,
+        former_id_number=application.former_id_number,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CardData:
+    """The chip files of one card before signing, keyed by data group number."""
+
+    application_id: str
+    document_number: str
+    mrz: TD1
+    data_groups: dict[int, bytes]
+    com_tags: tuple[int, ...]
+
+    @property
+    def bac_key(self) -> tuple[str, str, str]:
+        """(document number, date of birth, date of expiry) as the BAC seed is set."""
+        return self.mrz.document_number, self.mrz.date_of_birth, self.mrz.date_of_expiry
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCard:
+    """Every file of one card, exactly as the chip holds it (tag and length included)."""
+
+    data: CardData
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class Preparer:
+    """Prepares cards for one profile with one Document Signer."""
+
+    def __init__(self, profile: DocumentProfile, signer: SODSigner) -> None:
+        self._profile = profile
+        self._sod = SODBuilder(signer, profile.hash_algorithm)
+
+    def card_data(self, application: Application) -> CardData:
+        """MRZ, DG1, DG2, DG13 (what the profile lists) — everything but the signature."""
+        profile = self._profile
+        mrz = build_mrz(application, profile)
+        makers = {
+            1: lambda: encode_dg1(mrz.text),
+            2: lambda: encode_dg2(application.portrait.jpeg, application.portrait.width,
+                                  application.portrait.height, gender=application.sex),
+            13: lambda: encode_dg13(build_dg13(application, profile)),
+        }
+        groups = {n: makers[n]() for n in profile.data_groups}
+        tags = [files.DATA_GROUPS[n].tag for n in profile.data_groups]
+        if profile.active_authentication:
+            tags += [files.DATA_GROUPS[14].tag, files.DATA_GROUPS[15].tag]
+        return CardData(application.application_id, mrz.document_number, mrz, groups,
+                        tuple(t for t in tags if t is not None))
+
+    def sign(self, data: CardData, chip_groups: Mapping[int, bytes] | None = None) -> bytes:
+        """EF.SOD over the profile's DGs plus those the chip contributed (DG14, DG15)."""
+        return self._sod.build({**data.data_groups, **(chip_groups or {})})
+
+    def com(self, data: CardData, with_chip_groups: bool) -> bytes:
+        """EF.COM listing the data groups present."""
+        tags = data.com_tags if with_chip_groups else tuple(
+            files.DATA_GROUPS[n].tag or 0 for n in sorted(data.data_groups))
+        return encode_com(tags, self._profile.lds_version, self._profile.unicode_version)
+
+    def prepare(self, application: Application) -> PreparedCard:
+        """All files of a card whose chip adds no data group (the ``prep`` command)."""
+        data = self.card_data(application)
+        out = {"EF.COM": self.com(data, with_chip_groups=False)}
+        out.update({files.DATA_GROUPS[n].name: body for n, body in data.data_groups.items()})
+        out["EF.SOD"] = self.sign(data)
+        return PreparedCard(data, out)
