@@ -27,7 +27,6 @@ from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClas
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import (
     encode_ec_public_key,
-    encode_ecdsa_signature,
     encode_named_curve_parameters,
 )
 from pkcs11.util.rsa import encode_rsa_public_key
@@ -416,7 +415,25 @@ class HSM:
                 pooled.keys.pop((label, key_id), None)  # the handle may be stale
                 raise
         # ICAO 9303-10 / RFC 5753: CMS carries ECDSA as DER SEQUENCE { r, s }, PKCS#11 gives r‖s.
-        return encode_ecdsa_signature(raw) if spec.key_type == "EC" else bytes(raw)
+        return der_ecdsa_signature(raw) if spec.key_type == "EC" else bytes(raw)
+
+
+def _der_integer(value: bytes) -> bytes:
+    """A DER INTEGER of an unsigned big-endian number (X.690 §8.3: minimal, non-negative)."""
+    value = value.lstrip(b"\x00") or b"\x00"
+    if value[0] & 0x80:
+        value = b"\x00" + value
+    return bytes((0x02, len(value))) + value
+
+
+def der_ecdsa_signature(raw: bytes) -> bytes:
+    """PKCS#11 r‖s → DER Ecdsa-Sig-Value ``SEQUENCE { r INTEGER, s INTEGER }`` (RFC 5753)."""
+    if not raw or len(raw) % 2 or len(raw) > 132:
+        raise SigningRefused("ECDSA", f"HSM returned a {len(raw)}-byte signature")
+    half = len(raw) // 2
+    body = _der_integer(raw[:half]) + _der_integer(raw[half:])
+    length = bytes((len(body),)) if len(body) < 0x80 else bytes((0x81, len(body)))
+    return b"\x30" + length + body
 
 
 def _sign_raw(key: Any, data: bytes, spec: AlgorithmSpec, *, ecdsa_sha256: bool) -> bytes:

@@ -21,7 +21,7 @@ from personalization.applications.model import Application
 from personalization.profile import DocumentProfile
 from personalization.synth import synthesize
 
-BENCH_TOKEN = "cardline-bench"
+BENCH_TOKEN = "cardline-bench"  # noqa: S105 -- a token label, not a secret
 BENCH_OFFICERS = ("bench officer 1", "bench officer 2")
 
 

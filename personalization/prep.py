@@ -7,7 +7,9 @@ the full 12 digits, two fillers and the check digit of the 12 digits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -118,13 +120,15 @@ class Preparer:
     def __init__(self, profile: DocumentProfile, signer: SODSigner) -> None:
         self._profile = profile
         self._sod = SODBuilder(signer, profile.hash_algorithm)
+        self._com_cache: dict[tuple[int, ...], bytes] = {}
 
     def card_data(self, application: Application) -> CardData:
         """MRZ, DG1, DG2, DG13 (what the profile lists) — everything but the signature."""
         profile = self._profile
         mrz = build_mrz(application, profile)
+        text = mrz.text
         makers = {
-            1: lambda: encode_dg1(mrz.text),
+            1: lambda: encode_dg1(text),
             2: lambda: encode_dg2(application.portrait.jpeg, application.portrait.width,
                                   application.portrait.height, gender=application.sex),
             13: lambda: encode_dg13(build_dg13(application, profile)),
@@ -144,7 +148,11 @@ class Preparer:
         """EF.COM listing the data groups present."""
         tags = data.com_tags if with_chip_groups else tuple(
             files.DATA_GROUPS[n].tag or 0 for n in sorted(data.data_groups))
-        return encode_com(tags, self._profile.lds_version, self._profile.unicode_version)
+        cached = self._com_cache.get(tags)
+        if cached is None:  # EF.COM depends on the profile only: encode it once per tag list
+            cached = encode_com(tags, self._profile.lds_version, self._profile.unicode_version)
+            self._com_cache[tags] = cached
+        return cached
 
     def prepare(self, application: Application) -> PreparedCard:
         """All files of a card whose chip adds no data group (the ``prep`` command)."""
@@ -153,3 +161,23 @@ class Preparer:
         out.update({files.DATA_GROUPS[n].name: body for n, body in data.data_groups.items()})
         out["EF.SOD"] = self.sign(data)
         return PreparedCard(data, out)
+
+
+def prepare_all(preparer: Preparer, applications: Iterable[Application],
+                threads: int = 2) -> Iterator[PreparedCard]:
+    """Prepare many cards in order, overlapping one card's Python work with another's signing.
+
+    The HSM call releases the GIL (python-pkcs11 PR #87) while the adapter serialises calls into
+    the module, so with two threads the CPU work of card n+1 runs during the signature of card n.
+    """
+    if threads <= 1:
+        yield from map(preparer.prepare, applications)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prep") as pool:
+        window: deque[Future[PreparedCard]] = deque()
+        for application in applications:
+            window.append(pool.submit(preparer.prepare, application))
+            if len(window) > 2 * threads:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()

@@ -18,6 +18,10 @@ def encode_length(length: int) -> bytes:
         raise TLVError(f"negative length {length}")
     if length < 0x80:
         return bytes((length,))
+    if length <= 0xFF:
+        return bytes((0x81, length))
+    if length <= 0xFFFF:
+        return bytes((0x82, length >> 8, length & 0xFF))
     body = length.to_bytes((length.bit_length() + 7) // 8, "big")
     if len(body) > 4:
         raise TLVError(f"length {length} too large")

@@ -118,3 +118,15 @@ def test_forked_child_reinitialises_and_signs(hsm: HSM) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     hsm.sign("K1", b"parent again", "ecdsa-p256")
+
+
+def test_der_ecdsa_signature_matches_the_reference_encoding():
+    """Our r‖s → DER conversion equals python-pkcs11's, including high-bit and short values."""
+    from pkcs11.util.ec import encode_ecdsa_signature
+
+    from hsm.pkcs11 import der_ecdsa_signature
+
+    cases = [bytes(range(64)), b"\xff" * 64, b"\x00" * 31 + b"\x01" + b"\x80" + bytes(31),
+             b"\x00" * 64, bytes(range(200, 256)) + bytes(8)]
+    for raw in cases:
+        assert der_ecdsa_signature(raw) == encode_ecdsa_signature(raw)

@@ -61,8 +61,15 @@ class DG13:
     extra: tuple[tuple[int, bytes], ...] = ()  # (field number, value DER) of unknown fields
 
 
+# Encoded once: the field-number INTEGERs (00..7F) and the version + content OID header.
+_FIELD_NUMBER = {n: bytes((0x02, 0x01, n)) for n in range(0x80)}
+_HEADER = asn1.integer(VERSION) + asn1.oid(CONTENT_OID)
+
+
 def _utf8(text: str) -> bytes:
-    return tlv.encode(DERTag.UTF8_STRING, unicodedata.normalize("NFC", text).encode("utf-8"))
+    if not unicodedata.is_normalized("NFC", text):  # cheap check; normalise only when needed
+        text = unicodedata.normalize("NFC", text)
+    return tlv.encode(DERTag.UTF8_STRING, text.encode("utf-8"))
 
 
 def _validate(dg13: DG13) -> None:
@@ -85,8 +92,8 @@ def _validate(dg13: DG13) -> None:
 
 
 def _values(dg13: DG13) -> list[tuple[int, bytes]]:
-    values = [(n, _utf8(getattr(dg13, name))) for n, name in _TEXT_FIELDS.items()
-              if getattr(dg13, name) is not None]
+    values = [(n, _utf8(value)) for n, name in _TEXT_FIELDS.items()
+              if (value := getattr(dg13, name)) is not None]
     if dg13.father_name is not None or dg13.mother_name is not None:
         pair = _utf8(dg13.father_name or "") + _utf8(dg13.mother_name or "")
         values.append((PARENTS, tlv.encode(DERTag.SEQUENCE, pair)))
@@ -103,9 +110,8 @@ def encode_dg13(dg13: DG13) -> bytes:
     encoded bytes, as DER requires.
     """
     _validate(dg13)
-    elements = [asn1.sequence(asn1.integer(n), value) for n, value in _values(dg13)]
-    body = asn1.integer(VERSION) + asn1.oid(CONTENT_OID) + asn1.set_of(elements)
-    return tlv.encode(DG13_TAG, asn1.sequence(body))
+    elements = [asn1.sequence(_FIELD_NUMBER[n], value) for n, value in _values(dg13)]
+    return tlv.encode(DG13_TAG, asn1.sequence(_HEADER + asn1.set_of(elements)))
 
 
 def _text(value: tlv.TLV, what: str) -> str:

@@ -6,6 +6,7 @@ Pure values: :func:`transliterate` and :func:`name_field` build the name line,
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ _SPECIAL = {"Đ": "D", "Ð": "D", "Æ": "AE", "Œ": "OE", "Ø": "OE", "ß": "SS"
 _SEPARATORS = re.compile(r"[\s\-<]+")
 
 
+@functools.lru_cache(maxsize=8192)  # names repeat a lot; the function is pure
 def transliterate(text: str) -> str:
     """ICAO 9303-3 §6: Latin text with diacritics to MRZ characters (A–Z, 0–9, '<').
 
