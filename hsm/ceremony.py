@@ -69,6 +69,7 @@ def init_csca(
     label: str = "CSCA", country: str = "VN", icao_code: str = "VNM",
     common_name: str = "CSCA Vietnam", algorithm: str = "ecdsa-p256",
     validity_years: int = 15, usage_years: int = 5, rng: Random = secrets.token_bytes,
+    ec_parameters: str = "explicit",
 ) -> KeyRecord:
     """Generate the CSCA key in the HSM and its self-signed certificate (9303-12 Table 1)."""
     pair = check_officers(officers)
@@ -84,7 +85,7 @@ def init_csca(
         spki_der=spki, serial_number=serial_from_random(rng(16)), country=country,
         icao_code=icao_code, common_name=common_name, name_serial=str(csca_count + 1),
         validity=(at, years_after(at, validity_years)), usage=usage,
-        sign=lambda tbs: hsm.sign(label, tbs, algorithm, key_id),
+        sign=lambda tbs: hsm.sign(label, tbs, algorithm, key_id), ec_parameters=ec_parameters,
     )
     verify_certificate_signature(certificate, certificate)
     record = KeyRecord(label, key_id, "CSCA", algorithm, certificate, usage[0], usage[1], None, 0,
@@ -114,6 +115,7 @@ def new_ds(
     usage_days: int, max_documents: int, doc_types: Sequence[str] = ("ID",),
     algorithm: str = "ecdsa-p256", label_prefix: str = "DS", icao_code: str = "VNM",
     document_validity_years: int = 10, rng: Random = secrets.token_bytes,
+    ec_parameters: str = "explicit",
 ) -> KeyRecord:
     """Generate a DS key in the HSM, certify it with the CSCA, activate it, retire the old DS."""
     pair = check_officers(officers)
@@ -135,7 +137,7 @@ def new_ds(
         spki_der=spki, serial_number=serial_from_random(rng(16)), csca_der=csca.certificate,
         icao_code=icao_code, common_name=f"Document Signer {icao_code}",
         name_serial=f"{at:%Y%m%d}{number:03d}", validity=validity,
-        usage=usage, doc_types=doc_types,
+        usage=usage, doc_types=doc_types, ec_parameters=ec_parameters,
         sign=lambda tbs: hsm.sign(csca.label, tbs, csca.algorithm, csca.key_id),
     )
     verify_certificate_signature(certificate, csca.certificate)

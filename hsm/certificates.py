@@ -15,7 +15,7 @@ from datetime import datetime
 from asn1crypto import algos, core, pem, x509
 from asn1crypto import keys as asn1_keys
 
-from hsm.ecparams import explicit_spki
+from hsm.ecparams import spki_form
 from hsm.errors import CertificateError
 from hsm.verify import load_public_key, verify_signature
 
@@ -149,10 +149,10 @@ def _subject(country: str, common_name: str, name_serial: str) -> x509.Name:
 def build_csca_certificate(
     *, spki_der: bytes, serial_number: int, country: str, icao_code: str, common_name: str,
     name_serial: str, validity: tuple[datetime, datetime], usage: tuple[datetime, datetime],
-    sign: Signer,
+    sign: Signer, ec_parameters: str = "explicit",
 ) -> bytes:
     """A self-signed CSCA certificate with the 9303-12 Table 6 CSCA-root extensions."""
-    spki = explicit_spki(spki_der)
+    spki = spki_form(spki_der, ec_parameters)
     name = _subject(country, common_name, name_serial)
     key_id = _key_id(spki)
     extensions = (
@@ -171,14 +171,14 @@ def build_csca_certificate(
 def build_ds_certificate(
     *, spki_der: bytes, serial_number: int, csca_der: bytes, icao_code: str, common_name: str,
     name_serial: str, validity: tuple[datetime, datetime], usage: tuple[datetime, datetime],
-    doc_types: Iterable[str], sign: Signer,
+    doc_types: Iterable[str], sign: Signer, ec_parameters: str = "explicit",
 ) -> bytes:
     """A Document Signer certificate issued by ``csca_der`` (9303-12 Table 6, DS column)."""
     csca = load_certificate(csca_der)
     issuer_key_id = subject_key_identifier(csca_der)
     if issuer_key_id is None:
         raise CertificateError("the CSCA certificate has no SubjectKeyIdentifier")
-    spki = explicit_spki(spki_der)
+    spki = spki_form(spki_der, ec_parameters)
     country = csca.subject.native["country_name"]
     types = sorted(set(doc_types), key=lambda t: core.PrintableString(t).dump())  # DER SET OF order
     if not types or any(not 1 <= len(t) <= 2 for t in types):

@@ -119,3 +119,29 @@ def explicit_spki(spki_der: bytes) -> bytes:
         "public_key": point,
     })
     return bytes(rebuilt.dump())
+
+
+def named_spki(spki_der: bytes) -> bytes:
+    """Rewrite an EC SubjectPublicKeyInfo with its named-curve OID; RSA passes unchanged."""
+    try:
+        info = asn1_keys.PublicKeyInfo.load(spki_der)
+        if info["algorithm"]["algorithm"].native != "ec":
+            return bytes(info.dump())
+        curve = match_curve(info["algorithm"]["parameters"])
+        point = bytes(info["public_key"].native)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CertificateError(f"malformed SubjectPublicKeyInfo: {exc}") from exc
+    rebuilt = asn1_keys.PublicKeyInfo({
+        "algorithm": {"algorithm": "ec", "parameters": ("named", curve.name)},
+        "public_key": point,
+    })
+    return bytes(rebuilt.dump())
+
+
+def spki_form(spki_der: bytes, ec_parameters: str) -> bytes:
+    """The SPKI with EC parameters ``"explicit"`` (ICAO 9303-12 §4.1.6) or ``"named"``."""
+    if ec_parameters == "explicit":
+        return explicit_spki(spki_der)
+    if ec_parameters == "named":
+        return named_spki(spki_der)
+    raise CertificateError(f"EC parameters must be 'explicit' or 'named', not {ec_parameters!r}")

@@ -32,6 +32,9 @@ class BenchHSM:
     signer: DSSigner
     csca_der: bytes
     data_dir: Path
+    module: str
+    token: str
+    pin: str
 
 
 @contextmanager
@@ -53,7 +56,7 @@ def bench_hsm(root: Path, algorithm: str = "ecdsa-p256") -> Iterator[BenchHSM]:
                 new_ds(hsm, inventory, officers=BENCH_OFFICERS, at=now, usage_days=30,
                        max_documents=10_000_000, algorithm=algorithm, label_prefix="DS-BENCH")
             with DSSigner(module, BENCH_TOKEN, pin, inventory, block=4096) as signer:
-                yield BenchHSM(signer, csca.certificate, data_dir)
+                yield BenchHSM(signer, csca.certificate, data_dir, module, BENCH_TOKEN, pin)
     finally:
         release_module(module)
         if previous is None:

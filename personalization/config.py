@@ -30,6 +30,9 @@ class HSMConfig(_Frozen):
     csca_label: str = "CSCA"
     ds_label_prefix: str = "DS"
     algorithm: Literal["ecdsa-p256", "rsa-pss-2048", "rsa-pss-3072"] = "ecdsa-p256"
+    # ICAO 9303-12 §4.1.6 wants explicit EC domain parameters in CSCA/DS certificates;
+    # "named" is for relying parties whose verifiers refuse them (OpenSSL 3 does).
+    ec_parameters: Literal["explicit", "named"] = "explicit"
     ds_max_documents: int = Field(100_000, gt=0)
     ds_usage_days: int = Field(90, gt=0, le=3650)
     signer_sessions: int = Field(2, ge=1, le=64)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from personalization.cli import applications, bench, keys, line, printers, qa
+from personalization.cli.prep import prep
 from personalization.cli.common import configure_logging
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(printers.app, name="printers")
 app.add_typer(line.app, name="line")
 app.add_typer(qa.app, name="qa")
 app.add_typer(bench.app, name="bench")
+app.command("prep")(prep)
 
 
 def main() -> None:

@@ -91,7 +91,7 @@ def init(officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG,
             record = ceremony.init_csca(
                 hsm, inventory, officers=officer, at=_now(), label=config.hsm.csca_label,
                 country=country, icao_code=icao_code, common_name=common_name,
-                algorithm=config.hsm.algorithm)
+                algorithm=config.hsm.algorithm, ec_parameters=config.hsm.ec_parameters)
     except (HSMError, PersonalizationError) as exc:
         fail(str(exc))
     console.print(f"CSCA {record.label!r} created ({record.algorithm})")
@@ -113,7 +113,8 @@ def new_ds(
                 hsm, inventory, officers=officer, at=_now(),
                 usage_days=usage_days or config.hsm.ds_usage_days,
                 max_documents=max_documents or config.hsm.ds_max_documents,
-                algorithm=config.hsm.algorithm, label_prefix=config.hsm.ds_label_prefix)
+                algorithm=config.hsm.algorithm, label_prefix=config.hsm.ds_label_prefix,
+                ec_parameters=config.hsm.ec_parameters)
     except (HSMError, PersonalizationError) as exc:
         fail(str(exc))
     console.print(f"DS {record.label!r} active until {record.not_after:%Y-%m-%d} "

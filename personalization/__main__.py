@@ -1,0 +1,5 @@
+"""``python -m personalization``: the cardline CLI."""
+
+from personalization.cli import main
+
+main()
