@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from personalization.cli import applications, bench, keys, line, printers, qa
-from personalization.cli.prep import prep
 from personalization.cli.common import configure_logging
+from personalization.cli.prep import prep
 
 app = typer.Typer(
     name="cardline",
