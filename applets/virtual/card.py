@@ -9,6 +9,7 @@ serial is deliberately not in it, so a card cannot be traced without access cont
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -78,12 +79,18 @@ class VirtualEMRTD:
     def __init__(
         self, serial: str, memory: ChipMemory | None = None, rng: RNG = secrets.token_bytes,
         max_command_data: int = 65535, on_change: Callable[[ChipMemory], None] | None = None,
+        write_through: bool = True,
     ) -> None:
         self.serial = serial
         self.memory = memory if memory is not None else ChipMemory()
         self.rng = rng
         self.max_command_data = max_command_data
         self.on_change = on_change
+        # write_through=False: persist at power-off, reset and LOCK only (the card host's mode:
+        # EEPROM timing is modelled by the timing model; the file only has to outlive removal).
+        self.write_through = write_through
+        self._dirty = False
+        self._lock = threading.RLock()  # the bridge thread executes, the host thread may flush
         self.last_eeprom_bytes = 0
         self._applet = False
         self._current: int | None = None
@@ -100,15 +107,28 @@ class VirtualEMRTD:
         self._applet, self._current, self._sm, self._bac = False, None, None, None
 
     def power_off(self) -> None:
-        """Field off: session keys and selections are lost."""
+        """Field off: session keys and selections are lost; memory is persisted."""
+        self.flush()
         self.power_on()
 
     def reset(self) -> None:
-        """Warm reset."""
+        """Warm reset; memory is persisted."""
+        self.flush()
         self.power_on()
+
+    def flush(self) -> None:
+        """Hand the memory to ``on_change`` if it changed since the last hand-over."""
+        with self._lock:
+            if self._dirty and self.on_change is not None:
+                self._dirty = False
+                self.on_change(self.memory)
 
     def execute(self, command: bytes) -> bytes:
         """Raw command in, raw response out; never raises."""
+        with self._lock:
+            return self._execute_locked(command)
+
+    def _execute_locked(self, command: bytes) -> bytes:
         self.last_eeprom_bytes = 0
         try:
             return self._execute(bytes(command)).encode()
@@ -163,8 +183,9 @@ class VirtualEMRTD:
 
     def _changed(self, eeprom_bytes: int) -> None:
         self.last_eeprom_bytes += eeprom_bytes
-        if self.on_change is not None:
-            self.on_change(self.memory)
+        self._dirty = True
+        if self.write_through or self.memory.locked:
+            self.flush()
 
     def _guarded(self) -> ResponseAPDU | None:
         """Reads need BAC once the chip is locked (ICAO 9303-11 §4.3)."""

@@ -153,7 +153,10 @@ class CardHost:
 
     def _remove(self, index: int) -> str | None:
         serial, self.serials[index] = self.serials[index], None
-        self.bridges[index].remove()  # the store already persisted every change
+        card = self.bridges[index].remove()
+        flush = getattr(card, "flush", None)
+        if callable(flush):
+            flush()  # persisted before the remover hears back (chips open with deferred writes)
         if serial is not None:
             _log.info("chip_removed", reader=index)
         return serial
@@ -190,11 +193,28 @@ def _timing(name: str) -> TimingModel | None:
     return REALISTIC
 
 
+class _DeferredChips:
+    """The chip store, opening chips that persist at power-off, reset, LOCK and removal: the
+    timing model stands for EEPROM writes, so the file need not be rewritten per APDU."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def exists(self, serial: str) -> bool:
+        """As the store."""
+        return bool(self._store.exists(serial))
+
+    def open(self, serial: str) -> CardLike:
+        """The chip, with deferred writes."""
+        card: CardLike = self._store.open(serial, write_through=False)
+        return card
+
+
 def serve(data_dir: Path, readers: int, base_port: int, chips: Path, timing: str) -> None:
     """Run the host until SIGTERM/SIGINT: bridges up, control socket served."""
     from applets.virtual.store import ChipStore
 
-    host = CardHost(readers, base_port, ChipStore(chips), _timing(timing))
+    host = CardHost(readers, base_port, _DeferredChips(ChipStore(chips)), _timing(timing))
     path = data_dir / "pcsc" / "host.sock"
     path.unlink(missing_ok=True)
     host.start()

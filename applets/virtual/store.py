@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ class ChipStore:
 
     def _write(self, serial: str, memory: ChipMemory) -> None:
         path = self._path(serial)
-        temporary = path.with_suffix(SUFFIX + ".tmp")
+        # One temporary name per writer thread, so two flushes never trip over each other.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         temporary.write_bytes(dump_memory(serial, memory))
         os.replace(temporary, path)  # atomic: readers see the old or the new snapshot
 
@@ -100,16 +102,19 @@ class ChipStore:
         return created
 
     def open(
-        self, serial: str, rng: RNG = secrets.token_bytes, max_command_data: int = 65535
+        self, serial: str, rng: RNG = secrets.token_bytes, max_command_data: int = 65535,
+        write_through: bool = True,
     ) -> VirtualEMRTD:
-        """The chip with this serial; its memory is written back after every change."""
+        """The chip with this serial; its memory is written back after every change, or, with
+        ``write_through=False``, at power-off, reset and LOCK."""
         path = self._path(serial)
         try:
             memory = load_memory(serial, path.read_bytes())
         except FileNotFoundError as exc:
             raise ChipStoreError(serial, "no such chip") from exc
         return VirtualEMRTD(serial, memory, rng, max_command_data,
-                            on_change=lambda m: self._write(serial, m))
+                            on_change=lambda m: self._write(serial, m),
+                            write_through=write_through)
 
     def remove(self, serial: str) -> None:
         """Delete a chip's memory file."""

@@ -95,7 +95,7 @@ def test_two_encoders_at_once_then_exact_read_back(
             thread.start()
         for thread in threads:
             thread.join(60)
-        for slot, (index, _serial) in enumerate(chips):
+        for slot, (index, serial) in enumerate(chips):
             card = results[slot]
             assert not isinstance(card, Exception)
             names = list(card.files)  # type: ignore[attr-defined]
@@ -104,6 +104,9 @@ def test_two_encoders_at_once_then_exact_read_back(
             assert card.apdus <= 1.05 * card.min_apdus + 1  # type: ignore[attr-defined]
             got = read_back(encoder_bank.reader_name(index), datas[slot].bac_key, names)
             assert got == card.files  # type: ignore[attr-defined]
+    for _index, serial in chips:  # after removal the stored chip is locked and complete
+        memory = ChipStore(encoder_bank.chips_dir).open(serial).memory
+        assert memory.lifecycle is Lifecycle.LOCKED and len(memory.files) == 7
 
 
 class PullAfter:
@@ -140,8 +143,9 @@ def test_card_pulled_mid_write_is_a_clear_error_and_a_bad_card(
         error = caught.value
         assert (error.station, error.chip_serial) == ("station-pull", serial)
         assert error.step.startswith("write ")
-        memory = ChipStore(encoder_bank.chips_dir).open(serial).memory
-        assert memory.lifecycle is not Lifecycle.LOCKED
+    memory = ChipStore(encoder_bank.chips_dir).open(serial).memory  # persisted at removal
+    assert memory.lifecycle is Lifecycle.PERSONALIZING  # partly written, never locked
+    assert memory.aa_scalar is not None and files.EF_SOD.fid not in memory.files
 
 
 def test_hsm_refusal_leaves_no_locked_card_without_sod(
@@ -166,6 +170,10 @@ def test_hsm_refusal_leaves_no_locked_card_without_sod(
             with pytest.raises(EncodeError) as caught:
                 station.personalize(data, serial)
         assert caught.value.step == "sign EF.SOD in the HSM"
-        memory = ChipStore(encoder_bank.chips_dir).open(serial).memory
-        assert memory.lifecycle is not Lifecycle.LOCKED
-        assert files.EF_SOD.fid not in memory.files
+        from hsm.errors import HSMError
+
+        assert isinstance(caught.value.__cause__, HSMError)
+    memory = ChipStore(encoder_bank.chips_dir).open(serial).memory  # persisted at removal
+    assert memory.aa_scalar is not None  # the chip got as far as its key …
+    assert memory.lifecycle is not Lifecycle.LOCKED  # … but is neither locked
+    assert not memory.files  # … nor carries any file, least of all an EF.SOD
