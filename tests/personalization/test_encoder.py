@@ -95,7 +95,7 @@ def test_two_encoders_at_once_then_exact_read_back(
             thread.start()
         for thread in threads:
             thread.join(60)
-        for slot, (index, serial) in enumerate(chips):
+        for slot, (index, _serial) in enumerate(chips):
             card = results[slot]
             assert not isinstance(card, Exception)
             names = list(card.files)  # type: ignore[attr-defined]
