@@ -61,6 +61,8 @@ class DG13:
     extra: tuple[tuple[int, bytes], ...] = ()  # (field number, value DER) of unknown fields
 
 
+_FIELD_NAMES = tuple(f.name for f in fields(DG13) if f.name != "extra")
+_PERSONAL_ID = re.compile("[0-9]{12}")
 # Encoded once: the field-number INTEGERs (00..7F) and the version + content OID header.
 _FIELD_NUMBER = {n: bytes((0x02, 0x01, n)) for n in range(0x80)}
 _HEADER = asn1.integer(VERSION) + asn1.oid(CONTENT_OID)
@@ -73,10 +75,10 @@ def _utf8(text: str) -> bytes:
 
 
 def _validate(dg13: DG13) -> None:
-    for field in fields(dg13):
-        if getattr(dg13, field.name) == "":
-            raise LDSError(FILE, f"{field.name} is empty; use None for an absent field")
-    if dg13.personal_id is not None and not re.fullmatch("[0-9]{12}", dg13.personal_id):
+    for name in _FIELD_NAMES:
+        if getattr(dg13, name) == "":
+            raise LDSError(FILE, f"{name} is empty; use None for an absent field")
+    if dg13.personal_id is not None and not _PERSONAL_ID.fullmatch(dg13.personal_id):
         raise LDSError(FILE, "personal_id must be 12 digits")
     for name in ("date_of_birth", "issue_date", "expiry_date"):
         value = getattr(dg13, name)
@@ -85,6 +87,8 @@ def _validate(dg13: DG13) -> None:
             raise LDSError(FILE, f"{name} must be dd/mm/yyyy, got {value!r}")
     if dg13.sex not in (None, "Nam", "Nữ"):
         raise LDSError(FILE, f"sex must be 'Nam' or 'Nữ', got {dg13.sex!r}")
+    if not dg13.extra:
+        return
     known = {*_TEXT_FIELDS, PARENTS, SPOUSE}
     numbers = [n for n, _ in dg13.extra]
     if any(n in known or not 0 <= n <= 0x7F for n in numbers) or len(set(numbers)) != len(numbers):

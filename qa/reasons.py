@@ -1,0 +1,101 @@
+"""The stable reason codes of a failed QA check, each with a message a person understands.
+
+Codes are part of the interface (``cardline qa verify --json``, the journal, batch reports):
+never rename one, only add. A :class:`Finding` is one code plus a non-personal detail
+(a data group number, a status word, a certificate field) — never an MRZ, name or key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a card failed QA (one code per kind of failure)."""
+
+    BAC_FAILED = "bac_failed"
+    READ_FAILED = "read_failed"
+    SOD_MALFORMED = "sod_malformed"
+    SOD_DIGEST_MISMATCH = "sod_digest_mismatch"
+    SOD_SIGNATURE_INVALID = "sod_signature_invalid"
+    DS_CERTIFICATE_INVALID = "ds_certificate_invalid"
+    DS_NOT_TRUSTED = "ds_not_trusted"
+    CSCA_NOT_VALID = "csca_not_valid"
+    DS_EXPIRED = "ds_expired"
+    DS_NOT_YET_VALID = "ds_not_yet_valid"
+    DS_OUTSIDE_USAGE_PERIOD = "ds_outside_usage_period"
+    DS_DOCUMENT_TYPE_MISSING = "ds_document_type_missing"
+    DS_DOCUMENT_TYPE_MISMATCH = "ds_document_type_mismatch"
+    DG_HASH_MISMATCH = "dg_hash_mismatch"
+    DG_MISSING = "dg_missing"
+    DG_UNSIGNED = "dg_unsigned"
+    DG_MALFORMED = "dg_malformed"
+    COM_INCONSISTENT = "com_inconsistent"
+    AA_FAILED = "aa_failed"
+    AA_KEY_MISSING = "aa_key_missing"
+    DG1_MISMATCH = "dg1_mismatch"
+    DG13_MISMATCH = "dg13_mismatch"
+    DG2_MISMATCH = "dg2_mismatch"
+    NOT_LOCKED = "not_locked"
+    PLAIN_READ_ALLOWED = "plain_read_allowed"
+
+    @property
+    def message(self) -> str:
+        """The sentence shown to QA staff."""
+        return MESSAGES[self]
+
+
+MESSAGES: dict[Reason, str] = {
+    Reason.BAC_FAILED: "The chip refused Basic Access Control with the keys from the MRZ.",
+    Reason.READ_FAILED: "A file could not be read from the chip over secure messaging.",
+    Reason.SOD_MALFORMED: "The security object (EF.SOD) is missing or not a valid ICAO SOD.",
+    Reason.SOD_DIGEST_MISMATCH: "The SOD's signed digest does not match its list of hashes.",
+    Reason.SOD_SIGNATURE_INVALID: "The SOD signature does not verify with its signer certificate.",
+    Reason.DS_CERTIFICATE_INVALID: "The Document Signer certificate is malformed or misused.",
+    Reason.DS_NOT_TRUSTED: "The Document Signer was not issued by a trusted CSCA.",
+    Reason.CSCA_NOT_VALID: "The CSCA that issued the Document Signer is not valid now.",
+    Reason.DS_EXPIRED: "The Document Signer certificate has expired.",
+    Reason.DS_NOT_YET_VALID: "The Document Signer certificate is not valid yet.",
+    Reason.DS_OUTSIDE_USAGE_PERIOD:
+        "The card was signed outside the Document Signer's private key usage period.",
+    Reason.DS_DOCUMENT_TYPE_MISSING:
+        "The Document Signer certificate has no DocumentType extension.",
+    Reason.DS_DOCUMENT_TYPE_MISMATCH:
+        "The Document Signer is not allowed to sign this type of document.",
+    Reason.DG_HASH_MISMATCH: "A data group differs from the one that was signed.",
+    Reason.DG_MISSING: "A data group listed in the SOD is not on the chip.",
+    Reason.DG_UNSIGNED: "A data group on the chip is not covered by the SOD.",
+    Reason.DG_MALFORMED: "A data group on the chip cannot be decoded.",
+    Reason.COM_INCONSISTENT: "EF.COM does not list the same data groups as the SOD.",
+    Reason.AA_FAILED: "Active Authentication failed: the chip could not prove its key.",
+    Reason.AA_KEY_MISSING: "The chip has no Active Authentication key (DG15).",
+    Reason.DG1_MISMATCH: "The MRZ on the chip (DG1) differs from the prepared MRZ.",
+    Reason.DG13_MISMATCH: "The personal data on the chip (DG13) differs from the application.",
+    Reason.DG2_MISMATCH: "The portrait on the chip (DG2) differs from the prepared image.",
+    Reason.NOT_LOCKED: "The chip accepted a personalization command: it is not locked.",
+    Reason.PLAIN_READ_ALLOWED: "The chip let a file be read without access control.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One failed check: its reason and a non-personal detail (``"DG2"``, ``"SW 6A82"``)."""
+
+    reason: Reason
+    detail: str = ""
+
+    @property
+    def code(self) -> str:
+        """The stable reason code."""
+        return self.reason.value
+
+    @property
+    def message(self) -> str:
+        """The reason's message, with the detail when there is one."""
+        base = self.reason.message
+        return f"{base} ({self.detail})" if self.detail else base
+
+    def as_dict(self) -> dict[str, str]:
+        """``{"code": …, "message": …}`` as ``--json`` and the journal carry it."""
+        return {"code": self.code, "message": self.message}
