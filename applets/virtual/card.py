@@ -86,7 +86,7 @@ class VirtualEMRTD:
         self.rng = rng
         self.max_command_data = max_command_data
         self.on_change = on_change
-        # write_through=False: persist at power-off, reset and LOCK only (the card host's mode:
+        # write_through=False: persist at power-off and reset only (the card host's mode:
         # EEPROM timing is modelled by the timing model; the file only has to outlive removal).
         self.write_through = write_through
         self._dirty = False
@@ -184,7 +184,7 @@ class VirtualEMRTD:
     def _changed(self, eeprom_bytes: int) -> None:
         self.last_eeprom_bytes += eeprom_bytes
         self._dirty = True
-        if self.write_through or self.memory.locked:
+        if self.write_through:
             self.flush()
 
     def _guarded(self) -> ResponseAPDU | None:

@@ -194,7 +194,7 @@ def _timing(name: str) -> TimingModel | None:
 
 
 class _DeferredChips:
-    """The chip store, opening chips that persist at power-off, reset, LOCK and removal: the
+    """The chip store, opening chips that persist at power-off, reset and removal: the
     timing model stands for EEPROM writes, so the file need not be rewritten per APDU."""
 
     def __init__(self, store: Any) -> None:

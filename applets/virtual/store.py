@@ -106,7 +106,7 @@ class ChipStore:
         write_through: bool = True,
     ) -> VirtualEMRTD:
         """The chip with this serial; its memory is written back after every change, or, with
-        ``write_through=False``, at power-off, reset and LOCK."""
+        ``write_through=False``, at power-off and reset (the card host also flushes at removal)."""
         path = self._path(serial)
         try:
             memory = load_memory(serial, path.read_bytes())
