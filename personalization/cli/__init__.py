@@ -6,6 +6,7 @@ import typer
 
 from personalization.cli import applications, bench, keys, line, printers, qa
 from personalization.cli.common import configure_logging
+from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.add_typer(line.app, name="line")
 app.add_typer(qa.app, name="qa")
 app.add_typer(bench.app, name="bench")
 app.command("prep")(prep)
+app.command("demo")(demo_command)
 
 
 def main() -> None:
