@@ -44,6 +44,8 @@ class BenchContext:
     cards: int
     bank: EncoderBank | None = None
     notes: list[str] = field(default_factory=list)
+    roundtrip_ms: float | None = None
+    encoded: list[tuple[str, CardData]] = field(default_factory=list)  # (chip serial, data)
 
 
 def prep_section(ctx: BenchContext) -> Figures:
@@ -93,8 +95,11 @@ def encode_section(ctx: BenchContext) -> Figures:
     with PCSCTransport(bank.reader_name(0)) as transport:
         station = EncoderStation("bench", transport, preparer)
         apps = ctx.applications
-        cards = [_encode_one(bank, transport, station, preparer.card_data(apps[i % len(apps)]),
-                             serial) for i, serial in enumerate(serials)]
+        datas = [preparer.card_data(apps[i % len(apps)]) for i in range(len(serials))]
+        cards = [_encode_one(bank, transport, station, data, serial)
+                 for data, serial in zip(datas, serials, strict=True)]
+    ctx.roundtrip_ms = roundtrip
+    ctx.encoded = list(zip(serials, datas, strict=True))
     measured = cards[1:] or cards  # the first card also learns the chip's limits
     apdus = statistics.mean(c.apdus for c in measured)
     minimum = statistics.mean(c.min_apdus for c in measured)
@@ -104,6 +109,34 @@ def encode_section(ctx: BenchContext) -> Figures:
             "encode_apdus_vs_min": round(apdus / minimum, 3),
             "encode_ms_per_card": round(ms, 3),
             "encode_ms_vs_wire": round(ms / (apdus * roundtrip), 3)}
+
+
+def qa_section(ctx: BenchContext) -> Figures:
+    """Full QA of a personalized card (zero-latency virtual card) against the raw round trip."""
+    from datetime import UTC, datetime
+
+    from hsm.certificates import certificate_to_pem
+    from personalization.prep import build_dg13
+    from qa.bench import measure
+    from qa.checks import Expected
+    from qa.passive_auth import TrustStore
+    from qa.readback import keys_from_fields
+
+    if not ctx.encoded:
+        encode_section(ctx)
+    bank, (serial, data) = _bank(ctx), ctx.encoded[-1]
+    application = next(a for a in ctx.applications if a.application_id == data.application_id)
+    trust = TrustStore.from_pem(certificate_to_pem(ctx.hsm.csca_der).encode("ascii"))
+    expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, ctx.profile),
+                        dg2_image=application.portrait.jpeg)
+    bank.client().insert(0, serial)
+    with PCSCTransport(bank.reader_name(0)) as transport:
+        transport.wait_for_card(5)
+        figures = measure(transport, keys_from_fields(*data.bac_key), trust,
+                          at=datetime.now(UTC), cards=ctx.cards, expected=expected)
+    bank.client().remove(0)
+    wire = figures["qa_apdus_per_card"] * (ctx.roundtrip_ms or 1.0)
+    return {**figures, "qa_ms_vs_wire": round(figures["qa_ms_per_card"] / wire, 3)}
 
 
 def printers_section(ctx: BenchContext) -> Figures:
@@ -125,6 +158,7 @@ def _bank(ctx: BenchContext) -> EncoderBank:
 SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "prep": prep_section,
     "encode": encode_section,
+    "qa": qa_section,
     "printers": printers_section,
 }
 
