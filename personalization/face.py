@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from applets.emrtd.lds.mrz import TD1
 from personalization.applications.model import Application
-from personalization.prep import ddmmyyyy
+from personalization.prep import shown
 from personalization.profile import DocumentProfile
 from printers.errors import LayoutError
 from printers.face import CardFace
@@ -13,19 +13,18 @@ from printers.layout import CardLayout
 
 def card_face(application: Application, mrz: TD1, profile: DocumentProfile) -> CardFace:
     """The visible fields, in the document's own language and date form."""
-    expiry = (ddmmyyyy(application.expiry_date) if application.expiry_date
-              else profile.expiry.none_text)
+    values = shown(application, profile)
     return CardFace(
         personal_id=application.personal_id,
         full_name=application.full_name,
-        date_of_birth=ddmmyyyy(application.date_of_birth),
-        sex="Nam" if application.sex == "M" else "Nữ",
-        nationality="Việt Nam",
+        date_of_birth=values.date_of_birth,
+        sex=values.sex,
+        nationality=values.nationality,
         place_of_origin=application.place_of_origin,
         place_of_residence=application.place_of_residence,
-        expiry=expiry,
+        expiry=values.expiry,
         identifying_marks=application.identifying_marks,
-        issue_date=ddmmyyyy(application.issue_date),
+        issue_date=values.issue_date,
         mrz_lines=mrz.lines(),
         photo=application.portrait.jpeg,
     )

@@ -66,23 +66,41 @@ def build_mrz(application: Application, profile: DocumentProfile) -> TD1:
     )
 
 
-def build_dg13(application: Application, profile: DocumentProfile) -> DG13:
-    """The Vietnamese DG13 (fact sheet §5.3) from the application."""
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Values as the document shows them, on the chip (DG13) and on the card face alike."""
+
+    date_of_birth: str
+    sex: str
+    nationality: str
+    issue_date: str
+    expiry: str
+
+
+def shown(application: Application, profile: DocumentProfile) -> Shown:
+    """Dates as dd/mm/yyyy, sex and nationality in Vietnamese, the no-expiry words."""
     expiry = (ddmmyyyy(application.expiry_date) if application.expiry_date
               else profile.expiry.none_text)
+    return Shown(ddmmyyyy(application.date_of_birth), "Nam" if application.sex == "M" else "Nữ",
+                 "Việt Nam", ddmmyyyy(application.issue_date), expiry)
+
+
+def build_dg13(application: Application, profile: DocumentProfile) -> DG13:
+    """The Vietnamese DG13 (fact sheet §5.3) from the application."""
+    values = shown(application, profile)
     return DG13(
         personal_id=application.personal_id,
         full_name=application.full_name,
-        date_of_birth=ddmmyyyy(application.date_of_birth),
-        sex="Nam" if application.sex == "M" else "Nữ",
-        nationality="Việt Nam",
+        date_of_birth=values.date_of_birth,
+        sex=values.sex,
+        nationality=values.nationality,
         ethnicity=application.ethnicity,
         religion=application.religion,
         place_of_origin=application.place_of_origin,
         place_of_residence=application.place_of_residence,
         identifying_marks=application.identifying_marks,
-        issue_date=ddmmyyyy(application.issue_date),
-        expiry_date=expiry,
+        issue_date=values.issue_date,
+        expiry_date=values.expiry,
         father_name=application.father_name,
         mother_name=application.mother_name,
         spouse_name=application.spouse_name,
