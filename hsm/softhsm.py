@@ -85,6 +85,16 @@ def _run(argv: list[str], conf: Path) -> subprocess.CompletedProcess[str]:
         raise HSMUnavailable("softhsm2-util", reason[0]) from None
 
 
+def embedded_pin_file(data_dir: Path) -> Path:
+    """The owner-only file holding the embedded token's user PIN."""
+    return data_dir / "softhsm" / "user.pin"
+
+
+def read_embedded_pin(data_dir: Path) -> str:
+    """The embedded token's user PIN (``ensure_embedded_token`` wrote it)."""
+    return embedded_pin_file(data_dir).read_text(encoding="utf-8").split("\n")[0].strip()
+
+
 def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
     """Create (once) the embedded SoftHSM token; returns the ``softhsm2.conf`` path. Idempotent."""
     base = data_dir / "softhsm"
@@ -94,7 +104,7 @@ def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
     if not conf.exists():
         conf.write_text(config_text(token_dir), encoding="utf-8")
     softhsm_module()
-    user_pin = _read_or_create_pin(base / "user.pin")
+    user_pin = _read_or_create_pin(embedded_pin_file(data_dir))
     so_pin = _read_or_create_pin(base / "so.pin")
     if token_exists(conf, token_label):
         return conf

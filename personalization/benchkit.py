@@ -15,7 +15,7 @@ from hsm.ceremony import init_csca, new_ds
 from hsm.inventory import KeyInventory
 from hsm.pkcs11 import HSM, release_module
 from hsm.signer import DSSigner
-from hsm.softhsm import ensure_embedded_token, softhsm_module
+from hsm.softhsm import ensure_embedded_token, read_embedded_pin, softhsm_module
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.profile import DocumentProfile
@@ -46,7 +46,7 @@ def bench_hsm(root: Path, algorithm: str = "ecdsa-p256") -> Iterator[BenchHSM]:
     os.environ["SOFTHSM2_CONF"] = str(conf)
     module = str(softhsm_module())
     release_module(module)
-    pin = (data_dir / "softhsm" / "user.pin").read_text(encoding="utf-8").strip()
+    pin = read_embedded_pin(data_dir)
     now = datetime.now(UTC)
     try:
         with KeyInventory(data_dir / "hsm" / "inventory.db") as inventory:

@@ -10,6 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hsm.softhsm import embedded_pin_file, read_embedded_pin
 from personalization.errors import ConfigError
 
 DEFAULT_CONFIG = Path("line.yaml")
@@ -168,15 +169,10 @@ def hsm_pin(config: LineConfig, *, interactive: bool = True) -> str:
         if not interactive:
             raise ConfigError("hsm.pin_source is 'prompt' but there is no terminal to ask on")
         return getpass.getpass(f"PIN for HSM token {config.hsm.token}: ")
-    pin_file = embedded_pin_file(config)
     try:
-        return pin_file.read_text(encoding="utf-8").split("\n")[0].strip()
+        return read_embedded_pin(config.data_dir)
     except OSError as exc:
         raise ConfigError(
-            f"hsm.pin_source is 'embedded' but {pin_file} is missing; run `make setup`"
+            f"hsm.pin_source is 'embedded' but {embedded_pin_file(config.data_dir)} is missing; "
+            "run `make setup`"
         ) from exc
-
-
-def embedded_pin_file(config: LineConfig) -> Path:
-    """The owner-only file holding the embedded SoftHSM token's user PIN."""
-    return config.data_dir / "softhsm" / "user.pin"

@@ -98,7 +98,7 @@ class EncoderStation:
             step = "lock"
             client.lock()
         except StatusWordError as exc:
-            self._chunk = None if step == "read chip limits" else self._chunk
+            self._chunk = None  # the next card may differ: ask its limits again
             raise self._failed(chip_serial, step, exc, exc.sw) from exc
         except (CardError, HSMError) as exc:
             raise self._failed(chip_serial, step, exc, None) from exc

@@ -10,14 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from personalization.applications.photo import Portrait
 
-FIELDS = (
-    "application_id", "personal_id", "full_name", "date_of_birth", "issue_date", "sex",
-    "nationality", "ethnicity", "religion", "place_of_origin", "place_of_residence",
-    "identifying_marks", "father_name", "mother_name", "spouse_name", "former_id_number",
-    "photo",
-)
-OPTIONAL_FIELDS = frozenset({"spouse_name", "former_id_number"})
-
 
 class InlinePhoto(BaseModel):
     """A photo carried inside the record: ``{"base64": "…"}``."""

@@ -60,7 +60,7 @@ def run(
     try:
         profile = load_profile(line.profile, config.resolve().parent)
         with scratch() as root, console.status("measuring…"):
-            figures, notes = bench.run(root, profile, sections, seconds=seconds, cards=cards)
+            figures = bench.run(root, profile, sections, seconds=seconds, cards=cards)
     except (PersonalizationError, OSError) as exc:
         fail(str(exc))
     if json_out:
@@ -74,5 +74,3 @@ def run(
         verdict = {None: "", True: "[green]met[/]", False: "[red]missed[/]"}[met]
         table.add_row(name, str(value), GOALS.get(name, ("",))[0], verdict)
     console.print(table)
-    for note in notes:
-        console.print(f"[yellow]note:[/] {note}")

@@ -7,7 +7,7 @@ import json
 import queue
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,6 +18,7 @@ from hsm import ceremony
 from hsm.errors import HSMError
 from personalization import demo
 from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
 from personalization.cli.common import ConfigOption, console, fail, line_config
 from personalization.cli.keys import open_hsm, open_inventory, open_signer
 from personalization.config import LineConfig
@@ -50,14 +51,12 @@ def _ensure_keys(config: LineConfig) -> str:
         return ceremony.export_csca_pem(inventory)
 
 
-def _summary(result: dict[str, object]) -> None:
+def _summary(result: dict[str, Any]) -> None:
     table = Table(title=f"batch {result['batch']}")
     for column in ("", "count"):
         table.add_column(column)
     for group in ("applications", "stock"):
-        values = result[group]
-        assert isinstance(values, dict)  # noqa: S101 -- shape built by demo.report just above
-        for key, value in values.items():
+        for key, value in result[group].items():
             table.add_row(f"{group}.{key}", str(value))
     console.print(table)
 
@@ -90,7 +89,7 @@ def demo_command(
         intake = read_applications(out / "applications.jsonl", profile.intake_rules(),
                                    date.today())
         apps = [a for _, a in intake.valid]
-        work: queue.Queue[tuple[object, int]] = queue.Queue()
+        work: queue.Queue[tuple[Application, int]] = queue.Queue()
         for application in apps:
             work.put((application, 0))
         bank = EncoderBank(line_cfg.data_dir / "demo-line", stations,
@@ -100,7 +99,7 @@ def demo_command(
                 open_signer(line_cfg, inventory) as signer:
             line = demo.DemoLine(profile, Preparer(profile, signer),
                                  TrustStore.from_pem(csca_pem.encode("ascii")), out, dump_chips,
-                                 work)  # type: ignore[arg-type]
+                                 work)
             demo.run_line(line, bank, stations, cards * demo.MAX_ATTEMPTS, timing == "realistic")
     except (PersonalizationError, HSMError, VirtualError, OSError) as exc:
         fail(str(exc))

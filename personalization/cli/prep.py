@@ -60,7 +60,7 @@ def prep(
             apps = [application for _, application in intake.valid]
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("preparing", total=len(apps))
-                for card in prepare_all(preparer, apps, threads=1):
+                for card in prepare_all(preparer, apps):
                     _write_card(out, card.data.application_id, card.files)
                     prepared.append({"application_id": card.data.application_id,
                                      "document_number": card.data.document_number,

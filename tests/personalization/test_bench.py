@@ -11,7 +11,7 @@ from personalization.profile import load_profile
 
 def test_prep_and_printer_sections_report_their_figures(tmp_path: Path) -> None:
     """The prep section reports both rates and their ratio; printers report render and bytes."""
-    figures, _ = bench.run(tmp_path, load_profile("cccd"), ["prep", "printers"], seconds=0.2,
+    figures = bench.run(tmp_path, load_profile("cccd"), ["prep", "printers"], seconds=0.2,
                            cards=2, applications=4)
     assert figures["prep_vs_hsm"] == round(figures["prep_cards_per_s"]
                                            / figures["hsm_signs_per_s"], 3)

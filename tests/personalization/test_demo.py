@@ -13,6 +13,7 @@ from applets.virtual.card import Lifecycle
 from applets.virtual.store import ChipStore
 from personalization import demo
 from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
 from personalization.benchkit import bench_hsm
 from personalization.prep import Preparer
 from personalization.profile import load_profile
@@ -28,7 +29,7 @@ def test_demo_line_hands_out_every_card_with_a_balanced_stock(
     profile = load_profile("cccd")
     apps = [a for _, a in read_applications(synth_dir / "apps.jsonl", profile.intake_rules(),
                                             date(2026, 11, 24)).valid][:4]
-    work: queue.Queue[tuple[object, int]] = queue.Queue()
+    work: queue.Queue[tuple[Application, int]] = queue.Queue()
     for application in apps:
         work.put((application, 0))
     with bench_hsm(tmp_path) as hsm:
@@ -36,7 +37,7 @@ def test_demo_line_hands_out_every_card_with_a_balanced_stock(
 
         trust = TrustStore.from_pem(certificate_to_pem(hsm.csca_der).encode("ascii"))
         line = demo.DemoLine(profile, Preparer(profile, hsm.signer), trust, tmp_path / "out",
-                             True, work)  # type: ignore[arg-type]
+                             True, work)
         demo.run_line(line, encoder_bank, 2, 4, realistic=False)
     result = demo.report(line, "t", apps)
     assert result["applications"] == {"handed_out": 4, "failed": 0, "pending": 0}
