@@ -61,16 +61,28 @@ class StationConfig(_Frozen):
 
 
 class JournalConfig(_Frozen):
-    """Where the journal lives: ``sqlite:///path`` or ``postgresql://…``."""
+    """Where the journal lives (``sqlite:///path``) and how long personal data stays in it."""
 
     url: str = "sqlite:///.cardline/journal.db"
+    retention_days: int = Field(
+        0, ge=0, le=3650,
+        description="days a closed batch keeps its applications' personal data (0: purged "
+                    "when the batch closes)")
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("use sqlite:///PATH or postgresql://HOST/DB")
+        if not value.startswith("sqlite:///"):
+            raise ValueError("use sqlite:///PATH (this version keeps its journal in SQLite)")
         return value
+
+
+class ControllerConfig(_Frozen):
+    """How the line controller treats failed cards and station alarms."""
+
+    max_attempts: int = Field(3, ge=1, le=10, description="cards per application at most")
+    alarm_poll_s: float = Field(0.5, gt=0, le=60,
+                                description="how often an alarmed station looks again")
 
 
 class SimulationConfig(_Frozen):
@@ -89,6 +101,7 @@ class LineConfig(_Frozen):
     profile: str = "cccd"
     hsm: HSMConfig
     journal: JournalConfig = JournalConfig()
+    controller: ControllerConfig = ControllerConfig()
     stations: list[StationConfig] = Field(default_factory=list)
     simulation: SimulationConfig = SimulationConfig()
 
@@ -140,7 +153,8 @@ def _resolve_paths(config: LineConfig, base: Path) -> LineConfig:
         hsm = hsm.model_copy(update={"softhsm_conf": absolute(hsm.softhsm_conf)})
     journal = config.journal
     if journal.url.startswith("sqlite:///") and not journal.url.startswith("sqlite:////"):
-        journal = JournalConfig(url="sqlite:///" + str(absolute(Path(journal.url[10:]))))
+        journal = journal.model_copy(
+            update={"url": "sqlite:///" + str(absolute(Path(journal.url[10:])))})
     return config.model_copy(
         update={"data_dir": absolute(config.data_dir), "hsm": hsm, "journal": journal}
     )

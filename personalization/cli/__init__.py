@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from personalization.cli import applications, bench, keys, line, printers, qa
+from personalization.cli import applications, batch, bench, keys, line, printers, qa
 from personalization.cli.common import configure_logging
 from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
@@ -20,6 +20,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(printers.app, name="printers")
 app.add_typer(line.app, name="line")
 app.add_typer(qa.app, name="qa")
+app.add_typer(batch.app, name="batch")
 app.add_typer(bench.app, name="bench")
 app.command("prep")(prep)
 app.command("demo")(demo_command)

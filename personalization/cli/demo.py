@@ -3,8 +3,6 @@ handed-out cards, with a report."""
 
 from __future__ import annotations
 
-import json
-import queue
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,22 +14,25 @@ from applets.virtual.bank import EncoderBank
 from applets.virtual.errors import VirtualError
 from hsm import ceremony
 from hsm.errors import HSMError
-from personalization import demo
 from personalization.applications.intake import read_applications
-from personalization.applications.model import Application
+from personalization.cli.batch import run_batch, write_report
 from personalization.cli.common import ConfigOption, console, fail, line_config
-from personalization.cli.keys import open_hsm, open_inventory, open_signer
+from personalization.cli.keys import open_hsm, open_inventory
 from personalization.config import LineConfig
 from personalization.errors import PersonalizationError
-from personalization.prep import Preparer
+from personalization.journal.store import Journal
+from personalization.line.context import Outputs
+from personalization.line.report import build_report
+from personalization.line.station import StationSpec
+from personalization.prep import document_number
 from personalization.profile import load_profile
+from personalization.simline import PrinterLine
 from personalization.synth import synthesize
-from qa.passive_auth import TrustStore
 
 DEMO_OFFICERS = ("Demo Officer A", "Demo Officer B")
 
 
-def _ensure_keys(config: LineConfig) -> str:
+def ensure_keys(config: LineConfig) -> str:
     """A CSCA and an active DS on the embedded token; returns the CSCA certificate as PEM."""
     with open_inventory(config) as inventory:
         if inventory.active("CSCA") is None or inventory.active("DS") is None:
@@ -57,8 +58,19 @@ def _summary(result: dict[str, Any]) -> None:
         table.add_column(column)
     for group in ("applications", "stock"):
         for key, value in result[group].items():
-            table.add_row(f"{group}.{key}", str(value))
+            if isinstance(value, int) and not isinstance(value, bool):
+                table.add_row(f"{group}.{key}", str(value))
     console.print(table)
+
+
+def _demo_line(config: LineConfig, stations: int, timing: str, cards: int,
+               ) -> tuple[EncoderBank, PrinterLine]:
+    """The demo's own encoder bank and printers, under ``<data_dir>/demo-line``."""
+    folder = config.data_dir / "demo-line"
+    bank = EncoderBank(folder, stations, config.simulation.base_port, timing=timing)
+    names = {f"station-{i + 1}": i for i in range(stations)}
+    blanks = max(10, -(-cards * config.controller.max_attempts // stations) + 5)
+    return bank, PrinterLine(folder, names, bank.host_socket, bank.chips_dir, timing, blanks)
 
 
 def demo_command(
@@ -72,40 +84,41 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="seed of the synthetic applications")] = 1,
     config: ConfigOption = Path("line.yaml"),
 ) -> None:
-    """Run the line on the embedded default and write OUT/report.json, report.html, csca.pem,
-    applications.jsonl and OUT/cards/<application_id>/front.png, back.png.
+    """Run the main job on the embedded default and write OUT/report.json, report.html,
+    csca.pem, applications.jsonl and OUT/cards/<application_id>/front.png, back.png.
 
-    Sets up what is missing (HSM keys, pcscd with virtual encoders, emulated printers).
+    Sets up what is missing (HSM keys, pcscd with virtual encoders, emulated printers), creates
+    a batch in the demo's own journal and runs it through the journaled line controller.
     """
     if timing not in ("fast", "realistic"):
         fail("--timing must be fast or realistic")
     line_cfg = line_config(config)
+    name = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     try:
         profile = load_profile(line_cfg.profile, config.resolve().parent)
         out.mkdir(parents=True, exist_ok=True)
-        csca_pem = _ensure_keys(line_cfg)
-        (out / "csca.pem").write_text(csca_pem, encoding="ascii")
+        (out / "csca.pem").write_text(ensure_keys(line_cfg), encoding="ascii")
         synthesize(cards, seed, out / "applications.jsonl")
         intake = read_applications(out / "applications.jsonl", profile.intake_rules(),
                                    date.today())
-        apps = [a for _, a in intake.valid]
-        work: queue.Queue[tuple[Application, int]] = queue.Queue()
-        for application in apps:
-            work.put((application, 0))
-        bank = EncoderBank(line_cfg.data_dir / "demo-line", stations,
-                           line_cfg.simulation.base_port, timing=timing)
-        with console.status(f"running {len(apps)} cards on {stations} stations…"), bank, \
-                open_inventory(line_cfg) as inventory, \
-                open_signer(line_cfg, inventory) as signer:
-            line = demo.DemoLine(profile, Preparer(profile, signer),
-                                 TrustStore.from_pem(csca_pem.encode("ascii")), out, dump_chips,
-                                 work)
-            demo.run_line(line, bank, stations, cards * demo.MAX_ATTEMPTS, timing == "realistic")
+        valid = [(line, a, document_number(a)) for line, a in intake.valid]
+        bank, printers = _demo_line(line_cfg, stations, timing, cards)
+        with bank, printers, Journal(bank.data_dir / "journal.db") as journal:
+            journal.create_batch(name, source=str(out / "applications.jsonl"),
+                                 profile=profile.name,
+                                 max_attempts=line_cfg.controller.max_attempts, valid=valid,
+                                 invalid=intake.invalid)
+            specs = [StationSpec(n, printers.port(n), bank.reader_name(i))
+                     for n, i in printers.stations.items()]
+            console.print(f"{name}: {len(valid)} cards on {stations} station(s), "
+                          f"{timing} timing", highlight=False)
+            run = run_batch(line_cfg, profile, name, journal, specs,
+                            Outputs(out, dump_chips), show=console.is_terminal)
+            result = build_report(journal, name)
     except (PersonalizationError, HSMError, VirtualError, OSError) as exc:
         fail(str(exc))
-    result = demo.report(line, f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}", apps)
-    (out / "report.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n",
-                                     encoding="utf-8")
-    (out / "report.html").write_text(demo.render_html(result), encoding="utf-8")
+    write_report(result, out)
     _summary(result)
     console.print(f"report: {out / 'report.json'}, {out / 'report.html'}; cards: {out / 'cards'}")
+    if run.errors or not run.finished:
+        fail("the demo batch did not finish: " + "; ".join(run.errors))

@@ -13,6 +13,8 @@ from applets.errors import CardError
 from applets.virtual.bank import EncoderBank
 from personalization.cli.common import ConfigOption, JsonOption, console, fail, line_config
 from personalization.config import DEFAULT_CONFIG, LineConfig
+from personalization.errors import PersonalizationError
+from personalization.simline import PrinterLine
 
 app = typer.Typer(
     help="The simulated line's encoders: a private pcscd with virtual vpcd readers and the "
@@ -34,6 +36,14 @@ def _bank(config: LineConfig, readers: int | None = None) -> EncoderBank:
     return EncoderBank(
         config.data_dir, count, config.simulation.base_port, timing=config.simulation.timing
     )
+
+
+def printer_line(config: LineConfig, bank: EncoderBank) -> PrinterLine:
+    """The simulated printers of the stations whose printer port is ``auto``."""
+    stations = {s.name: _reader_index(config, s.encoder.reader)
+                for s in config.stations if s.printer.port == "auto"}
+    return PrinterLine(config.data_dir, stations, bank.host_socket, bank.chips_dir,
+                       config.simulation.timing, config.simulation.blank_cards_per_feeder)
 
 
 def _reader_index(config: LineConfig, name: str) -> int:
@@ -60,23 +70,32 @@ def up(
         int | None, typer.Option(min=1, max=32, help="encoders (default: one per station)")
     ] = None,
 ) -> None:
-    """Start pcscd with the virtual encoders and the card host (reuses a matching one)."""
+    """Start pcscd with the virtual encoders and the card host (reuses a matching one), and
+    an emulated printer for each station whose printer port is 'auto'."""
     cfg = line_config(config)
     bank = _bank(cfg, readers)
+    printers = printer_line(cfg, bank)
     try:
         bank.up()
-    except CardError as exc:
+        if printers.stations:
+            printers.up()
+    except (CardError, PersonalizationError) as exc:
         fail(str(exc))
     console.print(f"encoder bank up: {bank.readers} encoders, data in {bank.pcsc_dir}")
     for index in range(bank.readers):
         console.print(f"  {bank.reader_name(index)}  (vpcd port {bank.port(index)})")
+    for name in printers.stations:
+        console.print(f"  printer of {name} on {printers.port(name)}", highlight=False)
 
 
 @app.command()
 def down(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Stop the card host and pcscd that `line up` started (chips stay in the store)."""
-    bank = _bank(line_config(config))
+    """Stop the simulated printers, card host and pcscd that `line up` started (chips stay in
+    the store)."""
+    cfg = line_config(config)
+    bank = _bank(cfg)
     was_running = bank.running()
+    printer_line(cfg, bank).down()
     bank.down()
     console.print("encoder bank stopped" if was_running else "encoder bank was not running")
 

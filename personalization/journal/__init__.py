@@ -1,0 +1,1 @@
+"""The line's journal: what happened to every application, card and blank, durably."""

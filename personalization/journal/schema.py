@@ -1,0 +1,84 @@
+"""The journal's schema, as numbered migrations (``PRAGMA user_version`` is the version).
+
+Each migration runs once, inside the transaction that bumps the version. Never edit a
+migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+    (1, "batches, applications, cards, stations, hash-chained events", (
+        """CREATE TABLE batches (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+            closed_at TEXT,
+            purge_after TEXT,
+            purged_at TEXT)""",
+        """CREATE TABLE applications (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            application_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            line INTEGER NOT NULL,
+            document_number TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'handed_out', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            record TEXT,
+            PRIMARY KEY (batch, application_id))""",
+        "CREATE INDEX applications_queue ON applications(batch, state, seq)",
+        """CREATE TABLE quarantine (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line INTEGER NOT NULL,
+            application_id TEXT,
+            errors TEXT NOT NULL,
+            PRIMARY KEY (batch, line))""",
+        """CREATE TABLE cards (
+            id INTEGER PRIMARY KEY,
+            batch TEXT NOT NULL REFERENCES batches(name),
+            application_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            station TEXT NOT NULL,
+            chip_serial TEXT UNIQUE,
+            document_number TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('feeding', 'encoding', 'verifying', 'printing',
+                'ejecting', 'rejecting', 'handed_out', 'rejected', 'void')),
+            reasons TEXT NOT NULL DEFAULT '[]',
+            qa TEXT,
+            started_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            FOREIGN KEY (batch, application_id) REFERENCES applications(batch, application_id))""",
+        # A document number belongs to exactly one handed-out card, an application to one.
+        "CREATE UNIQUE INDEX one_card_per_document ON cards(document_number) "
+        "WHERE state = 'handed_out'",
+        "CREATE UNIQUE INDEX one_card_per_application ON cards(batch, application_id) "
+        "WHERE state = 'handed_out'",
+        "CREATE INDEX cards_open ON cards(batch, state)",
+        """CREATE TABLE stations (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            station TEXT NOT NULL,
+            counter_start INTEGER,
+            counter_last INTEGER,
+            alarm TEXT,
+            PRIMARY KEY (batch, station))""",
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            batch TEXT,
+            card INTEGER,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            hash TEXT NOT NULL)""",
+        "CREATE INDEX events_batch ON events(batch, seq)",
+        """CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+        """CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+           BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    )),
+]
+
+LATEST = MIGRATIONS[-1][0]

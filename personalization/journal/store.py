@@ -1,0 +1,550 @@
+"""The line's journal on SQLite: batches, applications, one row per physical card, stations
+and an append-only, hash-chained event log.
+
+Durability as the reliability fact sheet (§2.3) asks: WAL, ``synchronous=FULL``, every writer
+opens ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction can fail with
+SQLITE_BUSY_SNAPSHOT that no retry fixes). One connection per ``Journal``, shared by the
+controller's threads under a lock; other processes (``batch status``) open their own.
+
+Events carry no personal data: card ids, chip serials, stations, states and reason codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from personalization.applications.intake import InvalidRecord
+from personalization.applications.model import Application
+from personalization.errors import PersonalizationError
+from personalization.journal.records import dump_application, load_application
+from personalization.journal.schema import LATEST, MIGRATIONS
+from personalization.line.states import Card, Outcome, State, Step
+
+GENESIS = "0" * 64
+_CARD_QUERIES = {
+    "batch": "SELECT * FROM cards WHERE batch = ? ORDER BY id",
+    "open": "SELECT * FROM cards WHERE batch = ? AND state NOT IN ('handed_out', 'rejected', "
+            "'void') ORDER BY id",
+    "chip": "SELECT * FROM cards WHERE chip_serial = ? ORDER BY id",
+}
+BUSY_TIMEOUT_MS = 10_000
+
+
+class JournalError(PersonalizationError):
+    """The journal cannot do what was asked; the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """One batch and its application counts."""
+
+    name: str
+    created_at: str
+    source: str
+    profile: str
+    max_attempts: int
+    state: str
+    closed_at: str | None
+    purged_at: str | None
+    applications: dict[str, int]
+    quarantined: int
+
+    @property
+    def finished(self) -> bool:
+        """Every application handed out or failed."""
+        return self.applications.get("pending", 0) + self.applications.get("active", 0) == 0
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    """One physical card fed (or about to be)."""
+
+    id: int
+    batch: str
+    application_id: str
+    attempt: int
+    station: str
+    chip_serial: str | None
+    document_number: str
+    state: State
+    reasons: tuple[str, ...]
+    qa: dict[str, Any] | None
+    started_at: float
+    updated_at: float
+
+    def machine(self, max_attempts: int) -> Card:
+        """The state machine's view of this card."""
+        return Card(self.state, self.attempt, max_attempts, self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's shape of one card."""
+        return {
+            "card": self.id, "application_id": self.application_id,
+            "document_number": self.document_number, "chip_serial": self.chip_serial,
+            "station": self.station, "attempt": self.attempt, "state": self.state.value,
+            "reasons": list(self.reasons), "qa": self.qa or {},
+            "seconds": round(self.updated_at - self.started_at, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """The result of re-hashing the event log."""
+
+    events: int
+    broken_at: int | None  # seq of the first event whose hash does not follow
+
+    @property
+    def ok(self) -> bool:
+        """True when every event's hash follows from its predecessor."""
+        return self.broken_at is None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(prev: str, seq: int, at: str, batch: str | None, card: int | None, kind: str,
+               data: str) -> str:
+    """SHA-256 over the previous hash and the event's fields, in a fixed JSON form."""
+    body = json.dumps([prev, seq, at, batch, card, kind, data], ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///PATH`` journal URL."""
+    if not url.startswith("sqlite:///"):
+        raise JournalError(
+            f"journal {url!r}: this version keeps its journal in SQLite only; "
+            "use journal.url: sqlite:///PATH in line.yaml")
+    return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
+
+
+class Journal:
+    """The journal of one line; a context manager that closes the connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {path}: cannot open: {exc}") from exc
+        if mode != "wal":
+            raise JournalError(f"journal {path}: the file system refuses WAL mode ({mode})")
+        self._lock = threading.RLock()
+        self.migrate()
+
+    @classmethod
+    def open(cls, url: str) -> Journal:
+        """Open (creating and migrating as needed) the journal at a ``sqlite:///`` URL."""
+        return cls(sqlite_path(url))
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    # -- transactions and the event chain ---------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {self.path}: cannot start a write: {exc}") from exc
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def _append(self, db: sqlite3.Connection, batch: str | None, card: int | None, kind: str,
+                data: dict[str, Any]) -> None:
+        last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+        at, text = _now(), json.dumps(data, ensure_ascii=False, sort_keys=True)
+        db.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (seq, at, batch, card, kind, text, prev,
+                    event_hash(prev, seq, at, batch, card, kind, text)))
+
+    def note(self, batch: str | None, kind: str, **data: Any) -> None:
+        """Append an event that changes no state (run started, paused, reconciled…)."""
+        with self._write() as db:
+            self._append(db, batch, None, kind, data)
+
+    def verify_chain(self) -> ChainCheck:
+        """Re-hash the whole event log; report the first event that does not follow."""
+        prev, count = GENESIS, 0
+        for row in self._read("SELECT seq, at, batch, card, kind, data, prev, hash FROM events "
+                              "ORDER BY seq"):
+            count += 1
+            seq, at, batch, card, kind, data, stored_prev, stored = tuple(row)
+            if stored_prev != prev or event_hash(prev, seq, at, batch, card, kind,
+                                                 data) != stored:
+                return ChainCheck(count, seq)
+            prev = stored
+        return ChainCheck(count, None)
+
+    def events(self, batch: str) -> list[dict[str, Any]]:
+        """A batch's events, oldest first."""
+        return [{"seq": r["seq"], "at": r["at"], "card": r["card"], "kind": r["kind"],
+                 "data": json.loads(r["data"])}
+                for r in self._read("SELECT * FROM events WHERE batch = ? ORDER BY seq",
+                                    (batch,))]
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this file is at."""
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    def migrate(self) -> None:
+        """Bring the schema up to date, one migration per transaction."""
+        version = self.schema_version
+        if version > LATEST:
+            raise JournalError(f"journal {self.path} is at schema v{version}; this cardline "
+                               f"knows up to v{LATEST}: upgrade cardline")
+        for number, title, statements in MIGRATIONS:
+            if number <= version:
+                continue
+            with self._write() as db:
+                for statement in statements:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+                self._append(db, None, None, "journal.migrated",
+                             {"version": number, "title": title})
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord]) -> BatchInfo:
+        """A new batch: ``valid`` as (line, application, document number) queued in order,
+        ``invalid`` quarantined with their reasons."""
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO batches (name, created_at, source, profile, "
+                           "max_attempts, state) VALUES (?, ?, ?, ?, ?, 'open')",
+                           (name, _now(), source, profile, max_attempts))
+                db.executemany(
+                    "INSERT INTO applications (batch, application_id, seq, line, "
+                    "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                    [(name, a.application_id, seq, line, number, dump_application(a))
+                     for seq, (line, a, number) in enumerate(valid)])
+                db.executemany(
+                    "INSERT INTO quarantine (batch, line, application_id, errors) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(name, r.line, r.application_id,
+                      json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False))
+                     for r in invalid])
+                self._append(db, name, None, "batch.created",
+                             {"source": source, "accepted": len(valid),
+                              "quarantined": len(invalid), "max_attempts": max_attempts})
+        except sqlite3.IntegrityError as exc:
+            if "batches.name" in str(exc):
+                raise JournalError(f"a batch named {name!r} already exists") from exc
+            raise JournalError(f"batch {name!r} not created: {exc}") from exc
+        return self.batch(name)
+
+    def batch(self, name: str) -> BatchInfo:
+        """One batch by name."""
+        rows = self._read("SELECT * FROM batches WHERE name = ?", (name,))
+        if not rows:
+            raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
+        row = rows[0]
+        counts = {state: 0 for state in ("pending", "active", "handed_out", "failed")}
+        counts.update({r[0]: r[1] for r in self._read(
+            "SELECT state, count(*) FROM applications WHERE batch = ? GROUP BY state", (name,))})
+        quarantined = self._read("SELECT count(*) FROM quarantine WHERE batch = ?", (name,))
+        return BatchInfo(row["name"], row["created_at"], row["source"], row["profile"],
+                         row["max_attempts"], row["state"], row["closed_at"], row["purged_at"],
+                         counts, quarantined[0][0])
+
+    def batches(self) -> list[BatchInfo]:
+        """Every batch, oldest first."""
+        return [self.batch(r[0]) for r in self._read(
+            "SELECT name FROM batches ORDER BY created_at, name")]
+
+    def quarantined(self, name: str) -> list[dict[str, Any]]:
+        """The invalid records of a batch with their reasons."""
+        return [{"line": r["line"], "application_id": r["application_id"],
+                 "errors": json.loads(r["errors"])}
+                for r in self._read("SELECT * FROM quarantine WHERE batch = ? ORDER BY line",
+                                    (name,))]
+
+    # -- applications -----------------------------------------------------------------------
+
+    def pending(self, name: str) -> list[str]:
+        """Application ids waiting for a card, in queue order."""
+        return [r[0] for r in self._read(
+            "SELECT application_id FROM applications WHERE batch = ? AND state = 'pending' "
+            "ORDER BY attempts, seq", (name,))]
+
+    def application(self, name: str, application_id: str) -> Application:
+        """The validated application (until its batch's personal data is purged)."""
+        rows = self._read("SELECT record FROM applications WHERE batch = ? AND "
+                          "application_id = ?", (name, application_id))
+        if not rows:
+            raise JournalError(f"batch {name!r} has no application {application_id!r}")
+        if rows[0][0] is None:
+            raise JournalError(f"application {application_id!r} of batch {name!r}: personal "
+                               "data already purged")
+        return load_application(rows[0][0])
+
+    def applications(self, name: str) -> list[dict[str, Any]]:
+        """Every application's state, attempts and reasons (no personal data)."""
+        return [{"application_id": r["application_id"], "line": r["line"],
+                 "document_number": r["document_number"], "state": r["state"],
+                 "attempts": r["attempts"], "reasons": json.loads(r["reasons"])}
+                for r in self._read("SELECT * FROM applications WHERE batch = ? ORDER BY seq",
+                                    (name,))]
+
+    def fail_application(self, name: str, application_id: str, reason: str) -> None:
+        """A pending application that cannot be made into a card at all: failed, with why."""
+        with self._write() as db:
+            row = db.execute("SELECT reasons FROM applications WHERE batch = ? AND "
+                             "application_id = ? AND state = 'pending'",
+                             (name, application_id)).fetchone()
+            if row is not None:
+                reasons = [*json.loads(row[0]), {"attempt": None, "card": None,
+                                                 "reasons": [reason]}]
+                db.execute("UPDATE applications SET state = 'failed', reasons = ? WHERE "
+                           "batch = ? AND application_id = ?",
+                           (json.dumps(reasons, ensure_ascii=False), name, application_id))
+            else:
+                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                                   "pending")
+            self._append(db, name, None, "application.failed",
+                         {"application": application_id, "reason": reason})
+
+    # -- cards ------------------------------------------------------------------------------
+
+    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
+        """A new card row in FEEDING for a pending application (journaled before the feed)."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute("SELECT state, attempts, document_number FROM applications "
+                             "WHERE batch = ? AND application_id = ?",
+                             (name, application_id)).fetchone()
+            if row is None or row[0] != "pending":
+                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                                   f"pending ({row[0] if row else 'unknown'})")
+            attempt = row[1] + 1
+            db.execute("UPDATE applications SET state = 'active', attempts = ? "
+                       "WHERE batch = ? AND application_id = ?", (attempt, name, application_id))
+            cursor = db.execute(
+                "INSERT INTO cards (batch, application_id, attempt, station, document_number, "
+                "state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, 'feeding', ?, ?)",
+                (name, application_id, attempt, station, row[2], now, now))
+            card_id = int(cursor.lastrowid or 0)
+            self._append(db, name, card_id, "card.feeding",
+                         {"station": station, "attempt": attempt, "application": application_id})
+        return CardRow(card_id, name, application_id, attempt, station, None, row[2],
+                       State.FEEDING, (), None, now, now)
+
+    def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
+             qa: dict[str, Any] | None = None) -> CardRow:
+        """Journal a state change of a card (and of its application when the card is done).
+
+        The row must still be in the state ``card`` says: a card moved by someone else is an
+        error, never overwritten.
+        """
+        new = result.card
+        serial = chip_serial or card.chip_serial
+        now = time.time()
+        try:
+            with self._write() as db:
+                changed = db.execute(
+                    "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
+                    "updated_at = ? WHERE id = ? AND state = ?",
+                    (new.state.value, json.dumps(new.reasons, ensure_ascii=False), serial,
+                     json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
+                     now, card.id, card.state.value)).rowcount
+                if changed != 1:
+                    raise JournalError(f"card {card.id} is no longer {card.state.value}")
+                if result.outcome is not None:
+                    self._settle_application(db, card, result)
+                data: dict[str, Any] = {"station": card.station, "from": card.state.value,
+                                        "chip": serial}
+                if new.reasons != card.reasons:
+                    data["reason"] = new.reasons[-1]
+                if qa is not None:
+                    data["qa"] = qa.get("verdict")
+                if result.outcome is not None:
+                    data["outcome"] = result.outcome.value
+                self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
+        except sqlite3.IntegrityError as exc:
+            raise JournalError(f"card {card.id} ({card.application_id}): {exc}") from exc
+        return CardRow(card.id, card.batch, card.application_id, card.attempt, card.station,
+                       serial, card.document_number, new.state, new.reasons,
+                       qa if qa is not None else card.qa, card.started_at, now)
+
+    def _settle_application(self, db: sqlite3.Connection, card: CardRow, result: Step) -> None:
+        key = (card.batch, card.application_id)
+        outcome = result.outcome
+        if outcome is Outcome.HANDED_OUT:
+            db.execute("UPDATE applications SET state = 'handed_out' WHERE batch = ? AND "
+                       "application_id = ?", key)
+        elif outcome is Outcome.REQUEUE:
+            db.execute("UPDATE applications SET state = 'pending', attempts = attempts - 1 "
+                       "WHERE batch = ? AND application_id = ?", key)
+        else:
+            old = db.execute("SELECT reasons FROM applications WHERE batch = ? AND "
+                             "application_id = ?", key).fetchone()[0]
+            reasons = [*json.loads(old), {"attempt": card.attempt, "card": card.id,
+                                          "reasons": list(result.reasons)}]
+            state = "pending" if outcome is Outcome.RETRY else "failed"
+            db.execute("UPDATE applications SET state = ?, reasons = ? WHERE batch = ? AND "
+                       "application_id = ?", (state, json.dumps(reasons, ensure_ascii=False),
+                                              *key))
+
+    def _cards(self, which: str, params: Sequence[Any]) -> list[CardRow]:
+        where = _CARD_QUERIES[which]
+        return [CardRow(r["id"], r["batch"], r["application_id"], r["attempt"], r["station"],
+                        r["chip_serial"], r["document_number"], State(r["state"]),
+                        tuple(json.loads(r["reasons"])),
+                        json.loads(r["qa"]) if r["qa"] else None, r["started_at"],
+                        r["updated_at"])
+                for r in self._read(where, params)]
+
+    def cards(self, name: str) -> list[CardRow]:
+        """Every card fed (or being fed) for a batch, in order."""
+        return self._cards("batch", (name,))
+
+    def open_cards(self, name: str) -> list[CardRow]:
+        """Cards not yet in a terminal state: after a crash, the ones in doubt."""
+        return self._cards("open", (name,))
+
+    def card_by_chip(self, chip_serial: str) -> CardRow | None:
+        """The card that holds this chip, in any batch."""
+        found = self._cards("chip", (chip_serial,))
+        return found[0] if found else None
+
+    def stock(self, name: str) -> dict[str, int]:
+        """Blank stock of a batch by what became of each chip serial fed."""
+        counts = dict.fromkeys(("fed", "handed_out", "rejected", "in_machine"), 0)
+        for state, count in self._read(
+                "SELECT state, count(*) FROM cards WHERE batch = ? AND chip_serial IS NOT NULL "
+                "GROUP BY state", (name,)):
+            counts["fed"] += count
+            key = state if state in ("handed_out", "rejected") else "in_machine"
+            counts[key] += count
+        return counts
+
+    # -- stations ---------------------------------------------------------------------------
+
+    def station_counter(self, name: str, station: str, *, before_feed: int | None = None,
+                        now: int | None = None) -> None:
+        """Record a printer's inserted-cards counter: before its first feed of the batch, and
+        the latest reading (both feed the end-of-shift reconciliation)."""
+        with self._write() as db:
+            db.execute("INSERT INTO stations (batch, station) VALUES (?, ?) "
+                       "ON CONFLICT DO NOTHING", (name, station))
+            if before_feed is not None:
+                db.execute("UPDATE stations SET counter_start = ? WHERE batch = ? AND "
+                           "station = ? AND counter_start IS NULL", (before_feed, name, station))
+            if now is not None:
+                db.execute("UPDATE stations SET counter_last = ? WHERE batch = ? AND "
+                           "station = ?", (now, name, station))
+
+    def set_alarm(self, name: str, station: str, alarm: str | None) -> None:
+        """Raise (text) or clear (None) a station's alarm."""
+        with self._write() as db:
+            db.execute("INSERT INTO stations (batch, station) VALUES (?, ?) "
+                       "ON CONFLICT DO NOTHING", (name, station))
+            db.execute("UPDATE stations SET alarm = ? WHERE batch = ? AND station = ?",
+                       (alarm, name, station))
+            self._append(db, name, None, "station.alarm" if alarm else "station.cleared",
+                         {"station": station, "alarm": alarm})
+
+    def stations(self, name: str) -> list[dict[str, Any]]:
+        """Each station of a batch: printer counters and alarm."""
+        return [dict(r) for r in self._read(
+            "SELECT station, counter_start, counter_last, alarm FROM stations WHERE batch = ? "
+            "ORDER BY station", (name,))]
+
+    # -- closing and purging ----------------------------------------------------------------
+
+    def close_batch(self, name: str, retention_days: int) -> bool:
+        """Close a finished batch (no card open, no application pending); purge its personal
+        data now (retention 0) or mark when it is due. Returns False when not finished."""
+        info = self.batch(name)
+        if info.state == "closed":
+            return True
+        if not info.finished or self.open_cards(name):
+            return False
+        closed = datetime.now(UTC)
+        with self._write() as db:
+            db.execute("UPDATE batches SET state = 'closed', closed_at = ?, purge_after = ? "
+                       "WHERE name = ?", (closed.isoformat(), (closed + timedelta(
+                           days=retention_days)).isoformat(), name))
+            self._append(db, name, None, "batch.closed",
+                         {"applications": info.applications, "stock": self.stock(name)})
+        if retention_days == 0:
+            self.purge(name)
+        return True
+
+    def purge_due(self, at: datetime | None = None) -> list[str]:
+        """Purge every closed batch whose retention has run out; returns their names."""
+        moment = (at or datetime.now(UTC)).isoformat()
+        due = [r[0] for r in self._read(
+            "SELECT name FROM batches WHERE state = 'closed' AND purged_at IS NULL AND "
+            "purge_after <= ?", (moment,))]
+        for name in due:
+            self.purge(name)
+        return due
+
+    def purge(self, name: str) -> None:
+        """Drop a closed batch's personal data: application records and the quarantined
+        reasons (which may quote input); ids, states, reasons codes and the audit stay."""
+        if self.batch(name).state != "closed":
+            raise JournalError(f"batch {name!r} is not closed: personal data is still needed")
+        with self._write() as db:
+            purged = db.execute("UPDATE applications SET record = NULL WHERE batch = ? AND "
+                                "record IS NOT NULL", (name,)).rowcount
+            for line, errors in db.execute("SELECT line, errors FROM quarantine WHERE "
+                                           "batch = ?", (name,)).fetchall():
+                fields = [{"field": e["field"], "reason": "(purged)"} for e in json.loads(errors)]
+                db.execute("UPDATE quarantine SET errors = ? WHERE batch = ? AND line = ?",
+                           (json.dumps(fields), name, line))
+            db.execute("UPDATE batches SET purged_at = ? WHERE name = ?", (_now(), name))
+            self._append(db, name, None, "batch.purged", {"applications": purged})

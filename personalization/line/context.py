@@ -1,0 +1,91 @@
+"""What every station of a run shares: the journal, the batch, the preparer, the trust store,
+the work queue, and where (if anywhere) card faces and chip files are written."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from applets.emrtd.lds.dg13 import DG13
+from applets.errors import CardError
+from personalization.applications.model import Application
+from personalization.errors import PersonalizationError
+from personalization.journal.store import Journal
+from personalization.line.dispatch import Dispatcher, Work
+from personalization.prep import Preparer, build_dg13
+from personalization.profile import DocumentProfile
+from printers.face import RenderedCard
+from printers.layout import CardLayout
+from qa.passive_auth import TrustStore
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Outputs:
+    """Files a demo writes per card; a production run writes none (they hold personal data)."""
+
+    folder: Path | None = None
+    dump_chips: bool = False
+
+    def card_folder(self, application_id: str) -> Path | None:
+        """``<folder>/cards/<application_id>``, created; None when nothing is written."""
+        if self.folder is None:
+            return None
+        path = self.folder / "cards" / application_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass(slots=True)
+class LineContext:
+    """Shared by the stations of one run."""
+
+    journal: Journal
+    batch: str
+    max_attempts: int
+    preparer: Preparer
+    profile: DocumentProfile
+    layout: CardLayout
+    trust: TrustStore
+    dispatcher: Dispatcher
+    stop: threading.Event
+    poll_s: float = 0.5
+    outputs: Outputs = field(default_factory=Outputs)
+
+    def load_work(self, application_id: str) -> Work:
+        """Load an application from the journal and prepare its card data."""
+        application = self.journal.application(self.batch, application_id)
+        return Work(application, self.preparer.card_data(application))
+
+    def prepare_or_fail(self, application_id: str) -> Work | None:
+        """:meth:`load_work`, or — when this application's data cannot be built — record it
+        as failed with the reason and return None; the rest of the batch goes on."""
+        try:
+            return self.load_work(application_id)
+        except (CardError, PersonalizationError) as exc:
+            reason = f"preparation: {exc.__class__.__name__}"
+            _log.warning("line.prep_failed", application=application_id, error=reason)
+            self.journal.fail_application(self.batch, application_id, reason)
+            return None
+
+    def dg13(self, application: Application) -> DG13:
+        """The DG13 QA expects on the chip."""
+        return build_dg13(application, self.profile)
+
+    def save_faces(self, application_id: str, rendered: RenderedCard) -> None:
+        """front.png and back.png of a printed card (demo outputs only)."""
+        if (folder := self.outputs.card_folder(application_id)) is not None:
+            rendered.front.save(folder / "front.png")
+            rendered.back.save(folder / "back.png")
+
+    def save_chip_files(self, application_id: str, files: dict[str, bytes]) -> None:
+        """The files QA read, byte for byte (demo ``--dump-chips`` only)."""
+        if not self.outputs.dump_chips:
+            return
+        if (folder := self.outputs.card_folder(application_id)) is not None:
+            for name, body in files.items():
+                (folder / f"{name}.bin").write_bytes(body)

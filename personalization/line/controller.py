@@ -1,0 +1,157 @@
+"""The line controller: one thread per station, preparation ahead of them, the journal under
+everything. A run ends when every application is handed out or failed (the batch is then
+closed and, by default, its personal data purged), or when it is stopped (Ctrl-C pauses: each
+station finishes the card in hand) — and ``batch resume`` carries on from the journal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from personalization.errors import PersonalizationError
+from personalization.journal.store import Journal
+from personalization.line.context import LineContext, Outputs
+from personalization.line.dispatch import Dispatcher
+from personalization.line.station import Station, StationSpec, station_thread
+from personalization.prep import Preparer
+from personalization.profile import DocumentProfile
+from printers.layout import CardLayout
+from qa.passive_auth import TrustStore
+
+_log = structlog.get_logger(__name__)
+
+
+class LineError(PersonalizationError):
+    """The run cannot start or could not go on; the message says why."""
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended."""
+
+    batch: str
+    finished: bool
+    seconds: float
+    handed_out: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def line_lock(journal_path: Path) -> Iterator[None]:
+    """Only one controller drives a line's printers at a time (released even on SIGKILL)."""
+    path = journal_path.with_name(journal_path.name + ".run.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LineError("another controller is running this line (its lock is "
+                            f"{path}); wait for it or stop it first") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class LineParts:
+    """What a run needs besides the journal and the stations."""
+
+    preparer: Preparer
+    profile: DocumentProfile
+    layout: CardLayout
+    trust: TrustStore
+    outputs: Outputs = field(default_factory=Outputs)
+    poll_s: float = 0.5
+    retention_days: int = 0
+
+
+class LineController:
+    """Runs one batch on a set of stations."""
+
+    def __init__(self, journal: Journal, batch: str, stations: list[StationSpec],
+                 parts: LineParts) -> None:
+        if not stations:
+            raise LineError("the line has no stations (line.yaml: stations)")
+        self.journal, self.batch, self.parts = journal, batch, parts
+        self.specs = stations
+        self.stations: list[Station] = []
+        self.stop = threading.Event()
+        self.dispatcher: Dispatcher | None = None
+
+    def _check_in_doubt(self) -> int:
+        names = {spec.name for spec in self.specs}
+        open_cards = self.journal.open_cards(self.batch)
+        strays = [c for c in open_cards if c.station not in names]
+        if strays:
+            where = ", ".join(sorted({c.station for c in strays}))
+            raise LineError(f"batch {self.batch!r} has {len(strays)} card(s) in doubt on "
+                            f"station(s) {where}, which this line does not have; run the "
+                            "batch with those stations so the cards can be settled")
+        return len(open_cards)
+
+    def run(self, on_tick: Callable[[LineController], None] | None = None,
+            tick_s: float = 0.25) -> RunResult:
+        """Run until the batch is done or :attr:`stop` is set; ``on_tick`` shows progress."""
+        info = self.journal.batch(self.batch)
+        if info.state == "closed":
+            raise LineError(f"batch {self.batch!r} is closed: every application is settled")
+        in_doubt = self._check_in_doubt()
+        parts = self.parts
+        queued = self.journal.pending(self.batch)
+        outstanding = info.applications["pending"] + info.applications["active"]
+        self.dispatcher = Dispatcher(queued, outstanding,
+                                     lambda application_id: context.prepare_or_fail(
+                                         application_id), lookahead=2 * len(self.specs))
+        context = LineContext(self.journal, self.batch, info.max_attempts, parts.preparer,
+                              parts.profile, parts.layout, parts.trust, self.dispatcher,
+                              self.stop, parts.poll_s, parts.outputs)
+        self.stations = [Station(spec, context) for spec in self.specs]
+        errors: list[BaseException] = []
+        threads = [station_thread(s, errors, self.stop) for s in self.stations]
+        self.journal.note(self.batch, "run.started", stations=[s.name for s in self.specs],
+                          queued=len(queued), in_doubt=in_doubt, pid=os.getpid())
+        started = time.perf_counter()
+        self.dispatcher.start()
+        for thread in threads:
+            thread.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                if self.dispatcher.error is not None:
+                    errors.append(self.dispatcher.error)
+                    self.stop.set()
+                if on_tick is not None:
+                    on_tick(self)
+                for thread in threads:
+                    thread.join(tick_s / len(threads))
+        finally:
+            self.stop.set()
+            self.dispatcher.stop()
+            for thread in threads:
+                thread.join()
+        return self._finish(started, errors)
+
+    def _finish(self, started: float, errors: list[BaseException]) -> RunResult:
+        seconds = time.perf_counter() - started
+        result = RunResult(self.batch, False, seconds,
+                           sum(s.stats.handed_out for s in self.stations),
+                           sum(s.stats.rejected for s in self.stations),
+                           [f"{e.__class__.__name__}: {e}" for e in errors])
+        info = self.journal.batch(self.batch)
+        if info.finished and not self.journal.open_cards(self.batch):
+            result.finished = self.journal.close_batch(self.batch, self.parts.retention_days)
+        kind = "run.finished" if result.finished else "run.stopped" if errors else "run.paused"
+        self.journal.note(self.batch, kind, seconds=round(seconds, 3),
+                          handed_out=result.handed_out, rejected=result.rejected,
+                          errors=[e.__class__.__name__ for e in errors])
+        _log.info("line.run_ended", batch=self.batch, outcome=kind, seconds=round(seconds, 2))
+        return result

@@ -1,0 +1,211 @@
+"""The batch report: what became of every card and application, the stock reconciliation,
+station utilisation, reject reasons and throughput — as JSON, and as a page a person reads.
+
+Built from the journal alone, so it works after the personal data is purged: it names
+applications by id and cards by chip serial and document number, never by person.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from personalization.journal.store import CardRow, Journal
+
+TIMELINE_POINTS = 60
+
+
+def reconcile(stock: dict[str, int], stations: list[dict[str, Any]],
+              fed_by_station: dict[str, int]) -> dict[str, Any]:
+    """Stock against itself and against the printers' own counters of cards inserted."""
+    differences = []
+    if stock["fed"] != stock["handed_out"] + stock["rejected"] + stock["in_machine"]:
+        differences.append(f"journal: fed {stock['fed']} ≠ handed out {stock['handed_out']} + "
+                           f"rejected {stock['rejected']} + in machine {stock['in_machine']}")
+    printer_fed = 0
+    for row in stations:
+        start, last = row["counter_start"], row["counter_last"]
+        if start is None or last is None:
+            continue
+        counted, journaled = last - start, fed_by_station.get(row["station"], 0)
+        printer_fed += counted
+        if counted != journaled:
+            differences.append(f"{row['station']}: printer counted {counted} card(s) inserted, "
+                               f"journal has {journaled}")
+    return {**stock, "printer_fed": printer_fed, "reconciled": not differences,
+            "differences": differences}
+
+
+def _reason_code(reason: str) -> str:
+    head, _, rest = reason.partition(": ")
+    if head == "qa":
+        return "qa: " + rest
+    return head if not rest else f"{head}: {rest.split(' (SW')[0]}"
+
+
+def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for card in cards:
+        row = out.setdefault(card.station, {"name": card.station, "cards": 0,
+                                            "handed_out": 0, "rejected": 0, "busy_s": 0.0})
+        if card.chip_serial is None:
+            continue
+        row["cards"] += 1
+        row["handed_out"] += card.state.value == "handed_out"
+        row["rejected"] += card.state.value == "rejected"
+        row["busy_s"] += card.updated_at - card.started_at
+    for row in out.values():
+        row["busy_s"] = round(row["busy_s"], 3)
+        row["utilisation"] = round(row["busy_s"] / span, 3) if span > 0 else 0.0
+    return sorted(out.values(), key=lambda r: str(r["name"]))
+
+
+def _timeline(cards: list[CardRow], start: float, span: float) -> list[list[float]]:
+    done = sorted(c.updated_at - start for c in cards if c.state.value == "handed_out")
+    if not done or span <= 0:
+        return []
+    step = span / TIMELINE_POINTS
+    points, count = [], 0
+    for index in range(1, TIMELINE_POINTS + 1):
+        edge = index * step
+        while count < len(done) and done[count] <= edge + 1e-9:
+            count += 1
+        points.append([round(edge, 3), count])
+    return points
+
+
+def build_report(journal: Journal, batch: str) -> dict[str, Any]:
+    """The report of one batch (the ``report.json`` shape of the line issue, and more)."""
+    info = journal.batch(batch)
+    cards = journal.cards(batch)
+    fed = [c for c in cards if c.chip_serial is not None]
+    start = min((c.started_at for c in fed), default=0.0)
+    end = max((c.updated_at for c in fed), default=start)
+    span = end - start
+    handed = sum(1 for c in fed if c.state.value == "handed_out")
+    fed_by_station = Counter(c.station for c in fed)
+    apps = info.applications
+    chain = journal.verify_chain()
+    return {
+        "batch": batch,
+        "state": info.state,
+        "finished": info.finished,
+        "created_at": info.created_at,
+        "closed_at": info.closed_at,
+        "personal_data_purged": info.purged_at is not None,
+        "cards": [c.as_dict() for c in fed],
+        "applications": {"handed_out": apps["handed_out"], "failed": apps["failed"],
+                         "pending": apps["pending"] + apps["active"]},
+        "failed_applications": [
+            {"application_id": a["application_id"], "attempts": a["attempts"],
+             "reasons": a["reasons"]}
+            for a in journal.applications(batch) if a["state"] == "failed"],
+        "quarantined": journal.quarantined(batch),
+        "stock": reconcile(journal.stock(batch), journal.stations(batch), fed_by_station),
+        "stations": _stations(fed, span),
+        "alarms": [{"at": e["at"], **e["data"]} for e in journal.events(batch)
+                   if e["kind"] in ("station.alarm", "station.cleared")],
+        "reject_reasons": dict(Counter(_reason_code(r) for c in fed
+                                       if c.state.value == "rejected" for r in c.reasons)),
+        "throughput": {"seconds": round(span, 3),
+                       "cards_per_hour": round(handed / span * 3600, 1) if span > 0 else 0.0,
+                       "timeline": _timeline(fed, start, span)},
+        "journal": {"events": chain.events, "chain_ok": chain.ok},
+    }
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+_STYLE = ("body{font-family:sans-serif;margin:2em;color:#222}td,th{padding:2px 8px;"
+          "text-align:left}table{border-collapse:collapse}tr:nth-child(even){background:#f4f4f4}"
+          ".handed_out{color:#070}.rejected,.bad{color:#b00}.ok{color:#070}"
+          "svg{background:#fafafa;border:1px solid #ddd;margin:4px 0}")
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _line_chart(points: list[list[float]], width: int = 560, height: int = 180) -> str:
+    if not points:
+        return "<p>No card handed out yet.</p>"
+    top = max(p[1] for p in points) or 1
+    right = points[-1][0] or 1
+    coords = " ".join(f"{40 + p[0] / right * (width - 50):.1f},"
+                      f"{height - 20 - p[1] / top * (height - 30):.1f}" for p in points)
+    return (f"<svg width='{width}' height='{height}' role='img' aria-label='cards handed out "
+            f"over time'><polyline fill='none' stroke='#2a6' stroke-width='2' "
+            f"points='40,{height - 20} {coords}'/><text x='4' y='14' font-size='11'>{top:g}"
+            f"</text><text x='{width - 60}' y='{height - 4}' font-size='11'>{right:.0f} s</text>"
+            f"</svg>")
+
+
+def _bar_chart(values: dict[str, float], unit: str = "", scale: float | None = None) -> str:
+    if not values:
+        return "<p>None.</p>"
+    top = scale or max(values.values()) or 1
+    rows = []
+    for index, (label, value) in enumerate(values.items()):
+        y = 6 + index * 22
+        width = max(1.0, value / top * 300)
+        rows.append(f"<text x='4' y='{y + 13}' font-size='12'>{_e(label)[:40]}</text>"
+                    f"<rect x='260' y='{y}' width='{width:.1f}' height='16' fill='#48c'/>"
+                    f"<text x='{266 + width:.1f}' y='{y + 13}' font-size='12'>"
+                    f"{value:g}{unit}</text>")
+    return (f"<svg width='640' height='{12 + len(values) * 22}' role='img'>"
+            + "".join(rows) + "</svg>")
+
+
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[object, ...]], state_col: int = -1,
+           ) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td class='{_e(row[state_col]) if i == state_col else ''}'>{_e(cell)}</td>"
+            for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained page (inline SVG charts, every value escaped)."""
+    stock = report["stock"]
+    verdict = ("<p class='ok'>Stock reconciles.</p>" if stock["reconciled"] else
+               "<p class='bad'>Stock does not reconcile:</p><ul>" + "".join(
+                   f"<li>{_e(d)}</li>" for d in stock["differences"]) + "</ul>")
+    utilisation = {s["name"]: round(s["utilisation"] * 100, 1) for s in report["stations"]}
+    cards = [(c["application_id"], c["document_number"], c["chip_serial"], c["station"],
+              c["attempt"], "; ".join(c["reasons"]) or c["qa"].get("verdict", ""), c["state"])
+             for c in report["cards"]]
+    failed = [(a["application_id"], a["attempts"],
+               " | ".join("; ".join(r["reasons"]) for r in a["reasons"]))
+              for a in report["failed_applications"]]
+    return "".join([
+        f"<!doctype html><html lang='en'><meta charset='utf-8'><title>cardline batch "
+        f"{_e(report['batch'])}</title><style>{_STYLE}</style>",
+        f"<h1>Batch {_e(report['batch'])}</h1>",
+        f"<p>State: {_e(report['state'])}; journal events {report['journal']['events']}, "
+        f"hash chain {'verifies' if report['journal']['chain_ok'] else 'BROKEN'}; "
+        f"{report['throughput']['cards_per_hour']:g} cards/hour.</p>",
+        "<h2>Applications</h2>",
+        _table(("handed out", "failed", "pending", "quarantined"),
+               [(report["applications"]["handed_out"], report["applications"]["failed"],
+                 report["applications"]["pending"], len(report["quarantined"]))]),
+        "<h2>Stock reconciliation</h2>",
+        _table(("fed", "handed out", "rejected", "in machine", "printers counted"),
+               [(stock["fed"], stock["handed_out"], stock["rejected"], stock["in_machine"],
+                 stock["printer_fed"])]), verdict,
+        "<h2>Throughput</h2>", _line_chart(report["throughput"]["timeline"]),
+        "<h2>Station utilisation</h2>", _bar_chart(utilisation, " %", 100.0),
+        "<h2>Reject reasons</h2>", _bar_chart(dict(report["reject_reasons"])),
+        "<h2>Failed applications</h2>",
+        _table(("application", "attempts", "reasons"), failed) if failed else "<p>None.</p>",
+        "<h2>Cards</h2>",
+        _table(("application", "document", "chip", "station", "attempt", "QA / reasons",
+                "state"), cards, state_col=6),
+        f"<script type='application/json' id='report'>"
+        f"{_e(json.dumps({k: report[k] for k in ('applications', 'stock')}))}</script>",
+        "</html>",
+    ])

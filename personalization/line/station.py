@@ -1,0 +1,352 @@
+"""One station of the line: a printer with its encoding station (a PC/SC reader) and the
+thread that drives cards through it.
+
+Every state change is journaled *before* the physical step it starts (``Journal.move`` runs
+before the command). Trouble with the station itself — a printer fault, a printer that does
+not answer, a reader gone — raises a station alarm: the station stops, the card inside stays
+in doubt, and once the printer reports ready again the card is settled exactly as after a
+crash (:func:`~personalization.line.states.settle`) and the station resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from applets.errors import CardError
+from applets.transport.pcsc import NoCardError, PCSCServiceError, PCSCTransport, ReaderNotFound
+from personalization.encoder import EncodeError, EncoderStation
+from personalization.face import card_face
+from personalization.journal.store import CardRow
+from personalization.line.context import LineContext
+from personalization.line.dispatch import Work
+from personalization.line.states import (
+    Command,
+    Event,
+    Kind,
+    Observation,
+    Outcome,
+    Place,
+    State,
+    needs_chip_check,
+    settle,
+    step,
+)
+from printers.driver import PrinterDriver
+from printers.errors import PrinterError
+from printers.face import render_card
+from printers.link import SerialLink
+from printers.protocol import Position
+from qa.checks import Expected
+from qa.readback import keys_from_fields
+from qa.verify import Verdict, verify_card
+
+_log = structlog.get_logger(__name__)
+T = TypeVar("T")
+FEED = "feed"
+CARD_WAIT_S = 5.0
+_PLACES = {Position.NONE: Place.NONE, Position.PRINT: Place.PRINT,
+           Position.CONTACT: Place.ENCODER, Position.CONTACTLESS: Place.ENCODER}
+_READER_GONE = (ReaderNotFound, PCSCServiceError)
+
+
+class StationAlarm(Exception):  # noqa: N818 - an alarm, as operators call it
+    """The station cannot go on until the operator (or the printer) clears the trouble."""
+
+
+@dataclass(frozen=True, slots=True)
+class StationSpec:
+    """Where a station's printer and encoder are."""
+
+    name: str
+    printer_port: str
+    reader: str
+
+
+@dataclass(slots=True)
+class StationStats:
+    """What a station did in this run (for progress and the report)."""
+
+    handed_out: int = 0
+    rejected: int = 0
+    busy_s: float = 0.0
+    alarm: str | None = None
+    current: str | None = None
+
+
+class Station:
+    """Drives cards through one printer + encoder until the run ends (a thread's body)."""
+
+    def __init__(self, spec: StationSpec, line: LineContext) -> None:
+        self.spec, self.line = spec, line
+        self.name = spec.name
+        self.stats = StationStats()
+        self._driver: PrinterDriver | None = None
+        self._transport: PCSCTransport | None = None
+        self._encoder: EncoderStation | None = None
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work until the run is over or stopped; alarms pause only this station."""
+        line = self.line
+        while not line.stop.is_set():
+            try:
+                with self._connected():
+                    self._settle_open_cards()
+                    self._work()
+                    self._read_counter(final=True)
+                return
+            except StationAlarm as alarm:
+                self._alarm(str(alarm))
+                if not self._wait_until_clear():
+                    return
+
+    def _alarm(self, text: str) -> None:
+        _log.warning("station.alarm", station=self.name, alarm=text)
+        self.stats.alarm = text
+        self.line.journal.set_alarm(self.line.batch, self.name, text)
+
+    def _wait_until_clear(self) -> bool:
+        """Poll the printer and reader until both are usable again; False when stopping."""
+        while not self.line.stop.wait(self.line.poll_s):
+            if self.line.dispatcher.finished:
+                return False  # the other stations did the work; nothing waits on this one
+            try:
+                with PrinterDriver(SerialLink(self.spec.printer_port), self.name) as driver:
+                    if not driver.status().ready:
+                        continue
+                with PCSCTransport(self.spec.reader):
+                    pass
+            except (PrinterError, CardError):
+                continue
+            self.stats.alarm = None
+            self.line.journal.set_alarm(self.line.batch, self.name, None)
+            return True
+        return False
+
+    @contextmanager
+    def _connected(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            try:
+                self._driver = stack.enter_context(
+                    PrinterDriver(SerialLink(self.spec.printer_port), self.name))
+                self._driver.set_host_error_mode()
+                self._transport = stack.enter_context(PCSCTransport(self.spec.reader))
+            except PrinterError as exc:
+                raise StationAlarm(f"printer: {exc}") from exc
+            except CardError as exc:
+                raise StationAlarm(f"encoder: {exc}") from exc
+            self._encoder = EncoderStation(self.name, self._transport, self.line.preparer)
+            self._counted = False
+            try:
+                yield
+            finally:
+                self._driver = self._transport = self._encoder = None
+
+    # -- work -------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        line = self.line
+        while (work := line.dispatcher.take(line.stop)) is not None:
+            card = line.journal.begin_card(line.batch, work.application.application_id,
+                                           self.name)
+            self._drive(card, work, FEED)
+
+    def _settle_open_cards(self) -> None:
+        """Settle this station's in-doubt cards (after a crash or an alarm) from what is seen."""
+        line = self.line
+        for card in line.journal.open_cards(line.batch):
+            if card.station != self.name:
+                continue
+            work = line.load_work(card.application_id)
+            seen = self._observe(card, work)
+            found = settle(card.machine(line.max_attempts), seen)
+            if isinstance(found, Event):
+                serial = None
+                if found.kind is Kind.FED:
+                    serial = self._guarded(self._printer().chip_serial)
+                card, action = self._apply(card, found, chip_serial=serial)
+            else:
+                action = found
+            if action is not None:
+                self._drive(card, work, action)
+            elif card.state is not State.VOID:
+                self._card_left()
+
+    def _observe(self, card: CardRow, work: Work) -> Observation:
+        place = _PLACES[self._guarded(self._printer().position)]
+        chip_ok = self._chip_check(work) if needs_chip_check(card.state, place) else None
+        _log.info("station.settling", station=self.name, card=card.id, state=card.state.value,
+                  place=place.value, chip_ok=chip_ok)
+        return Observation(place, chip_ok)
+
+    def _guarded(self, query: Callable[[], T]) -> T:
+        try:
+            return query()
+        except PrinterError as exc:
+            raise StationAlarm(f"printer: {exc}") from exc
+
+    def _drive(self, card: CardRow, work: Work, action: str | Command) -> None:
+        """Carry out ``action`` and every command that follows until the card is done."""
+        started = time.perf_counter()
+        self.stats.current = work.application.application_id
+        try:
+            next_action: str | Command | None = action
+            while next_action is not None:
+                event, extras = self._do(next_action, card, work)
+                card, next_action = self._apply(card, event, **extras)
+            if card.state is not State.VOID:
+                self._card_left()
+        finally:
+            self.stats.busy_s += time.perf_counter() - started
+            self.stats.current = None
+
+    def _apply(self, card: CardRow, event: Event, *, chip_serial: str | None = None,
+               qa: dict[str, Any] | None = None) -> tuple[CardRow, Command | None]:
+        line = self.line
+        result = step(card.machine(line.max_attempts), event)
+        card = line.journal.move(card, result, chip_serial=chip_serial, qa=qa)
+        if result.outcome is not None:
+            if result.outcome is Outcome.HANDED_OUT:
+                self.stats.handed_out += 1
+            elif card.state is State.REJECTED:
+                self.stats.rejected += 1
+            line.dispatcher.settled(card.application_id, result.outcome)
+        return card, result.command
+
+    # -- the physical steps -------------------------------------------------------------------
+
+    def _do(self, action: str | Command, card: CardRow, work: Work,
+            ) -> tuple[Event, dict[str, Any]]:
+        try:
+            if action == FEED:
+                return self._feed()
+            if action is Command.ENCODE:
+                return self._encode(card, work), {}
+            if action is Command.VERIFY:
+                return self._verify(work)
+            if action is Command.PRINT:
+                return self._print(work), {}
+            if action is Command.EJECT:
+                self._printer().eject()
+                return Event(Kind.EJECTED), {}
+            if action is Command.REJECT:
+                self._printer().reject()
+                return Event(Kind.REJECTED), {}
+        except PrinterError as exc:
+            raise StationAlarm(f"printer: {exc}") from exc
+        except _READER_GONE as exc:
+            raise StationAlarm(f"encoder: {exc}") from exc
+        raise ValueError(f"unknown station action {action!r}")
+
+    def _feed(self) -> tuple[Event, dict[str, Any]]:
+        self._read_counter(final=False)
+        serial = self._printer().feed_to_encoder()
+        if not serial:
+            raise StationAlarm("printer cannot tell the chip serial at its encoding station")
+        return Event(Kind.FED), {"chip_serial": serial}
+
+    def _encode(self, card: CardRow, work: Work) -> Event:
+        transport, encoder = self._reader(), self._encoder
+        assert encoder is not None  # set with the transport  # noqa: S101
+        try:
+            transport.wait_for_card(CARD_WAIT_S)
+            encoder.personalize(work.data, card.chip_serial or "")
+        except NoCardError:
+            return Event(Kind.FAILED, "encode: no chip answered at the encoder")
+        except EncodeError as exc:
+            if isinstance(exc.__cause__, _READER_GONE):
+                raise StationAlarm(f"encoder: {exc.__cause__}") from exc
+            status = f" (SW {exc.sw:04X})" if exc.sw is not None else ""
+            return Event(Kind.FAILED, f"encode: {exc.step} failed{status}")
+        return Event(Kind.ENCODED)
+
+    def _verify(self, work: Work) -> tuple[Event, dict[str, Any]]:
+        verdict = self._qa(work)
+        summary = {"verdict": "pass" if verdict.passed else "fail",
+                   "reasons": verdict.as_dict()["reasons"]}
+        if verdict.passed:
+            self.line.save_chip_files(work.application.application_id, verdict.files)
+            return Event(Kind.QA_PASSED), {"qa": summary}
+        return Event(Kind.FAILED, "qa: " + ", ".join(verdict.codes)), {"qa": summary}
+
+    def _qa(self, work: Work) -> Verdict:
+        transport = self._reader()
+        transport.reconnect(reset=True)  # a fresh session, as a separate QA terminal has
+        application, data = work.application, work.data
+        expected = Expected(mrz=data.mrz.text, dg13=self.line.dg13(application),
+                            dg2_image=application.portrait.jpeg)
+        return verify_card(transport, keys_from_fields(*data.bac_key), self.line.trust,
+                           at=datetime.now(UTC), expected=expected)
+
+    def _chip_check(self, work: Work) -> bool:
+        """Read an in-doubt chip back: True only if it passes QA against the prepared data."""
+        try:
+            self._reader().wait_for_card(CARD_WAIT_S)
+            return self._qa(work).passed
+        except _READER_GONE as exc:
+            raise StationAlarm(f"encoder: {exc}") from exc
+        except CardError:
+            return False
+
+    def _print(self, work: Work) -> Event:
+        printer = self._printer()
+        face = card_face(work.application, work.data.mrz, self.line.profile)
+        rendered = render_card(face, self.line.layout)
+        if printer.position() is not Position.PRINT:
+            printer.release_from_encoder()
+        printer.print_card(rendered)
+        self.line.save_faces(work.application.application_id, rendered)
+        return Event(Kind.PRINTED)
+
+    def _card_left(self) -> None:
+        """The card left the encoding station: let the reader notice before the next feed."""
+        try:
+            self._reader().wait_for_removal(CARD_WAIT_S)
+        except _READER_GONE as exc:
+            raise StationAlarm(f"encoder: {exc}") from exc
+        except CardError as exc:
+            raise StationAlarm(f"encoder still sees a card after it left: {exc}") from exc
+
+    def _read_counter(self, *, final: bool) -> None:
+        if not final and self._counted:
+            return
+        inserted = self._guarded(self._printer().status).cards_inserted
+        line = self.line
+        if final:
+            line.journal.station_counter(line.batch, self.name, now=inserted)
+        else:
+            line.journal.station_counter(line.batch, self.name, before_feed=inserted,
+                                         now=inserted)
+            self._counted = True
+
+    def _printer(self) -> PrinterDriver:
+        if self._driver is None:
+            raise StationAlarm("printer not connected")
+        return self._driver
+
+    def _reader(self) -> PCSCTransport:
+        if self._transport is None:
+            raise StationAlarm("encoder not connected")
+        return self._transport
+
+
+def station_thread(station: Station, errors: list[BaseException],
+                   stop: threading.Event) -> threading.Thread:
+    """A thread running ``station``; an unexpected error is kept and stops the whole run."""
+    def body() -> None:
+        try:
+            station.run()
+        except BaseException as exc:
+            _log.error("station.crashed", station=station.name, error=exc.__class__.__name__)
+            errors.append(exc)
+            stop.set()
+    return threading.Thread(target=body, name=station.name, daemon=True)
