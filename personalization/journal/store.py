@@ -145,6 +145,7 @@ class Journal:
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA secure_delete = ON")  # purged data is overwritten
         except sqlite3.Error as exc:
             raise JournalError(f"journal {path}: cannot open: {exc}") from exc
         if mode != "wal":
@@ -548,3 +549,5 @@ class Journal:
                            (json.dumps(fields), name, line))
             db.execute("UPDATE batches SET purged_at = ? WHERE name = ?", (_now(), name))
             self._append(db, name, None, "batch.purged", {"applications": purged})
+        with self._lock:  # the old pages must not linger in the write-ahead log either
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,230 @@
+"""The journal on a real SQLite file: migrations, transitions, the unique document number,
+the hash chain, append-only events, stock and the personal-data purge."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
+from personalization.journal.records import dump_application, load_application
+from personalization.journal.schema import LATEST
+from personalization.journal.store import Journal, JournalError, sqlite_path
+from personalization.line.states import Event, Kind, State, step
+from personalization.prep import document_number
+from personalization.profile import load_profile
+
+
+@pytest.fixture(scope="module")
+def apps(synth_dir: Path) -> list[Application]:
+    """Validated synthetic applications."""
+    profile = load_profile("cccd")
+    result = read_applications(synth_dir / "apps.jsonl", profile.intake_rules(),
+                               date(2026, 11, 24))
+    return [a for _, a in result.valid]
+
+
+@pytest.fixture()
+def journal(tmp_path: Path) -> Journal:
+    """A fresh journal file."""
+    return Journal(tmp_path / "journal.db")
+
+
+def _batch(journal: Journal, apps: list[Application], name: str = "B1",
+           attempts: int = 2) -> None:
+    journal.create_batch(name, source="apps.jsonl", profile="cccd", max_attempts=attempts,
+                         valid=[(i + 1, a, document_number(a)) for i, a in enumerate(apps)],
+                         invalid=[])
+
+
+def _drive(journal: Journal, name: str, app_id: str, station: str, serial: str,
+           kinds: list[Kind], attempts: int = 2) -> State:
+    card = journal.begin_card(name, app_id, station)
+    for kind in kinds:
+        result = step(card.machine(attempts), Event(kind, "broken" if kind is Kind.FAILED
+                                                     else None))
+        card = journal.move(card, result, chip_serial=serial if kind is Kind.FED else None)
+    return card.state
+
+
+HAPPY = [Kind.FED, Kind.ENCODED, Kind.QA_PASSED, Kind.PRINTED, Kind.EJECTED]
+SPOILED = [Kind.FED, Kind.FAILED, Kind.REJECTED]
+
+
+def test_a_new_journal_is_migrated_in_wal_with_full_sync(journal: Journal) -> None:
+    """Schema at the latest version, WAL journal mode, synchronous FULL (2)."""
+    assert journal.schema_version == LATEST
+    db = sqlite3.connect(journal.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._read("PRAGMA synchronous")[0][0] == 2
+
+
+def test_a_journal_from_a_newer_cardline_is_refused(tmp_path: Path) -> None:
+    """A schema version above what this code knows is an error, not a silent downgrade."""
+    path = tmp_path / "j.db"
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {LATEST + 1}")
+    db.close()
+    with pytest.raises(JournalError, match="upgrade cardline"):
+        Journal(path)
+
+
+def test_only_sqlite_urls_are_accepted() -> None:
+    """The URL names the file; anything else is a clear error."""
+    assert sqlite_path("sqlite:////var/j.db") == Path("/var/j.db")
+    assert sqlite_path("sqlite:///rel/j.db") == Path("rel/j.db")
+    with pytest.raises(JournalError, match="SQLite"):
+        sqlite_path("postgresql://db/line")
+
+
+def test_application_records_round_trip(apps: list[Application]) -> None:
+    """What the journal keeps is exactly the validated application."""
+    for application in apps:
+        assert load_application(dump_application(application)) == application
+
+
+def test_a_batch_name_is_unique(journal: Journal, apps: list[Application]) -> None:
+    """Creating a batch twice is refused with a clear error."""
+    _batch(journal, apps[:2])
+    with pytest.raises(JournalError, match="already exists"):
+        _batch(journal, apps[:2])
+
+
+def test_cards_move_with_their_applications_and_the_stock(journal: Journal,
+                                                         apps: list[Application]) -> None:
+    """A handed-out card settles its application; a spoiled first attempt requeues it; the
+    second spoiled attempt fails it with both reasons; stock counts every chip fed."""
+    _batch(journal, apps[:3])
+    a, b, c = (x.application_id for x in apps[:3])
+    assert _drive(journal, "B1", a, "s1", "CHIP-1", HAPPY) is State.HANDED_OUT
+    assert _drive(journal, "B1", b, "s1", "CHIP-2", SPOILED) is State.REJECTED
+    assert journal.pending("B1") == [c, b]  # retried applications go to the back
+    assert _drive(journal, "B1", b, "s2", "CHIP-3", SPOILED) is State.REJECTED
+    rows = {r["application_id"]: r for r in journal.applications("B1")}
+    assert rows[a]["state"] == "handed_out"
+    assert rows[b]["state"] == "failed" and len(rows[b]["reasons"]) == 2
+    assert journal.stock("B1") == {"fed": 3, "handed_out": 1, "rejected": 2, "in_machine": 0}
+    card = journal.begin_card("B1", c, "s2")
+    journal.move(card, step(card.machine(2), Event(Kind.FED)), chip_serial="CHIP-4")
+    assert journal.stock("B1")["in_machine"] == 1
+    assert [x.id for x in journal.open_cards("B1")] == [card.id]
+
+
+def test_nothing_fed_requeues_without_using_an_attempt(journal: Journal,
+                                                       apps: list[Application]) -> None:
+    """A feed that never happened (feeder empty) voids the card and gives the attempt back."""
+    _batch(journal, apps[:1])
+    app_id = apps[0].application_id
+    assert _drive(journal, "B1", app_id, "s1", "", [Kind.NO_CARD]) is State.VOID
+    assert journal.applications("B1")[0]["attempts"] == 0
+    assert journal.pending("B1") == [app_id]
+    assert journal.stock("B1")["fed"] == 0
+
+
+def test_a_document_number_belongs_to_one_handed_out_card(journal: Journal,
+                                                          apps: list[Application]) -> None:
+    """The unique index refuses a second handed-out card with the same document number, even
+    from another batch."""
+    _batch(journal, apps[:1], "B1")
+    _batch(journal, apps[:1], "B2")
+    app_id = apps[0].application_id
+    _drive(journal, "B1", app_id, "s1", "CHIP-1", HAPPY)
+    with pytest.raises(JournalError, match="UNIQUE"):
+        _drive(journal, "B2", app_id, "s1", "CHIP-2", HAPPY)
+    assert [c.state for c in journal.cards("B2")] == [State.EJECTING]
+
+
+def test_a_chip_serial_is_recorded_once(journal: Journal, apps: list[Application]) -> None:
+    """One physical chip cannot be two cards."""
+    _batch(journal, apps[:2])
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", SPOILED)
+    with pytest.raises(JournalError, match="UNIQUE"):
+        _drive(journal, "B1", apps[1].application_id, "s1", "CHIP-1", [Kind.FED])
+
+
+def test_a_stale_card_is_not_overwritten(journal: Journal, apps: list[Application]) -> None:
+    """Moving a card from a state it is no longer in is refused."""
+    _batch(journal, apps[:1])
+    card = journal.begin_card("B1", apps[0].application_id, "s1")
+    journal.move(card, step(card.machine(2), Event(Kind.FED)), chip_serial="C")
+    with pytest.raises(JournalError, match="no longer feeding"):
+        journal.move(card, step(card.machine(2), Event(Kind.NO_CARD)))
+
+
+def test_the_event_chain_verifies_and_detects_a_changed_event(
+        journal: Journal, apps: list[Application]) -> None:
+    """Every event follows from the one before; editing one (around the append-only
+    triggers, as an attacker with the file would) breaks the chain at that event."""
+    _batch(journal, apps[:2])
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", HAPPY)
+    check = journal.verify_chain()
+    assert check.ok and check.events >= 7
+    db = sqlite3.connect(journal.path)
+    db.execute("DROP TRIGGER events_append_only_update")
+    db.execute("UPDATE events SET data = '{\"station\": \"s9\"}' WHERE seq = 4")
+    db.commit()
+    assert journal.verify_chain().broken_at == 4
+
+
+def test_events_are_append_only(journal: Journal) -> None:
+    """UPDATE and DELETE on the event log are refused by the database itself."""
+    db = sqlite3.connect(journal.path)
+    for statement in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute(statement)
+
+
+def test_concurrent_writers_keep_the_chain(tmp_path: Path) -> None:
+    """Two connections (as two processes would) writing at once: BEGIN IMMEDIATE serialises
+    them, no write is lost and the chain still verifies."""
+    path = tmp_path / "j.db"
+    first, second = Journal(path), Journal(path)
+
+    def write(journal: Journal) -> None:
+        for index in range(50):
+            journal.note(None, "test.note", index=index)
+
+    threads = [threading.Thread(target=write, args=(j,)) for j in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    check = first.verify_chain()
+    assert check.ok and check.events == 101  # + the migration event
+
+
+def test_closing_purges_personal_data_but_keeps_the_audit(journal: Journal,
+                                                          apps: list[Application]) -> None:
+    """A finished batch closes; with retention 0 its application records go at once, while
+    ids, states, document numbers and the event chain stay."""
+    _batch(journal, apps[:1])
+    assert not journal.close_batch("B1", 0)  # not finished yet
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", HAPPY)
+    assert journal.close_batch("B1", 0)
+    with pytest.raises(JournalError, match="purged"):
+        journal.application("B1", apps[0].application_id)
+    raw = journal.path.read_bytes() + Path(str(journal.path) + "-wal").read_bytes()
+    for value in (apps[0].full_name, apps[0].personal_id, apps[0].place_of_residence):
+        assert value.encode("utf-8") not in raw  # not even in freed pages or the WAL
+    rows = journal._read("SELECT count(*) FROM applications WHERE record IS NOT NULL")
+    assert rows[0][0] == 0
+    assert journal.cards("B1")[0].document_number == document_number(apps[0])
+    assert journal.verify_chain().ok
+
+
+def test_retention_days_delay_the_purge(journal: Journal, apps: list[Application]) -> None:
+    """With a retention of N days the data stays until then, and purge_due removes it."""
+    _batch(journal, apps[:1])
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", HAPPY)
+    journal.close_batch("B1", 7)
+    assert journal.application("B1", apps[0].application_id) == apps[0]
+    assert journal.purge_due(datetime.now(UTC) + timedelta(days=6)) == []
+    assert journal.purge_due(datetime.now(UTC) + timedelta(days=8)) == ["B1"]
+    with pytest.raises(JournalError, match="purged"):
+        journal.application("B1", apps[0].application_id)
