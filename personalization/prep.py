@@ -144,6 +144,7 @@ def _dg13(application: Application, mrz: TD1, profile: DocumentProfile) -> bytes
     return encode_dg13(build_dg13(application, profile))
 
 
+_DG_NAMES = {n: ef.name for n, ef in files.DATA_GROUPS.items()}  # 1 → "EF.DG1"
 # The data groups preparation writes, by number; the profile picks among them.
 _ENCODERS: dict[int, Callable[[Application, TD1, DocumentProfile], bytes]] = {
     1: _dg1, 2: _dg2, 13: _dg13,
@@ -157,6 +158,7 @@ class Preparer:
         self._profile = profile
         self._sod = SODBuilder(signer, profile.hash_algorithm)
         self._com_cache: dict[tuple[int, ...], bytes] = {}
+        self._com_by_groups: dict[tuple[int, ...], bytes] = {}
         tags = [files.DATA_GROUPS[n].tag for n in profile.data_groups]
         if profile.active_authentication:
             tags += [files.DATA_GROUPS[14].tag, files.DATA_GROUPS[15].tag]
@@ -176,10 +178,20 @@ class Preparer:
 
     def com(self, data: CardData, with_chip_groups: bool) -> bytes:
         """EF.COM listing the data groups present."""
-        tags = data.com_tags if with_chip_groups else tuple(
-            files.DATA_GROUPS[n].tag or 0 for n in sorted(data.data_groups))
+        if with_chip_groups:
+            return self._com_for_tags(data.com_tags)
+        numbers = tuple(data.data_groups)
+        cached = self._com_by_groups.get(numbers)
+        if cached is None:  # the same DG numbers give the same tag list: look it up once
+            cached = self._com_for_tags(tuple(
+                files.DATA_GROUPS[n].tag or 0 for n in sorted(numbers)))
+            self._com_by_groups[numbers] = cached
+        return cached
+
+    def _com_for_tags(self, tags: tuple[int, ...]) -> bytes:
+        """EF.COM of a tag list; it depends on the profile only: encoded once per tag list."""
         cached = self._com_cache.get(tags)
-        if cached is None:  # EF.COM depends on the profile only: encode it once per tag list
+        if cached is None:
             cached = encode_com(tags, self._profile.lds_version, self._profile.unicode_version)
             self._com_cache[tags] = cached
         return cached
@@ -191,7 +203,7 @@ class Preparer:
     def assemble(self, data: CardData) -> PreparedCard:
         """EF.COM, the DGs and the signed EF.SOD of card data whose chip adds no DG."""
         out = {"EF.COM": self.com(data, with_chip_groups=False)}
-        out.update({files.DATA_GROUPS[n].name: body for n, body in data.data_groups.items()})
+        out.update({_DG_NAMES[n]: body for n, body in data.data_groups.items()})
         out["EF.SOD"] = self.sign(data)
         return PreparedCard(data, out)
 

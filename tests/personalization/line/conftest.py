@@ -1,0 +1,115 @@
+"""The line rig: the session's pcscd + card host, simulated printers in their own process,
+a private SoftHSM token with a CSCA and a DS, and a fresh journal per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from pathlib import Path
+
+import pytest
+
+from applets.transport.pcsc import PCSCTransport
+from applets.virtual.bank import EncoderBank
+from hsm.certificates import certificate_to_pem
+from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
+from personalization.benchkit import BenchHSM, bench_hsm
+from personalization.face import card_layout
+from personalization.journal.store import Journal
+from personalization.line.controller import LineController, LineParts
+from personalization.line.station import StationSpec
+from personalization.prep import Preparer, build_dg13, build_mrz, document_number
+from personalization.profile import DocumentProfile, load_profile
+from personalization.simline import PrinterLine
+from personalization.synth import synthesize
+from qa.checks import Expected
+from qa.passive_auth import TrustStore
+from qa.readback import keys_from_mrz
+from qa.verify import verify_card
+
+STATIONS = {"station-1": 0, "station-2": 1}
+QA_READER = 3  # the bank's encoder left free for re-checking handed-out cards
+BLANKS = 60  # per feeder
+
+
+@dataclass
+class Rig:
+    """Everything a controller test needs."""
+
+    bank: EncoderBank
+    printers: PrinterLine
+    hsm: BenchHSM
+    profile: DocumentProfile
+    journal: Journal
+    root: Path
+
+    def specs(self) -> list[StationSpec]:
+        """The stations as the controller sees them."""
+        return [StationSpec(name, self.printers.port(name), self.bank.reader_name(index))
+                for name, index in self.printers.stations.items()]
+
+    def parts(self, poll_s: float = 0.05) -> LineParts:
+        """Preparer on the rig's DS, the rig's CSCA as trust, the CCCD layout."""
+        trust = TrustStore.from_pem(certificate_to_pem(self.hsm.csca_der).encode("ascii"))
+        return LineParts(Preparer(self.profile, self.hsm.signer), self.profile,
+                         card_layout(self.profile), trust, poll_s=poll_s)
+
+    def batch(self, count: int, name: str = "B1", seed: int = 7,
+              max_attempts: int = 3) -> list[Application]:
+        """A batch of ``count`` synthetic applications in the rig's journal."""
+        path = self.root / f"{name}.jsonl"
+        synthesize(count, seed, path)
+        apps = read_applications(path, self.profile.intake_rules(), date.today()).valid
+        self.journal.create_batch(name, source=str(path), profile="cccd",
+                                  max_attempts=max_attempts,
+                                  valid=[(n, a, document_number(a)) for n, a in apps],
+                                  invalid=[])
+        return [a for _, a in apps]
+
+    def feeder(self, station: str) -> list[str]:
+        """The blank serials loaded in a station's feeder, in feed order (the chip store is
+        shared by the session, so they are the newest ones with the station's prefix)."""
+        from applets.virtual.store import ChipStore
+
+        serials = [s for s in ChipStore(self.bank.chips_dir).serials()
+                   if s.startswith(f"{station}-")]
+        return sorted(serials)[-BLANKS:]
+
+    def requalify(self, report: dict[str, Any], apps: list[Application]) -> int:
+        """Put every handed-out card back into a reader and run the full QA on it again,
+        with BAC keys from the original application (the journal's copy is purged)."""
+        by_id = {a.application_id: a for a in apps}
+        trust, client, passed = self.parts().trust, self.bank.client(), 0
+        with PCSCTransport(self.bank.reader_name(QA_READER)) as transport:
+            for card in report["cards"]:
+                if card["state"] != "handed_out":
+                    continue
+                application = by_id[card["application_id"]]
+                mrz = build_mrz(application, self.profile)
+                client.insert(QA_READER, card["chip_serial"])
+                transport.wait_for_card(5)
+                verdict = verify_card(
+                    transport, keys_from_mrz(mrz.text), trust, at=datetime.now(UTC),
+                    expected=Expected(mrz=mrz.text, dg13=build_dg13(application, self.profile),
+                                      dg2_image=application.portrait.jpeg))
+                client.remove(QA_READER)
+                transport.wait_for_removal(5)
+                assert verdict.passed, (card["chip_serial"], verdict.codes)
+                passed += 1
+        return passed
+
+    def controller(self, name: str = "B1", parts: LineParts | None = None) -> LineController:
+        """A controller for a batch on the rig's stations."""
+        return LineController(self.journal, name, self.specs(), parts or self.parts())
+
+
+@pytest.fixture()
+def rig(encoder_bank: EncoderBank, tmp_path: Path) -> Iterator[Rig]:
+    """Fresh printers (full feeders) and journal on the shared encoder bank."""
+    printers = PrinterLine(tmp_path / "line", STATIONS, encoder_bank.host_socket,
+                           encoder_bank.chips_dir, blanks=BLANKS)
+    with printers, bench_hsm(tmp_path) as hsm, Journal(tmp_path / "journal.db") as journal:
+        yield Rig(encoder_bank, printers, hsm, load_profile("cccd"), journal, tmp_path)
