@@ -26,11 +26,14 @@ import structlog
 
 from printers import firmware
 from printers.machine import FAST, Event, Printed, PrinterMachine, StationChange, Timing
-from printers.panels import compose
+from printers.panels import Composer
+from printers.png import save_png
 from printers.protocol import CommandDecoder, encode_reply
 
 log = structlog.get_logger()
 POLL = 0.05
+# A pty hands over at most a few KiB a read; a socket or a slow reader may have much more.
+READ_SIZE = 1 << 18
 FAULTS = ("feeder_empty", "cover_open", "reject_box_full", "head_hot", "jam", "silent", "garbage")
 CLEARABLE = (*FAULTS, "ribbon_out_after")
 
@@ -88,6 +91,8 @@ class PrinterEmulator:
         self._fds: list[int] = []
         self._sockets: list[socket.socket] = []
         self._control_id = ""
+        self._control_polled = 0.0
+        self._composer = Composer()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -152,7 +157,7 @@ class PrinterEmulator:
             if not select.select([fd], [], [], POLL)[0]:
                 continue
             try:
-                data = os.read(fd, 1 << 16)
+                data = os.read(fd, READ_SIZE)
             except OSError:  # the pty has no reader yet, or the peer went away
                 data = b""
             if not data:
@@ -160,10 +165,14 @@ class PrinterEmulator:
                     return  # the TCP client closed its end
                 time.sleep(POLL)
                 continue
-            for frame in decoder.feed(data):
-                reply = self._answer(frame)
-                if reply:
-                    write(reply)
+            self.receive(decoder, data, write)
+
+    def receive(self, decoder: CommandDecoder, data: bytes, write: Callable[[bytes], Any]) -> None:
+        """Decode bytes from the host and ``write`` the answer to each command they complete."""
+        for frame in decoder.feed(data):
+            reply = self._answer(frame)
+            if reply:
+                write(reply)
 
     def _answer(self, frame: Any) -> bytes:
         with self._lock:
@@ -190,7 +199,7 @@ class PrinterEmulator:
             folder.mkdir(parents=True, exist_ok=True)
             for side, panels in (("front", event.front), ("back", event.back)):
                 path = folder / f"{event.index}-{event.chip_serial}-{side}.png"
-                compose(list(panels)).save(path)
+                save_png(self._composer.compose(list(panels), side), path)
 
     # -- faults and operator actions --------------------------------------------------------
 
@@ -224,8 +233,11 @@ class PrinterEmulator:
         self.write_status()
 
     def _poll_control(self) -> None:
-        if self.state_dir is None:
+        """Read the control file, at most once a ``POLL`` (not on every read of a busy line)."""
+        now = time.monotonic()
+        if self.state_dir is None or now - self._control_polled < POLL:
             return
+        self._control_polled = now
         path = self.state_dir / f"{self.name}.control.json"
         try:
             control = json.loads(path.read_text(encoding="utf-8"))

@@ -15,6 +15,9 @@ from printers.errors import GarbledReply, PrinterOffline
 from printers.protocol import CR, MAX_REPLY
 
 DEFAULT_TIMEOUT = 5.0
+# pyserial's write() re-copies what is left after every partial os.write (a pty takes ~4-8 KiB
+# at a time), which is quadratic in the frame: a 411 KB Db panel is handed over in slices.
+WRITE_CHUNK = 1 << 16
 
 
 class SerialLink:
@@ -59,8 +62,10 @@ class SerialLink:
     def write(self, data: bytes) -> None:
         """Send bytes; a stalled line is ``PrinterOffline``."""
         port = self._open_port()
+        view = memoryview(data)
         try:
-            port.write(data)
+            for start in range(0, len(view), WRITE_CHUNK):
+                port.write(view[start : start + WRITE_CHUNK])
             port.flush()
         except (serial.SerialException, OSError) as exc:
             raise PrinterOffline(self.url, f"write failed: {exc}") from exc

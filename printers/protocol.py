@@ -214,16 +214,19 @@ class Frame:
 
 BAD_FRAME = Frame("?", ())
 _MAX_HEADER = 64
+_CRS = re.compile(rb"\r+")
 
 
 class CommandDecoder:
     """Incremental decoder of the host's byte stream into frames (the printer's side).
 
     A malformed command decodes as ``BAD_FRAME`` so the printer can answer ``ERR CDE``.
+    Work is linear in the bytes received: they collect in one ``bytearray``, a decoded frame
+    is cut from its front (``del`` there is O(1)), and a ``Db`` payload is copied out once.
     """
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every command now complete."""
@@ -234,41 +237,51 @@ class CommandDecoder:
         return frames
 
     def _next(self) -> Frame | None:
-        buffer = self._buffer.lstrip(bytes([CR]))
+        buffer = self._buffer
+        crs = _CRS.match(buffer)
+        if crs is not None:
+            del buffer[: crs.end()]
         # EVO-PG §3: the start character is not compulsory after a CR.
-        body = buffer[1:] if buffer[:1] == bytes([ESC]) else buffer
-        self._buffer = buffer
-        if not body:
+        start = 1 if buffer[:1] == bytes([ESC]) else 0
+        if len(buffer) <= start:
             return None
-        if body.startswith(b"Db;"):
-            return self._download(body)
-        end = body.find(bytes([CR]))
+        if buffer.startswith(b"Db;", start):
+            return self._download(start)
+        end = buffer.find(CR, start)
         if end < 0:
-            if len(body) > _MAX_HEADER * 4:
-                self._buffer = b""
+            if len(buffer) - start > _MAX_HEADER * 4:
+                buffer.clear()
                 return BAD_FRAME
             return None
-        self._buffer = body[end + 1 :]
+        head = bytes(buffer[start:end])
+        del buffer[: end + 1]
         try:
-            fields = body[:end].decode("ascii").split(";")
+            fields = head.decode("ascii").split(";")
         except UnicodeDecodeError:
             return BAD_FRAME
         return Frame(fields[0], tuple(fields[1:]))
 
-    def _download(self, body: bytes) -> Frame | None:
-        parts = body.split(SEP, 3)
-        if len(parts) < 4:
+    def _download(self, start: int) -> Frame | None:
+        """``Db;colour;levels;data CR``, decoded once all of it is here."""
+        buffer = self._buffer
+        second = buffer.find(SEP, start + 3)
+        third = buffer.find(SEP, second + 1) if second >= 0 else -1
+        if third < 0:
             return None
-        header = len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
+        levels = bytes(buffer[second + 1 : third])
         try:
-            size = panel_bytes(int(parts[2]))
-            colour = parts[1].decode("ascii")
+            size = panel_bytes(int(levels))
+            colour = bytes(buffer[start + 3 : second]).decode("ascii")
         except ValueError:
-            self._buffer = b""
+            buffer.clear()
             return BAD_FRAME
-        if len(body) < header + size + 1:
+        end = third + 1 + size
+        if len(buffer) < end + 1:
             return None
-        self._buffer = body[header + size + 1 :]
-        if body[header + size] != CR or colour not in PANEL_COLOURS:
+        with memoryview(buffer) as view:
+            data = bytes(view[third + 1 : end])
+        ended = buffer[end] == CR
+        del buffer[: end + 1]
+        if not ended or colour not in PANEL_COLOURS:
             return BAD_FRAME
-        return Frame("Db", (colour, parts[2].decode("ascii")), body[header : header + size])
+        return Frame("Db", (colour, levels.decode("ascii")), data)

@@ -22,6 +22,15 @@ class DG1Tag(IntEnum):
     MRZ = 0x5F1F
 
 
+def _header(length: int) -> bytes:
+    """``61 L 5F1F L`` for an MRZ of ``length`` characters."""
+    mrz = tlv.encode_tag(DG1Tag.MRZ) + tlv.encode_length(length)
+    return tlv.encode_tag(DG1Tag.DG1) + tlv.encode_length(len(mrz) + length) + mrz
+
+
+_HEADERS = {length: _header(length) for length in MRZ_LENGTHS}  # the three MRZ sizes, once
+
+
 def _check(mrz: bytes) -> None:
     if len(mrz) not in MRZ_LENGTHS:
         raise LDSError(FILE, f"MRZ of {len(mrz)} characters (TD1 90, TD2 72, TD3 88)")
@@ -36,7 +45,7 @@ def encode_dg1(mrz_text: str) -> bytes:
     except UnicodeEncodeError as exc:
         raise LDSError(FILE, "MRZ holds non-ASCII characters") from exc
     _check(raw)
-    return tlv.encode(DG1Tag.DG1, tlv.encode(DG1Tag.MRZ, raw))
+    return _HEADERS[len(raw)] + raw
 
 
 def decode_dg1(data: bytes) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import NoReturn
 
 from applets.emrtd.lds import asn1
@@ -62,22 +63,63 @@ class DG13:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(DG13) if f.name != "extra")
+_ALL_VALUES = attrgetter(*_FIELD_NAMES)
+_TEXT_VALUES = attrgetter(*_TEXT_FIELDS.values())
 _PERSONAL_ID = re.compile("[0-9]{12}")
-# Encoded once: the field-number INTEGERs (00..7F) and the version + content OID header.
-_FIELD_NUMBER = {n: bytes((0x02, 0x01, n)) for n in range(0x80)}
-_HEADER = asn1.integer(VERSION) + asn1.oid(CONTENT_OID)
+_HEADER = asn1.integer(VERSION) + asn1.oid(CONTENT_OID)  # version + content OID, encoded once
+# Plain ints for the hot path (an IntEnum member costs a lookup and __index__ per use).
+_SEQUENCE, _SET, _UTF8 = int(DERTag.SEQUENCE), int(DERTag.SET), int(DERTag.UTF8_STRING)
+_TEXT_NUMBERS = tuple(_TEXT_FIELDS)
+_SHORT = 0x80  # X.690 §8.1.3.4: a length below 128 is one byte
 
 
-def _utf8(text: str) -> bytes:
-    if not unicodedata.is_normalized("NFC", text):  # cheap check; normalise only when needed
+def _tl(tag: int, size: int) -> bytes:
+    """A one-byte tag and the DER length of a value of ``size`` bytes."""
+    return b"%c%c" % (tag, size) if size < _SHORT else b"%c%b" % (tag, tlv.encode_length(size))
+
+
+def _der(tag: int, value: bytes) -> bytes:
+    """One DER object with a one-byte tag."""
+    return _tl(tag, len(value)) + value
+
+
+def _nfc_utf8(text: str) -> bytes:
+    """``text`` as NFC UTF-8, normalising only when the cheap check says it is needed."""
+    if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
-    return tlv.encode(DERTag.UTF8_STRING, text.encode("utf-8"))
+    return text.encode("utf-8")
+
+
+def _element(number: int, value: bytes) -> bytes:
+    """``30 L { 02 01 NN, value }``: one field of the SET; ``value`` is complete DER."""
+    return _der(_SEQUENCE, b"\x02\x01%c%b" % (number, value))
+
+
+def _names(number: int, *names: str) -> bytes:
+    """Field 0D or 0E: ``30 L { 02 01 NN, 30 L { 0C L name, … } }``."""
+    return _element(number, _der(_SEQUENCE, b"".join([_der(_UTF8, _nfc_utf8(n)) for n in names])))
+
+
+def _text_elements(values: tuple[str | None, ...]) -> list[bytes]:
+    """``30 L { 02 01 NN, 0C L text }`` of each present text field, one format per field."""
+    elements = []
+    is_nfc = unicodedata.is_normalized
+    for number, text in zip(_TEXT_NUMBERS, values, strict=True):
+        if text is None:
+            continue
+        raw = (text if is_nfc("NFC", text) else unicodedata.normalize("NFC", text)).encode()
+        size = len(raw)
+        if size < _SHORT - 5:  # the element's own length, 02 01 NN 0C L + text, is one byte
+            elements.append(b"\x30%c\x02\x01%c\x0c%c%b" % (size + 5, number, size, raw))
+        else:
+            elements.append(_element(number, _der(_UTF8, raw)))
+    return elements
 
 
 def _validate(dg13: DG13) -> None:
-    for name in _FIELD_NAMES:
-        if getattr(dg13, name) == "":
-            raise LDSError(FILE, f"{name} is empty; use None for an absent field")
+    if "" in _ALL_VALUES(dg13):
+        name = next(n for n in _FIELD_NAMES if getattr(dg13, n) == "")
+        raise LDSError(FILE, f"{name} is empty; use None for an absent field")
     if dg13.personal_id is not None and not _PERSONAL_ID.fullmatch(dg13.personal_id):
         raise LDSError(FILE, "personal_id must be 12 digits")
     for name in ("date_of_birth", "issue_date", "expiry_date"):
@@ -95,27 +137,34 @@ def _validate(dg13: DG13) -> None:
         raise LDSError(FILE, "extra fields must have distinct unknown numbers 00..7F")
 
 
-def _values(dg13: DG13) -> list[tuple[int, bytes]]:
-    values = [(n, _utf8(value)) for n, name in _TEXT_FIELDS.items()
-              if (value := getattr(dg13, name)) is not None]
-    if dg13.father_name is not None or dg13.mother_name is not None:
-        pair = _utf8(dg13.father_name or "") + _utf8(dg13.mother_name or "")
-        values.append((PARENTS, tlv.encode(DERTag.SEQUENCE, pair)))
-    if dg13.spouse_name is not None:
-        values.append((SPOUSE, asn1.sequence(_utf8(dg13.spouse_name))))
-    return values + list(dg13.extra)
+def _elements(dg13: DG13) -> list[bytes]:
+    """The encoded SET elements of the present fields, in no particular order."""
+    elements = _text_elements(_TEXT_VALUES(dg13))
+    father, mother, spouse = dg13.father_name, dg13.mother_name, dg13.spouse_name
+    if father is not None or mother is not None:
+        elements.append(_names(PARENTS, father or "", mother or ""))
+    if spouse is not None:
+        elements.append(_names(SPOUSE, spouse))
+    if dg13.extra:
+        elements.extend(_element(n, value) for n, value in dg13.extra)
+    return elements
 
 
 def encode_dg13(dg13: DG13) -> bytes:
     """DG13 with the present fields; text is written as NFC UTF-8.
 
-    X.690 §11.6: DER orders SET OF elements by their encodings. Every element starts
-    ``30 LL 02 01 NN`` so the order is by length first, not by field number; we sort the
-    encoded bytes, as DER requires.
+    The DER is assembled by hand from the lengths (this runs once per card). X.690 §11.6:
+    DER orders SET OF elements by their encodings. Every element starts ``30 LL 02 01 NN``
+    so the order is by length first, not by field number; we sort the encoded bytes, as
+    DER requires.
     """
     _validate(dg13)
-    elements = [asn1.sequence(_FIELD_NUMBER[n], value) for n, value in _values(dg13)]
-    return tlv.encode(DG13_TAG, asn1.sequence(_HEADER + asn1.set_of(elements)))
+    fields_der = b"".join(sorted(_elements(dg13)))
+    set_header = _tl(_SET, len(fields_der))
+    size = len(_HEADER) + len(set_header) + len(fields_der)
+    sequence_header = _tl(_SEQUENCE, size)
+    return b"".join((_tl(DG13_TAG, len(sequence_header) + size), sequence_header, _HEADER,
+                     set_header, fields_der))
 
 
 def _text(value: tlv.TLV, what: str) -> str:

@@ -49,6 +49,11 @@ _SIGNATURES = {"jpeg": (b"\xff\xd8",), "jpeg2000": (b"\x00\x00\x00\x0cjP  ", b"\
 _GENDERS = {None: 0x00, "M": 0x01, "F": 0x02, "unknown": 0xFF}  # ISO/IEC 19794-5 §5.5.3
 _GENDER_NAMES = {v: k for k, v in _GENDERS.items()}
 FULL_FRONTAL = 0x01  # ISO/IEC 19794-5 §5.7.1, the type ICAO 9303-10 requires
+# The fixed pieces of the templates around the record, encoded once.
+_DG2_TAG, _GROUP_TAG, _BIT_TAG, _BDB_TAG = (
+    tlv.encode_tag(t) for t in (DG2Tag.DG2, DG2Tag.GROUP_TEMPLATE, DG2Tag.BIT, DG2Tag.BDB))
+_BHT_TLV = tlv.encode(DG2Tag.BHT, _BHT)
+_INSTANCE_COUNT = tlv.encode(DG2Tag.INSTANCE_COUNT, b"\x01")  # one template
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +88,31 @@ def _image_info(image: bytes, width: int, height: int, image_type: str) -> bytes
     return _IMAGE_INFO.pack(FULL_FRONTAL, _IMAGE_TYPES[image_type], width, height, 0, 0, 0, 0)
 
 
+def _templates(record_size: int) -> bytes:
+    """``75 L 7F61 L 02 01 01 7F60 L A1 <BHT> 5F2E L``: all that precedes a record of this size."""
+    bdb = _BDB_TAG + tlv.encode_length(record_size)
+    bit_size = len(_BHT_TLV) + len(bdb) + record_size
+    bit = _BIT_TAG + tlv.encode_length(bit_size)
+    group_size = len(_INSTANCE_COUNT) + len(bit) + bit_size
+    group = _GROUP_TAG + tlv.encode_length(group_size)
+    dg2 = _DG2_TAG + tlv.encode_length(len(group) + group_size)
+    return b"".join((dg2, group, _INSTANCE_COUNT, bit, _BHT_TLV, bdb))
+
+
 def encode_dg2(image: bytes, width: int, height: int, *, image_type: str = "jpeg",
                gender: str | None = None) -> bytes:
-    """DG2 holding one full-frontal face image (one template, one 19794-5 record)."""
+    """DG2 holding one full-frontal face image (one template, one 19794-5 record).
+
+    The template headers are computed from the record's length, then the file is joined in
+    one copy: the image (~15 KB) is copied once, not once per enclosing template.
+    """
     if gender not in _GENDERS:
         raise LDSError(FILE, f"gender {gender!r} is not 'M', 'F', 'unknown' or None")
     info = _image_info(image, width, height, image_type)
     block = _FACIAL_INFO.size + len(info) + len(image)
     facial = _FACIAL_INFO.pack(block, 0, _GENDERS[gender], 0, 0, b"\0\0\0", 0, b"\0\0\0", b"\0\0\0")
     header = _RECORD_HEADER.pack(_MAGIC, _VERSION, _RECORD_HEADER.size + block, 1)
-    record = header + facial + info + image
-    bit = tlv.encode(DG2Tag.BIT, tlv.encode(DG2Tag.BHT, _BHT) + tlv.encode(DG2Tag.BDB, record))
-    group = tlv.encode(DG2Tag.INSTANCE_COUNT, b"\x01") + bit
-    return tlv.encode(DG2Tag.DG2, tlv.encode(DG2Tag.GROUP_TEMPLATE, group))
+    return b"".join((_templates(len(header) + block), header, facial, info, image))
 
 
 def _read_face(record: bytes, offset: int) -> tuple[FaceImage, int]:

@@ -22,6 +22,7 @@ _DATE = re.compile(r"[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])")
 # ICAO 9303-3 §6 (transliteration): letters that do not decompose under NFD.
 _SPECIAL = {"Đ": "D", "Ð": "D", "Æ": "AE", "Œ": "OE", "Ø": "OE", "ß": "SS", "Þ": "TH", "Ł": "L"}
 _SEPARATORS = re.compile(r"[\s\-<]+")
+_SEXES = ("M", "F", FILLER)
 
 
 @functools.lru_cache(maxsize=8192)  # names repeat a lot; the function is pure
@@ -103,6 +104,29 @@ class TD1:
     name: str
 
     def __post_init__(self) -> None:
+        if not self._plainly_valid():
+            self._validate()
+
+    def _plainly_valid(self) -> bool:
+        """Every rule of :meth:`_validate` at once, in a few C calls (this runs per card).
+
+        The character rule holds for the concatenated fields exactly when it holds for each,
+        so one regex pass covers all of them; :meth:`_validate` names the broken rule.
+        """
+        number, no_expiry = self.document_number, self.date_of_expiry == NO_EXPIRY
+        return (len(self.document_code) == 2 and len(self.issuing_state) == 3
+                and len(self.nationality) == 3 and len(self.name) == LINE
+                and len(self.optional_data_2) <= 11 and len(number) <= 22
+                and len(self.optional_data_1) <= self._optional_1_room
+                and self.sex in _SEXES and number.strip(FILLER) != ""
+                and _MRZ_CHARS.fullmatch("".join((
+                    self.document_code, self.issuing_state, self.nationality, self.name,
+                    self.optional_data_2, number, self.optional_data_1))) is not None
+                and _DATE.fullmatch(self.date_of_birth) is not None
+                and (no_expiry or _DATE.fullmatch(self.date_of_expiry) is not None))
+
+    def _validate(self) -> None:
+        """Check each field in turn; raise :class:`MRZError` naming the first bad one."""
         _check("document code", self.document_code, length=2)
         _check("issuing state", self.issuing_state, length=3)
         _check("nationality", self.nationality, length=3)
@@ -114,7 +138,7 @@ class TD1:
         _check("optional data 1", self.optional_data_1, maximum=self._optional_1_room)
         _check_date("date of birth", self.date_of_birth, allow_no_expiry=False)
         _check_date("date of expiry", self.date_of_expiry, allow_no_expiry=True)
-        if self.sex not in ("M", "F", FILLER):
+        if self.sex not in _SEXES:
             raise MRZError("sex", f"must be 'M', 'F' or '<', got {self.sex!r}")
 
     @property

@@ -73,8 +73,25 @@ class SODSigner(Protocol):
 
 
 def _tl(tag: bytes, length: int) -> bytes:
-    """Tag and DER length header for a value of ``length`` bytes."""
+    """Tag and DER length header for a value of ``length`` bytes (X.690 §8.1.3)."""
+    if length < 0x80:
+        return b"%b%c" % (tag, length)
+    if length < 0x100:
+        return b"%b\x81%c" % (tag, length)
+    if length < 0x10000:
+        return b"%b\x82%c%c" % (tag, length >> 8, length & 0xFF)
     return tag + tlv.encode_length(length)
+
+
+class _Hash(Protocol):
+    def digest(self) -> bytes: ...
+
+
+# The hashlib constructors by name: calling one directly skips hashlib.new's name lookup.
+_HASH_CONSTRUCTORS: dict[str, Callable[[bytes], _Hash]] = {
+    "sha224": hashlib.sha224, "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384, "sha512": hashlib.sha512,
+}
 
 
 class SODBuilder:
@@ -87,11 +104,10 @@ class SODBuilder:
         if signer.signature_algorithm not in SIGNATURE_ALGORITHMS:
             raise LDSError(FILE, f"signature algorithm {signer.signature_algorithm!r} unknown")
         self._signer = signer
-        self._hash = hash_algorithm
+        self._hash = _HASH_CONSTRUCTORS[hash_algorithm]
         size = hashlib.new(hash_algorithm).digest_size
         # ICAO 9303-10 §4.6.2.2 note 2: DigestAlgorithmIdentifiers omit the NULL parameters.
         digest_algorithm = asn1.sequence(asn1.oid(HASH_ALGORITHMS[hash_algorithm]))
-        self._digest_algorithm = digest_algorithm
         self._lso_head = asn1.integer(0 if lds_version is None else 1) + digest_algorithm
         self._lso_tail = b"" if lds_version is None else _version_info(*lds_version)
         # DataGroupHash ::= SEQUENCE { INTEGER n, OCTET STRING h }: a fixed prefix per DG.
@@ -105,6 +121,8 @@ class SODBuilder:
         self._content_type_first = self._content_type_attr < self._digest_attr_prefix
         self._prepare_certificate(signer.certificate_der)
         self._signature_algorithm = SIGNATURE_ALGORITHMS[signer.signature_algorithm]()
+        # SignerInfo (RFC 5652 §5.3) up to its signed attributes: version 1, sid, digest.
+        self._signer_info_head = b"\x02\x01\x01" + self._sid + digest_algorithm
         self._signed_data_head = asn1.integer(3) + asn1.set_of([digest_algorithm])
         self._econtent_type = asn1.oid(ID_LDS_SECURITY_OBJECT)
         self._signed_data_oid = asn1.oid(ID_SIGNED_DATA)
@@ -124,10 +142,10 @@ class SODBuilder:
         """The DER LDSSecurityObject: the hash of each complete DG file, by DG number."""
         if not 2 <= len(dg_contents) <= 16:  # ICAO 9303-10 §4.6.2.3: SIZE (2..16)
             raise LDSError(FILE, f"{len(dg_contents)} data groups; a SOD covers 2 to 16")
-        prefix, new = self._dg_prefix, hashlib.new
+        prefix, new = self._dg_prefix, self._hash
         try:
-            hashes = b"".join(prefix[n] + new(self._hash, dg_contents[n]).digest()
-                              for n in sorted(dg_contents))
+            hashes = b"".join([prefix[n] + new(dg_contents[n]).digest()
+                               for n in sorted(dg_contents)])
         except KeyError as exc:
             raise LDSError(FILE, f"data group number {exc.args[0]} not in 1..16") from exc
         body = self._lso_head + _tl(b"\x30", len(hashes)) + hashes + self._lso_tail
@@ -135,7 +153,7 @@ class SODBuilder:
 
     def signed_attributes(self, econtent: bytes) -> bytes:
         """The content of the signed attributes: content-type and message-digest, DER-ordered."""
-        digest = self._digest_attr_prefix + hashlib.new(self._hash, econtent).digest()
+        digest = self._digest_attr_prefix + self._hash(econtent).digest()
         ct = self._content_type_attr
         return ct + digest if self._content_type_first else digest + ct
 
@@ -144,9 +162,8 @@ class SODBuilder:
         econtent = self.security_object(dg_contents)
         attributes = self.signed_attributes(econtent)
         signature = self._signer.sign(_tl(b"\x31", len(attributes)) + attributes)
-        signer_info = (b"\x02\x01\x01" + self._sid + self._digest_algorithm
-                       + _tl(b"\xa0", len(attributes)) + attributes + self._signature_algorithm
-                       + _tl(b"\x04", len(signature)) + signature)
+        signer_info = (self._signer_info_head + _tl(b"\xa0", len(attributes)) + attributes
+                       + self._signature_algorithm + _tl(b"\x04", len(signature)) + signature)
         signer_infos = _tl(b"\x30", len(signer_info)) + signer_info
         octets = _tl(b"\x04", len(econtent)) + econtent
         encap = self._econtent_type + _tl(b"\xa0", len(octets)) + octets
