@@ -1,0 +1,101 @@
+"""The chaos test: ``cardline batch run`` on 100 cards, killed with SIGKILL at random moments
+more than twenty times and resumed each time — the printers, encoders and HSM live on, as in
+a factory when the controller's machine dies."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from personalization.line.report import build_report
+from tests.personalization.line.conftest import Rig
+
+pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.slow]
+CARDS = 100
+KILLS = 22
+CARDLINE = [sys.executable, "-m", "personalization"]
+
+
+def _line_yaml(rig: Rig) -> Path:
+    """A line.yaml for the CLI: the rig's printers, encoders, token and journal."""
+    config = {
+        "line": "chaos",
+        "data_dir": str(rig.hsm.data_dir),  # where the token's key inventory is
+        "hsm": {"module": rig.hsm.module, "token": rig.hsm.token, "pin_source": "env",
+                "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
+        "journal": {"url": f"sqlite:///{rig.journal.path}"},
+        "controller": {"max_attempts": 3, "alarm_poll_s": 0.1},
+        "stations": [{"name": name, "printer": {"port": rig.printers.port(name)},
+                      "encoder": {"reader": rig.bank.reader_name(index)}}
+                     for name, index in rig.printers.stations.items()],
+    }
+    path = rig.root / "line.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _last_event(rig: Rig) -> int:
+    return int(rig.journal._read("SELECT coalesce(max(seq), 0) FROM events")[0][0])
+
+
+def _controller(rig: Rig, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    verb = "resume" if rig.journal.cards("B1") else "run"
+    env = {**os.environ, "CARDLINE_HSM_PIN": rig.hsm.pin, "CARDLINE_LOG_LEVEL": "WARNING"}
+    with log.open("ab") as sink:
+        return subprocess.Popen([*CARDLINE, "batch", verb, "B1", "--config", str(config)],
+                                env=env, stdout=sink, stderr=sink, stdin=subprocess.DEVNULL)
+
+
+def test_killed_twenty_times_every_application_is_settled_exactly_once(rig: Rig) -> None:
+    """After more than twenty SIGKILLs and resumes: every application handed out once or
+    failed with reasons, no document number twice, stock reconciled with the printers'
+    counters, the event chain verified, every handed-out card passing QA from its chip."""
+    apps = rig.batch(CARDS)
+    config, log = _line_yaml(rig), rig.root / "controller.log"
+    rng = random.Random(20261124)
+    kills = 0
+    while kills < KILLS:
+        start = _last_event(rig)
+        target = start + rng.randint(1, 14)  # a random moment: some events into the run…
+        process = _controller(rig, config, log)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and _last_event(rig) < target \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, 0.03))  # …and a random instant after it
+        if process.poll() is not None:
+            break  # the batch finished before this kill
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        kills += 1
+    assert kills == KILLS, f"the batch ended after {kills} kills; see {log}"
+    final = _controller(rig, config, log)
+    assert final.wait(timeout=600) == 0, log.read_text(errors="replace")[-3000:]
+
+    report = build_report(rig.journal, "B1")
+    assert report["state"] == "closed" and report["personal_data_purged"]
+    states = Counter(a["state"] for a in rig.journal.applications("B1"))
+    assert states["handed_out"] + states["failed"] == CARDS
+    for application in rig.journal.applications("B1"):
+        if application["state"] == "failed":
+            assert application["reasons"], application["application_id"]
+    handed = [c for c in report["cards"] if c["state"] == "handed_out"]
+    assert len(handed) == states["handed_out"]
+    assert len({c["application_id"] for c in handed}) == len(handed)
+    assert len({c["document_number"] for c in handed}) == len(handed)
+    stock = report["stock"]
+    assert stock["reconciled"], stock["differences"]
+    assert stock["in_machine"] == 0 and stock["fed"] == stock["handed_out"] + stock["rejected"]
+    assert report["journal"]["chain_ok"]
+    runs = [e for e in rig.journal.events("B1") if e["kind"] == "run.started"]
+    assert len(runs) == KILLS + 1
+    assert rig.requalify(report, apps) == len(handed)
