@@ -4,7 +4,9 @@ Sections (each self-contained, on throwaway parts, never touching a line's keys 
 - ``prep``: data preparation vs raw HSM signatures with the same key (SoftHSM, one process);
 - ``encode``: personalization through the real pcscd vs the raw APDU round trip;
 - ``qa``: full QA verification vs the raw APDU round trip;
-- ``printers``: card-face rendering time and bytes sent to the printer per card.
+- ``printers``: card-face rendering time and bytes sent to the printer per card;
+- ``line``: the journaled controller with 8 stations, fast timing (cards/s, CPU per card);
+- ``line-realistic``: with realistic timing, throughput over the slowest station type's bound.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from applets.virtual.bench import measure_roundtrip_ms
 from applets.virtual.store import ChipStore
 from hsm.bench import measure_signs_per_second
 from hsm.certificates import certificate_to_pem
+from personalization import linebench
 from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_applications, bench_hsm
 from personalization.encoder import EncodedCard, EncoderStation
@@ -136,6 +139,52 @@ def printers_section(ctx: BenchContext) -> Figures:
     return measure_printer(face, card_layout(ctx.profile), cards=max(3, min(ctx.cards, 10)))
 
 
+LINE_STATIONS = 8
+LINE_CARDS_PER_STATION = 6
+REALISTIC_STATIONS = 2
+REALISTIC_CARDS_PER_STATION = 2
+
+
+def _own_pcscd(ctx: BenchContext) -> None:
+    """One pcscd per machine: the single-encoder bank of the other sections goes first."""
+    if ctx.bank is not None:
+        ctx.bank.down()
+        ctx.bank = None
+
+
+def line_section(ctx: BenchContext) -> Figures:
+    """8 stations, fast timing, full QA, the journal: cards per second and CPU per card."""
+    _own_pcscd(ctx)
+    run = linebench.run_line(ctx.root / "line-fast", ctx.profile, ctx.hsm,
+                             stations=LINE_STATIONS,
+                             cards=LINE_STATIONS * LINE_CARDS_PER_STATION, timing="fast",
+                             base_port=BENCH_BASE_PORT, bare_cycle=False)
+    return {
+        "line_stations": LINE_STATIONS,
+        "line_cards": run.cards,
+        "line_cards_per_s": round(run.cards / run.seconds, 2),
+        "controller_cpu_ms_per_card": round(run.cpu_seconds / max(1, run.cards) * 1000, 2),
+    }
+
+
+def line_realistic_section(ctx: BenchContext) -> Figures:
+    """Realistic timing: throughput over ``stations / one station's bare cycle``."""
+    _own_pcscd(ctx)
+    run = linebench.run_line(ctx.root / "line-realistic", ctx.profile, ctx.hsm,
+                             stations=REALISTIC_STATIONS,
+                             cards=REALISTIC_STATIONS * REALISTIC_CARDS_PER_STATION,
+                             timing="realistic", base_port=BENCH_BASE_PORT, bare_cycle=True)
+    assert run.cycle_s is not None  # asked for  # noqa: S101
+    throughput = run.cards / run.seconds
+    bound = REALISTIC_STATIONS / run.cycle_s
+    return {
+        "station_cycle_s": round(run.cycle_s, 2),
+        "line_realistic_cards_per_s": round(throughput, 4),
+        "line_bound_cards_per_s": round(bound, 4),
+        "line_vs_bound": round(throughput / bound, 3),
+    }
+
+
 def _bank(ctx: BenchContext) -> EncoderBank:
     if ctx.bank is None:
         ctx.bank = EncoderBank(ctx.root / "bank", 1, BENCH_BASE_PORT)
@@ -148,6 +197,8 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "encode": encode_section,
     "qa": qa_section,
     "printers": printers_section,
+    "line": line_section,
+    "line-realistic": line_realistic_section,
 }
 
 

@@ -1,0 +1,100 @@
+"""Line figures for ``cardline bench``: the journaled controller on a simulated line.
+
+- ``line_cards_per_s``: cards handed out per second with 8 stations, fast timing, full QA and
+  the journal; ``controller_cpu_ms_per_card``: CPU of the controller's process per card.
+- ``line_vs_bound``: with realistic timing, throughput over the bound set by the slowest
+  station type, measured in the same run: one card driven through one station's physical
+  steps (feed, encode, QA, print, eject) with no journal and no scheduler gives the station's
+  cycle; the bound is ``stations / cycle`` (the shared HSM, thousands of signatures a second,
+  is never the slower one here).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from applets.transport.pcsc import PCSCTransport
+from applets.virtual.bank import EncoderBank
+from hsm.certificates import certificate_to_pem
+from personalization.benchkit import BenchHSM, bench_applications
+from personalization.encoder import EncoderStation
+from personalization.face import card_face, card_layout
+from personalization.journal.store import Journal
+from personalization.line.controller import LineController, LineParts
+from personalization.line.station import StationSpec
+from personalization.prep import Preparer, build_dg13, document_number
+from personalization.profile import DocumentProfile
+from personalization.simline import PrinterLine
+from printers.driver import PrinterDriver
+from printers.face import render_card
+from printers.link import SerialLink
+from qa.checks import Expected
+from qa.passive_auth import TrustStore
+from qa.readback import keys_from_fields
+from qa.verify import verify_card
+
+
+@dataclass(frozen=True, slots=True)
+class LineRun:
+    """One measured batch."""
+
+    cards: int
+    seconds: float
+    cpu_seconds: float
+    cycle_s: float | None = None  # one station's bare cycle, when measured
+
+
+def _parts(profile: DocumentProfile, hsm: BenchHSM) -> LineParts:
+    trust = TrustStore.from_pem(certificate_to_pem(hsm.csca_der).encode("ascii"))
+    return LineParts(Preparer(profile, hsm.signer), profile, card_layout(profile), trust,
+                     poll_s=0.1)
+
+
+def _bare_cycle(spec: StationSpec, parts: LineParts, profile: DocumentProfile,
+                root: Path) -> float:
+    """One card through one station's physical steps, with none of the controller."""
+    application = bench_applications(root / "bare", profile, 1, seed=99)[0]
+    data = parts.preparer.card_data(application)
+    expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, profile),
+                        dg2_image=application.portrait.jpeg)
+    with PrinterDriver(SerialLink(spec.printer_port), spec.name) as printer, \
+            PCSCTransport(spec.reader) as reader:
+        printer.set_host_error_mode()
+        start = time.perf_counter()
+        serial = printer.feed_to_encoder()
+        reader.wait_for_card(5)
+        EncoderStation(spec.name, reader, parts.preparer).personalize(data, serial)
+        reader.reconnect(reset=True)
+        verify_card(reader, keys_from_fields(*data.bac_key), parts.trust,
+                    at=datetime.now(UTC), expected=expected)
+        rendered = render_card(card_face(application, data.mrz, profile), parts.layout)
+        printer.release_from_encoder()
+        printer.print_card(rendered)
+        printer.eject()
+        reader.wait_for_removal(5)
+        return time.perf_counter() - start
+
+
+def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: int,
+             cards: int, timing: str, base_port: int, bare_cycle: bool) -> LineRun:
+    """Run one batch of ``cards`` on ``stations`` simulated stations; measure it."""
+    bank = EncoderBank(root / "bank", stations, base_port, timing=timing)
+    names = {f"station-{i + 1}": i for i in range(stations)}
+    blanks = cards // stations + 6
+    apps = bench_applications(root, profile, cards)
+    parts = _parts(profile, hsm)
+    with bank, PrinterLine(root / "bank", names, bank.host_socket, bank.chips_dir, timing,
+                           blanks) as printers, Journal(root / "journal.db") as journal:
+        specs = [StationSpec(n, printers.port(n), bank.reader_name(i)) for n, i in names.items()]
+        cycle = _bare_cycle(specs[0], parts, profile, root) if bare_cycle else None
+        journal.create_batch("bench", source="bench", profile=profile.name, max_attempts=3,
+                             valid=[(n, a, document_number(a)) for n, a in enumerate(apps)],
+                             invalid=[])
+        controller = LineController(journal, "bench", specs, parts)
+        cpu = time.process_time()
+        result = controller.run()
+        cpu = time.process_time() - cpu
+    return LineRun(result.handed_out, result.seconds, cpu, cycle)
