@@ -3,6 +3,7 @@ a private SoftHSM token with a CSCA and a DS, and a fresh journal per test."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
@@ -68,6 +70,28 @@ class Rig:
                                   valid=[(n, a, document_number(a)) for n, a in apps],
                                   invalid=[])
         return [a for _, a in apps]
+
+    def line_yaml(self) -> Path:
+        """A line.yaml for the CLI: the rig's printers, encoders, token and journal."""
+        config = {
+            "line": "test-line",
+            "data_dir": str(self.hsm.data_dir),  # where the token's key inventory is
+            "hsm": {"module": self.hsm.module, "token": self.hsm.token, "pin_source": "env",
+                    "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
+            "journal": {"url": f"sqlite:///{self.journal.path}"},
+            "controller": {"max_attempts": 3, "alarm_poll_s": 0.1},
+            "stations": [{"name": name, "printer": {"port": self.printers.port(name)},
+                          "encoder": {"reader": self.bank.reader_name(index)}}
+                         for name, index in self.printers.stations.items()],
+        }
+        path = self.root / "line.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        return path
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a ``cardline`` process on the rig (the PIN from the env)."""
+        return {**os.environ, "CARDLINE_HSM_PIN": self.hsm.pin,
+                "CARDLINE_LOG_LEVEL": "WARNING"}
 
     def feeder(self, station: str) -> list[str]:
         """The blank serials loaded in a station's feeder, in feed order (the chip store is

@@ -14,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from personalization.line.report import build_report
 from tests.personalization.line.conftest import Rig
@@ -25,34 +24,16 @@ KILLS = 22
 CARDLINE = [sys.executable, "-m", "personalization"]
 
 
-def _line_yaml(rig: Rig) -> Path:
-    """A line.yaml for the CLI: the rig's printers, encoders, token and journal."""
-    config = {
-        "line": "chaos",
-        "data_dir": str(rig.hsm.data_dir),  # where the token's key inventory is
-        "hsm": {"module": rig.hsm.module, "token": rig.hsm.token, "pin_source": "env",
-                "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
-        "journal": {"url": f"sqlite:///{rig.journal.path}"},
-        "controller": {"max_attempts": 3, "alarm_poll_s": 0.1},
-        "stations": [{"name": name, "printer": {"port": rig.printers.port(name)},
-                      "encoder": {"reader": rig.bank.reader_name(index)}}
-                     for name, index in rig.printers.stations.items()],
-    }
-    path = rig.root / "line.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
 def _last_event(rig: Rig) -> int:
     return int(rig.journal._read("SELECT coalesce(max(seq), 0) FROM events")[0][0])
 
 
 def _controller(rig: Rig, config: Path, log: Path) -> subprocess.Popen[bytes]:
     verb = "resume" if rig.journal.cards("B1") else "run"
-    env = {**os.environ, "CARDLINE_HSM_PIN": rig.hsm.pin, "CARDLINE_LOG_LEVEL": "WARNING"}
     with log.open("ab") as sink:
         return subprocess.Popen([*CARDLINE, "batch", verb, "B1", "--config", str(config)],
-                                env=env, stdout=sink, stderr=sink, stdin=subprocess.DEVNULL)
+                                env=rig.cli_env(), stdout=sink, stderr=sink,
+                                stdin=subprocess.DEVNULL)
 
 
 def test_killed_twenty_times_every_application_is_settled_exactly_once(rig: Rig) -> None:
@@ -60,7 +41,7 @@ def test_killed_twenty_times_every_application_is_settled_exactly_once(rig: Rig)
     failed with reasons, no document number twice, stock reconciled with the printers'
     counters, the event chain verified, every handed-out card passing QA from its chip."""
     apps = rig.batch(CARDS)
-    config, log = _line_yaml(rig), rig.root / "controller.log"
+    config, log = rig.line_yaml(), rig.root / "controller.log"
     rng = random.Random(20261124)
     kills = 0
     while kills < KILLS:
