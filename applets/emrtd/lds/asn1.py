@@ -86,6 +86,21 @@ def decode_integer(value: bytes, file: str) -> int:
     return int.from_bytes(value, "big", signed=True)
 
 
+def header(tag: bytes, length: int) -> bytes:
+    """``tag`` and the DER length of a value of ``length`` bytes (X.690 §8.1.3: shortest form).
+
+    The same bytes as :func:`tlv.encode_length` after the tag, one format for the lengths an
+    LDS file has; the hand-assembled encoders call it a few times per card.
+    """
+    if length < 0x80:
+        return b"%b%c" % (tag, length)
+    if length < 0x100:
+        return b"%b\x81%c" % (tag, length)
+    if length < 0x10000:
+        return b"%b\x82%c%c" % (tag, length >> 8, length & 0xFF)
+    return tag + tlv.encode_length(length)
+
+
 def sequence(*parts: bytes) -> bytes:
     """A SEQUENCE of already-encoded parts."""
     return tlv.encode(DERTag.SEQUENCE, b"".join(parts))

@@ -19,7 +19,7 @@ from operator import attrgetter
 from typing import NoReturn
 
 from applets.emrtd.lds import asn1
-from applets.emrtd.lds.asn1 import DERTag
+from applets.emrtd.lds.asn1 import DERTag, header
 from applets.errors import LDSError
 from applets.iso7816 import tlv
 
@@ -67,56 +67,54 @@ _ALL_VALUES = attrgetter(*_FIELD_NAMES)
 _TEXT_VALUES = attrgetter(*_TEXT_FIELDS.values())
 _PERSONAL_ID = re.compile("[0-9]{12}")
 _HEADER = asn1.integer(VERSION) + asn1.oid(CONTENT_OID)  # version + content OID, encoded once
-# Plain ints for the hot path (an IntEnum member costs a lookup and __index__ per use).
-_SEQUENCE, _SET, _UTF8 = int(DERTag.SEQUENCE), int(DERTag.SET), int(DERTag.UTF8_STRING)
+_SEQUENCE, _SET, _UTF8, _DG13 = b"\x30", b"\x31", b"\x0c", bytes((DG13_TAG,))
 _TEXT_NUMBERS = tuple(_TEXT_FIELDS)
-_SHORT = 0x80  # X.690 §8.1.3.4: a length below 128 is one byte
-
-
-def _tl(tag: int, size: int) -> bytes:
-    """A one-byte tag and the DER length of a value of ``size`` bytes."""
-    return b"%c%c" % (tag, size) if size < _SHORT else b"%c%b" % (tag, tlv.encode_length(size))
-
-
-def _der(tag: int, value: bytes) -> bytes:
-    """One DER object with a one-byte tag."""
-    return _tl(tag, len(value)) + value
+_SHORT_TEXT = 0x80 - 5  # X.690 §8.1.3.4: 02 01 NN 0C L + text keeps a one-byte length
 
 
 def _nfc_utf8(text: str) -> bytes:
-    """``text`` as NFC UTF-8, normalising only when the cheap check says it is needed."""
+    """``text`` as NFC UTF-8; the cheap check spares normalising text that already is NFC."""
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     return text.encode("utf-8")
 
 
+def _utf8(text: str) -> bytes:
+    """A complete UTF8String of ``text`` in NFC."""
+    raw = _nfc_utf8(text)
+    return header(_UTF8, len(raw)) + raw
+
+
+def _sequence(*parts: bytes) -> bytes:
+    """A SEQUENCE of complete DER parts."""
+    value = b"".join(parts)
+    return header(_SEQUENCE, len(value)) + value
+
+
 def _element(number: int, value: bytes) -> bytes:
     """``30 L { 02 01 NN, value }``: one field of the SET; ``value`` is complete DER."""
-    return _der(_SEQUENCE, b"\x02\x01%c%b" % (number, value))
-
-
-def _names(number: int, *names: str) -> bytes:
-    """Field 0D or 0E: ``30 L { 02 01 NN, 30 L { 0C L name, … } }``."""
-    return _element(number, _der(_SEQUENCE, b"".join([_der(_UTF8, _nfc_utf8(n)) for n in names])))
+    return header(_SEQUENCE, 3 + len(value)) + b"\x02\x01%c%b" % (number, value)
 
 
 def _text_elements(values: tuple[str | None, ...]) -> list[bytes]:
-    """``30 L { 02 01 NN, 0C L text }`` of each present text field, one format per field."""
+    """``30 L { 02 01 NN, 0C L text }`` of each present text field (one format when short)."""
     elements = []
-    is_nfc = unicodedata.is_normalized
+    is_nfc, normalize = unicodedata.is_normalized, unicodedata.normalize
     for number, text in zip(_TEXT_NUMBERS, values, strict=True):
         if text is None:
             continue
-        raw = (text if is_nfc("NFC", text) else unicodedata.normalize("NFC", text)).encode()
+        # _nfc_utf8, inlined: 13 fields a card, the hottest loop of data preparation.
+        raw = (text if is_nfc("NFC", text) else normalize("NFC", text)).encode("utf-8")
         size = len(raw)
-        if size < _SHORT - 5:  # the element's own length, 02 01 NN 0C L + text, is one byte
+        if size < _SHORT_TEXT:
             elements.append(b"\x30%c\x02\x01%c\x0c%c%b" % (size + 5, number, size, raw))
         else:
-            elements.append(_element(number, _der(_UTF8, raw)))
+            elements.append(_element(number, header(_UTF8, size) + raw))
     return elements
 
 
 def _validate(dg13: DG13) -> None:
+    """Raise LDSError for an empty field, a malformed ID, date or sex, or clashing extras."""
     if "" in _ALL_VALUES(dg13):
         name = next(n for n in _FIELD_NAMES if getattr(dg13, n) == "")
         raise LDSError(FILE, f"{name} is empty; use None for an absent field")
@@ -142,9 +140,9 @@ def _elements(dg13: DG13) -> list[bytes]:
     elements = _text_elements(_TEXT_VALUES(dg13))
     father, mother, spouse = dg13.father_name, dg13.mother_name, dg13.spouse_name
     if father is not None or mother is not None:
-        elements.append(_names(PARENTS, father or "", mother or ""))
+        elements.append(_element(PARENTS, _sequence(_utf8(father or ""), _utf8(mother or ""))))
     if spouse is not None:
-        elements.append(_names(SPOUSE, spouse))
+        elements.append(_element(SPOUSE, _sequence(_utf8(spouse))))
     if dg13.extra:
         elements.extend(_element(n, value) for n, value in dg13.extra)
     return elements
@@ -160,10 +158,10 @@ def encode_dg13(dg13: DG13) -> bytes:
     """
     _validate(dg13)
     fields_der = b"".join(sorted(_elements(dg13)))
-    set_header = _tl(_SET, len(fields_der))
+    set_header = header(_SET, len(fields_der))
     size = len(_HEADER) + len(set_header) + len(fields_der)
-    sequence_header = _tl(_SEQUENCE, size)
-    return b"".join((_tl(DG13_TAG, len(sequence_header) + size), sequence_header, _HEADER,
+    sequence_header = header(_SEQUENCE, size)
+    return b"".join((header(_DG13, len(sequence_header) + size), sequence_header, _HEADER,
                      set_header, fields_der))
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from applets.emrtd.lds import asn1
+from applets.emrtd.lds.asn1 import header
 from applets.errors import LDSError
 from applets.iso7816 import tlv
 
@@ -90,12 +91,12 @@ def _image_info(image: bytes, width: int, height: int, image_type: str) -> bytes
 
 def _templates(record_size: int) -> bytes:
     """``75 L 7F61 L 02 01 01 7F60 L A1 <BHT> 5F2E L``: all that precedes a record of this size."""
-    bdb = _BDB_TAG + tlv.encode_length(record_size)
+    bdb = header(_BDB_TAG, record_size)
     bit_size = len(_BHT_TLV) + len(bdb) + record_size
-    bit = _BIT_TAG + tlv.encode_length(bit_size)
+    bit = header(_BIT_TAG, bit_size)
     group_size = len(_INSTANCE_COUNT) + len(bit) + bit_size
-    group = _GROUP_TAG + tlv.encode_length(group_size)
-    dg2 = _DG2_TAG + tlv.encode_length(len(group) + group_size)
+    group = header(_GROUP_TAG, group_size)
+    dg2 = header(_DG2_TAG, len(group) + group_size)
     return b"".join((dg2, group, _INSTANCE_COUNT, bit, _BHT_TLV, bdb))
 
 

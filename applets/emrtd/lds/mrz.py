@@ -149,11 +149,11 @@ class TD1:
     def _line1_tail(self) -> str:
         """Positions 6–30 of line 1: document number, its check digit, optional data."""
         number = self.document_number
-        digit = check_digit(number if len(number) > 9 else number.ljust(9, FILLER))
         if len(number) <= 9:
-            return number.ljust(9, FILLER) + digit + self.optional_data_1.ljust(15, FILLER)
+            padded = number.ljust(9, FILLER)
+            return padded + check_digit(padded) + self.optional_data_1.ljust(15, FILLER)
         # ICAO 9303-5 §4.2.4 note j: '<' at position 15, then the overflow, its check digit, '<'.
-        overflow = number[9:] + digit + FILLER + self.optional_data_1
+        overflow = number[9:] + check_digit(number) + FILLER + self.optional_data_1
         return number[:9] + FILLER + overflow.ljust(15, FILLER)
 
     def lines(self) -> tuple[str, str, str]:

@@ -15,11 +15,11 @@ from typing import Protocol
 from asn1crypto import cms, x509
 
 from applets.emrtd.lds import asn1
-from applets.emrtd.lds.asn1 import DERTag
+from applets.emrtd.lds.asn1 import DERTag, header
 from applets.errors import LDSError
 from applets.iso7816 import tlv
 
-__all__ = ["HASH_ALGORITHMS", "SOD", "SODBuilder", "SODSigner", "parse_sod"]
+__all__ = ["HASH_ALGORITHMS", "SOD", "SODBuilder", "SODSigner", "UnsignedSOD", "parse_sod"]
 
 FILE = "EF.SOD"
 SOD_TAG = 0x77
@@ -72,19 +72,11 @@ class SODSigner(Protocol):
         """
 
 
-def _tl(tag: bytes, length: int) -> bytes:
-    """Tag and DER length header for a value of ``length`` bytes (X.690 §8.1.3)."""
-    if length < 0x80:
-        return b"%b%c" % (tag, length)
-    if length < 0x100:
-        return b"%b\x81%c" % (tag, length)
-    if length < 0x10000:
-        return b"%b\x82%c%c" % (tag, length >> 8, length & 0xFF)
-    return tag + tlv.encode_length(length)
-
-
 class _Hash(Protocol):
-    def digest(self) -> bytes: ...
+    """What the SOD needs of a hashlib object."""
+
+    def digest(self) -> bytes:
+        """The digest of the data hashed so far."""
 
 
 # The hashlib constructors by name: calling one directly skips hashlib.new's name lookup.
@@ -92,6 +84,18 @@ _HASH_CONSTRUCTORS: dict[str, Callable[[bytes], _Hash]] = {
     "sha224": hashlib.sha224, "sha256": hashlib.sha256,
     "sha384": hashlib.sha384, "sha512": hashlib.sha512,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class UnsignedSOD:
+    """An EF.SOD before its signature: what :meth:`SODBuilder.sign` completes.
+
+    Preparing many cards, the hashing (Python and memory work) runs for a batch before the
+    batch's signatures (HSM calls), which keeps each kind of work in a run.
+    """
+
+    econtent: bytes  # the DER LDSSecurityObject
+    signed_attributes: bytes  # the DER SET OF Attribute (tag 31) the signature covers
 
 
 class SODBuilder:
@@ -111,13 +115,13 @@ class SODBuilder:
         self._lso_head = asn1.integer(0 if lds_version is None else 1) + digest_algorithm
         self._lso_tail = b"" if lds_version is None else _version_info(*lds_version)
         # DataGroupHash ::= SEQUENCE { INTEGER n, OCTET STRING h }: a fixed prefix per DG.
-        self._dg_prefix = {n: _tl(b"\x30", 5 + size) + bytes((2, 1, n, 4, size))
+        self._dg_prefix = {n: header(b"\x30", 5 + size) + bytes((2, 1, n, 4, size))
                            for n in range(1, 17)}
         self._content_type_attr = asn1.sequence(
             asn1.oid(ID_CONTENT_TYPE), asn1.set_of([asn1.oid(ID_LDS_SECURITY_OBJECT)]))
         # message-digest Attribute up to the digest; the digest value completes it.
-        self._digest_attr_prefix = (_tl(b"\x30", 15 + size) + asn1.oid(ID_MESSAGE_DIGEST)
-                                    + _tl(b"\x31", 2 + size) + bytes((4, size)))
+        self._digest_attr_prefix = (header(b"\x30", 15 + size) + asn1.oid(ID_MESSAGE_DIGEST)
+                                    + header(b"\x31", 2 + size) + bytes((4, size)))
         self._content_type_first = self._content_type_attr < self._digest_attr_prefix
         self._prepare_certificate(signer.certificate_der)
         self._signature_algorithm = SIGNATURE_ALGORITHMS[signer.signature_algorithm]()
@@ -148,8 +152,8 @@ class SODBuilder:
                                for n in sorted(dg_contents)])
         except KeyError as exc:
             raise LDSError(FILE, f"data group number {exc.args[0]} not in 1..16") from exc
-        body = self._lso_head + _tl(b"\x30", len(hashes)) + hashes + self._lso_tail
-        return _tl(b"\x30", len(body)) + body
+        body = self._lso_head + header(b"\x30", len(hashes)) + hashes + self._lso_tail
+        return header(b"\x30", len(body)) + body
 
     def signed_attributes(self, econtent: bytes) -> bytes:
         """The content of the signed attributes: content-type and message-digest, DER-ordered."""
@@ -157,22 +161,33 @@ class SODBuilder:
         ct = self._content_type_attr
         return ct + digest if self._content_type_first else digest + ct
 
-    def build(self, dg_contents: Mapping[int, bytes]) -> bytes:
-        """EF.SOD over the complete DG files ``{number: bytes}``, signed once by the signer."""
+    def unsigned(self, dg_contents: Mapping[int, bytes]) -> UnsignedSOD:
+        """EF.SOD up to its signature: the DG hashes and the signed attributes (no signer call)."""
         econtent = self.security_object(dg_contents)
         attributes = self.signed_attributes(econtent)
-        signature = self._signer.sign(_tl(b"\x31", len(attributes)) + attributes)
-        signer_info = (self._signer_info_head + _tl(b"\xa0", len(attributes)) + attributes
-                       + self._signature_algorithm + _tl(b"\x04", len(signature)) + signature)
-        signer_infos = _tl(b"\x30", len(signer_info)) + signer_info
-        octets = _tl(b"\x04", len(econtent)) + econtent
-        encap = self._econtent_type + _tl(b"\xa0", len(octets)) + octets
-        signed = (self._signed_data_head + _tl(b"\x30", len(encap)) + encap + self._certificates
-                  + _tl(b"\x31", len(signer_infos)) + signer_infos)
-        explicit = _tl(b"\x30", len(signed)) + signed
-        content_info = self._signed_data_oid + _tl(b"\xa0", len(explicit)) + explicit
-        inner = _tl(b"\x30", len(content_info)) + content_info
-        return _tl(b"\x77", len(inner)) + inner
+        # RFC 5652 §5.4: the signature covers the attributes as a SET OF (tag 31).
+        return UnsignedSOD(econtent, header(b"\x31", len(attributes)) + attributes)
+
+    def sign(self, unsigned: UnsignedSOD) -> bytes:
+        """The complete EF.SOD: ``unsigned`` signed once by the signer."""
+        attributes = unsigned.signed_attributes
+        signature = self._signer.sign(attributes)
+        # RFC 5652 §5.3: signedAttrs [0] IMPLICIT, the SET's length and content unchanged.
+        signer_info = (self._signer_info_head + b"\xa0" + attributes[1:]
+                       + self._signature_algorithm + header(b"\x04", len(signature)) + signature)
+        signer_infos = header(b"\x30", len(signer_info)) + signer_info
+        octets = header(b"\x04", len(unsigned.econtent)) + unsigned.econtent
+        encap = self._econtent_type + header(b"\xa0", len(octets)) + octets
+        signed = (self._signed_data_head + header(b"\x30", len(encap)) + encap + self._certificates
+                  + header(b"\x31", len(signer_infos)) + signer_infos)
+        explicit = header(b"\x30", len(signed)) + signed
+        content_info = self._signed_data_oid + header(b"\xa0", len(explicit)) + explicit
+        inner = header(b"\x30", len(content_info)) + content_info
+        return header(b"\x77", len(inner)) + inner
+
+    def build(self, dg_contents: Mapping[int, bytes]) -> bytes:
+        """EF.SOD over the complete DG files ``{number: bytes}``, signed once by the signer."""
+        return self.sign(self.unsigned(dg_contents))
 
 
 def _version_info(lds_version: str, unicode_version: str) -> bytes:
