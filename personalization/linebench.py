@@ -1,7 +1,10 @@
 """Line figures for ``cardline bench``: the journaled controller on a simulated line.
 
 - ``line_cards_per_s``: cards handed out per second with 8 stations, fast timing, full QA and
-  the journal; ``controller_cpu_ms_per_card``: CPU of the controller's process per card.
+  the journal; ``controller_cpu_ms_per_card``: CPU of the controller's process per card;
+  ``line_fast_vs_bound``: the same against 8 bare station cycles (fast timing: what is left
+  is software and pcscd, which notices a vpcd card arriving or leaving only at its 400 ms
+  presence poll).
 - ``line_vs_bound``: with realistic timing, throughput over the bound set by the slowest
   station type, measured in the same run: one card driven through one station's physical
   steps (feed, encode, QA, print, eject) with no journal and no scheduler gives the station's
