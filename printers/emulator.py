@@ -17,6 +17,7 @@ import threading
 import time
 import tty
 import uuid
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ import structlog
 from printers import firmware
 from printers.machine import FAST, Event, Printed, PrinterMachine, StationChange, Timing
 from printers.panels import Composer
-from printers.png import save_png
+from printers.png import PngWriter
 from printers.protocol import CommandDecoder, encode_reply
 
 log = structlog.get_logger()
@@ -36,6 +37,8 @@ POLL = 0.05
 READ_SIZE = 1 << 18
 FAULTS = ("feeder_empty", "cover_open", "reject_box_full", "head_hot", "jam", "silent", "garbage")
 CLEARABLE = (*FAULTS, "ribbon_out_after")
+# Cards whose panels stay in memory (~2.8 MB each): a line prints thousands a shift.
+PRINTED_KEPT = 8
 
 
 class EncodingStationPort(Protocol):
@@ -84,7 +87,7 @@ class PrinterEmulator:
         self.state_dir = state_dir
         self.rng = rng or random.Random(0)
         self.sleep = sleep
-        self.printed: list[Printed] = []
+        self.printed: deque[Printed] = deque(maxlen=PRINTED_KEPT)  # the last cards printed
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -92,7 +95,10 @@ class PrinterEmulator:
         self._sockets: list[socket.socket] = []
         self._control_id = ""
         self._control_polled = 0.0
+        self._status: dict[str, object] | None = None  # as last written to the status file
+        self._status_at = 0.0
         self._composer = Composer()
+        self._png = PngWriter()
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -146,6 +152,7 @@ class PrinterEmulator:
                 conn, _ = listener.accept()
             except TimeoutError:
                 self._poll_control()
+                self.write_status()  # no client: a deferred panel count goes out now
                 continue
             with conn:
                 self._serve(conn.fileno(), conn.sendall, True)
@@ -155,6 +162,7 @@ class PrinterEmulator:
         while not self._stop.is_set():
             self._poll_control()
             if not select.select([fd], [], [], POLL)[0]:
+                self.write_status()  # idle: a deferred panel count goes out now
                 continue
             try:
                 data = os.read(fd, READ_SIZE)
@@ -163,6 +171,7 @@ class PrinterEmulator:
             if not data:
                 if stream:
                     return  # the TCP client closed its end
+                self.write_status()  # no host on the pty: a deferred panel count goes out now
                 time.sleep(POLL)
                 continue
             self.receive(decoder, data, write)
@@ -178,7 +187,8 @@ class PrinterEmulator:
         with self._lock:
             outcome = firmware.answer(self.machine, frame)
             garbage = self.machine.faults.garbage
-        self.sleep(outcome.delay)
+        if outcome.delay > 0:
+            self.sleep(outcome.delay)
         for event in outcome.events:
             self._event(event)
         self.write_status()
@@ -199,7 +209,7 @@ class PrinterEmulator:
             folder.mkdir(parents=True, exist_ok=True)
             for side, panels in (("front", event.front), ("back", event.back)):
                 path = folder / f"{event.index}-{event.chip_serial}-{side}.png"
-                save_png(self._composer.compose(list(panels), side), path)
+                self._png.save(self._composer.compose(list(panels), side), path, side)
 
     # -- faults and operator actions --------------------------------------------------------
 
@@ -263,9 +273,29 @@ class PrinterEmulator:
         return values
 
     def write_status(self) -> None:
-        """Write ``<state_dir>/<name>.json`` (if there is a state folder)."""
-        if self.state_dir is not None:
-            _write_atomic(self.state_dir / f"{self.name}.json", json.dumps(self.snapshot()))
+        """Write ``<state_dir>/<name>.json`` (if there is a state folder) when it changed.
+
+        A change of the panel count alone waits until ``POLL`` has passed since the last write
+        or the line is idle: a fast print job would otherwise rewrite the file for every panel.
+        """
+        if self.state_dir is None:
+            return
+        with self._lock:
+            values = self.snapshot()
+            if values == self._status:
+                return
+            recent = time.monotonic() - self._status_at < POLL
+            if recent and _same_but_panels(values, self._status):
+                return
+            _write_atomic(self.state_dir / f"{self.name}.json", json.dumps(values))
+            self._status, self._status_at = values, time.monotonic()
+
+
+def _same_but_panels(values: dict[str, object], written: dict[str, object] | None) -> bool:
+    """True when the two status readings differ in the panel count only."""
+    if written is None:
+        return False
+    return {**values, "panels_printed": None} == {**written, "panels_printed": None}
 
 
 def write_control(state_dir: Path, name: str, inject: dict[str, Any], clear: list[str]) -> None:

@@ -43,10 +43,10 @@ def pack(image: Image.Image, levels: int) -> bytes:
 
 def pack_planes(image: Image.Image, planes: int) -> bytes:
     """The top ``planes`` bit planes of an L image of any size, most significant first."""
-    out: list[bytes] = []
-    for _ in range(planes):
-        out.append(image.convert("1", dither=Image.Dither.NONE).tobytes())
+    out = [image.convert("1", dither=Image.Dither.NONE).tobytes()]
+    for _ in range(planes - 1):
         image = ImageChops.add_modulo(image, image)  # v << 1 & 0xFF: the next bit on top
+        out.append(image.convert("1", dither=Image.Dither.NONE).tobytes())
     return b"".join(out)
 
 
@@ -77,7 +77,9 @@ def repack(base: bytes, levels: int, patch: Image.Image, at: tuple[int, int]) ->
     packed = memoryview(pack_planes(patch, planes))
     step = width // 8 * height
     for plane in range(planes):
-        piece = Image.frombytes("L", (width // 8, height), packed[plane * step : (plane + 1) * step])
+        piece = Image.frombytes(
+            "L", (width // 8, height), packed[plane * step : (plane + 1) * step]
+        )
         sheet.paste(piece, (left // 8, plane * PANEL_HEIGHT + top))
     return sheet.tobytes()
 
@@ -86,13 +88,45 @@ def levels_image(data: bytes, levels: int) -> Image.Image:
     """Each dot's level number (0 … 2**planes - 1), read back from the bit planes."""
     if len(data) != panel_bytes(levels):
         raise ValueError(f"a {levels}-level panel is {panel_bytes(levels)} bytes")
+    return _levels(data, levels, 0, PANEL_HEIGHT, ROW_BYTES)
+
+
+def _levels(data: bytes, levels: int, top: int, bottom: int, width: int) -> Image.Image:
+    """Level numbers of dot rows ``top`` to ``bottom`` and the first ``width`` bytes of each."""
     view = memoryview(data)
-    level = Image.new("L", SIZE, 0)
+    size = (width * 8, bottom - top)
+    level = Image.new("L", size, 0)
     for plane in range(LEVEL_PLANES[levels]):
-        bits = Image.frombytes("1", SIZE, view[plane * PLANE_BYTES : (plane + 1) * PLANE_BYTES])
+        start = plane * PLANE_BYTES + top * ROW_BYTES
+        bits = Image.frombytes("1", size, view[start:], "raw", "1", ROW_BYTES)
         # A set dot of a "1" image reads 255, and x - 255 = x + 1 (mod 256): 2 * level + bit.
         level = ImageChops.subtract_modulo(ImageChops.add_modulo(level, level), bits)
     return level
+
+
+def changed_bytes(old: bytes, new: bytes, levels: int) -> Extent | None:
+    """Where two packed panels differ: (first byte, first row, end byte, end row) of a plane."""
+    sheet = (ROW_BYTES, PANEL_HEIGHT * LEVEL_PLANES[levels])
+    diff = ImageChops.difference(Image.frombytes("L", sheet, old), Image.frombytes("L", sheet, new))
+    return union(
+        [
+            diff.crop((0, top, ROW_BYTES, top + PANEL_HEIGHT)).getbbox()
+            for top in range(0, sheet[1], PANEL_HEIGHT)
+        ]
+    )
+
+
+def union(extents: list[Extent | None]) -> Extent | None:
+    """The smallest rectangle holding all the given ones (None for none)."""
+    boxes = [e for e in extents if e is not None]
+    if not boxes:
+        return None
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 @cache
@@ -118,11 +152,12 @@ def compose(panels: list[Panel]) -> Image.Image:
 
 
 class Composer:
-    """Composes printed sides, reusing a panel decoded for the same side of the last card.
+    """Composes printed sides, decoding again only what changed since the last card.
 
-    Cards of one layout repeat most dye panels byte for byte (the back's, for one), so an
-    equal panel costs one comparison instead of an unpack. One panel is kept per side and
-    colour: what the printer holds anyway.
+    Cards of one layout repeat most of their panels byte for byte (the back's dye panels, the
+    front's outside the portrait): a panel is compared with the last one of its side and
+    colour, and only the rectangle of bytes where they differ is unpacked. One panel is kept
+    per side and colour: what the printer holds anyway.
     """
 
     def __init__(self) -> None:
@@ -141,9 +176,22 @@ class Composer:
     def _decoded(self, side: str, panel: Panel | None, role: str) -> Image.Image:
         if panel is None:
             return Image.new("L", SIZE, 255)  # no dye of this colour: white light stays
+        table = _table(panel.levels, role)
         last = self._last.get((side, panel.colour))
-        if last is not None and last[0] == panel:
-            return last[1]
-        image = levels_image(panel.data, panel.levels).point(_table(panel.levels, role))
+        if last is None or last[0].levels != panel.levels:
+            image = levels_image(panel.data, panel.levels).point(table)
+        else:
+            image = _updated(last[1], last[0].data, panel, table)
         self._last[(side, panel.colour)] = (panel, image)
         return image
+
+
+def _updated(image: Image.Image, old: bytes, panel: Panel, table: tuple[int, ...]) -> Image.Image:
+    """``image`` (decoded from ``old``) with the rows where ``panel`` differs decoded again."""
+    box = None if old == panel.data else changed_bytes(old, panel.data, panel.levels)
+    if box is None:
+        return image
+    _, top, width, bottom = box
+    image = image.copy()
+    image.paste(_levels(panel.data, panel.levels, top, bottom, width).point(table), (0, top))
+    return image

@@ -227,10 +227,14 @@ class CommandDecoder:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._awaited = 0  # buffer length that completes the Db frame at its front (0: unknown)
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every command now complete."""
         self._buffer += data
+        if len(self._buffer) < self._awaited:
+            return []  # the middle of a bitmap: nothing to look at yet
+        self._awaited = 0
         frames: list[Frame] = []
         while (frame := self._next()) is not None:
             frames.append(frame)
@@ -277,6 +281,7 @@ class CommandDecoder:
             return BAD_FRAME
         end = third + 1 + size
         if len(buffer) < end + 1:
+            self._awaited = end + 1
             return None
         with memoryview(buffer) as view:
             data = bytes(view[third + 1 : end])

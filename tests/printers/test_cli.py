@@ -116,11 +116,12 @@ def test_status_of_a_silent_port_fails(tmp_path: Path) -> None:
 
 
 def test_bench_measure(face: CardFace, layout: CardLayout) -> None:
-    """bench.measure gives render time and the bytes the driver sends for one card."""
+    """bench.measure gives render and emulator time and the bytes the driver sends for one card."""
     from printers.bench import measure
     from printers.protocol import panel_bytes
 
     figures = measure(face, layout, cards=2)
     assert figures["render_ms_per_card"] > 0
+    assert figures["emulator_ms_per_card"] > 0
     payload = 2 * (3 * panel_bytes(32) + 2 * panel_bytes(2))
     assert payload < figures["printer_bytes_per_card"] < payload + 1000

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+from typing import Any
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, ImageStat
@@ -10,7 +12,16 @@ from pydantic import ValidationError
 
 from printers import fonts
 from printers.errors import FaceError, FontMissing
-from printers.face import CardFace, draw_mrz, draw_text, render_card
+from printers.face import (
+    SIDES,
+    CardFace,
+    RenderedCard,
+    draw_mrz,
+    draw_text,
+    render_card,
+    render_side,
+)
+from printers.facecache import static_side
 from printers.layout import MRZ, TEXT_FIELDS, CardLayout, Photo, Text
 from printers.panels import SIZE, compose
 from tests.printers.conftest import make_face
@@ -181,3 +192,109 @@ def test_missing_font_names_the_debian_package(tmp_path, monkeypatch) -> None:
             fonts.font_path("ocr-b")
     finally:
         fonts.font_path.cache_clear()
+
+
+def from_scratch(face: CardFace, layout: CardLayout) -> RenderedCard:
+    return RenderedCard(layout, {side: render_side(face, getattr(layout, side)) for side in SIDES})
+
+
+def assert_same_card(a: RenderedCard, b: RenderedCard) -> None:
+    for side in SIDES:
+        assert a.sides[side].colour.tobytes() == b.sides[side].colour.tobytes(), side
+        assert a.sides[side].resin.tobytes() == b.sides[side].resin.tobytes(), side
+        assert a.panels(side) == b.panels(side), side
+
+
+def other_portrait() -> bytes:
+    image = Image.new("RGB", (280, 360), (40, 60, 20))
+    draw = ImageDraw.Draw(image)
+    for step in range(0, 280, 14):
+        draw.line((step, 0, 280 - step, 360), fill=(step % 256, 255 - step % 256, 128), width=5)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+FACES: list[dict[str, object]] = [
+    {},
+    {"full_name": "Lê Văn A", "sex": "Nam", "place_of_residence": "Hà Nội"},
+    {
+        "place_of_residence": "Thôn Thượng " * 7 + "Huyện Mèo Vạc, Hà Giang",
+        "photo": other_portrait(),
+    },
+    {
+        "identifying_marks": "Sẹo chấm C:1cm dưới sau mép phải",
+        "issue_date": "01/01/2030",
+        "mrz_lines": ("I" * 30, "<" * 30, "W" * 30),
+    },
+    {"personal_id": "999999999999", "full_name": "ĐỖ THỊ Ỷ " * 4, "nationality": "Việt Nam"},
+]
+
+
+@pytest.mark.parametrize("changes", FACES)
+def test_cached_rendering_equals_rendering_from_scratch(
+    layout: CardLayout, changes: dict[str, object]
+) -> None:
+    """A card drawn over its layout's cached static side has the dots and panels of a full one."""
+    face = make_face(**changes)
+    cached = render_card(face, layout)
+    assert all(cached.sides[side].static_dye is not None for side in SIDES)  # the cache served
+    assert_same_card(cached, from_scratch(face, layout))
+
+
+Raw = dict[str, Any]  # one element of a layout, as model_dump gives it
+
+
+def variant(layout: CardLayout, side: str, change) -> CardLayout:
+    raw = layout.model_dump()
+    raw[side]["elements"] = change(list(raw[side]["elements"]))
+    return CardLayout.model_validate(raw)
+
+
+def framed_portrait(elements: list[Raw]) -> list[Raw]:
+    photo = next(e for e in elements if e["kind"] == "photo")
+    return [*elements, {"kind": "rect", "box": photo["box"], "outline": [9, 9, 9], "width": 6}]
+
+
+def label_above_mrz(elements: list[Raw]) -> list[Raw]:
+    box = {"x": 40, "y": 440, "w": 400, "h": 40}
+    return [*elements, {"kind": "text", "text": "MẪU / SPECIMEN", "box": box, "size": 30}]
+
+
+def coloured_id(elements: list[Raw]) -> list[Raw]:
+    red = {"panel": "colour", "colour": [200, 28, 36]}
+    return [{**e, **red} if e.get("field") == "personal_id" else e for e in elements]
+
+
+def test_static_ink_on_a_value_renders_from_scratch(face: CardFace, layout: CardLayout) -> None:
+    """A static element the layout draws over a card value's ink makes that side render in full."""
+    framed = variant(layout, "front", framed_portrait)
+    rendered = render_card(face, framed)
+    assert rendered.sides["front"].static_dye is None
+    assert rendered.sides["back"].static_dye is not None
+    assert_same_card(rendered, from_scratch(face, framed))
+
+
+@pytest.mark.parametrize(("side", "change"), [("back", label_above_mrz), ("front", coloured_id)])
+def test_cached_rendering_of_other_layouts(
+    face: CardFace, layout: CardLayout, side: str, change
+) -> None:
+    """A label after the MRZ that its ink misses, a field in dye: the cache serves, dots agree."""
+    other = variant(layout, side, change)
+    for holder in (face, make_face(**FACES[4])):
+        rendered = render_card(holder, other)
+        assert rendered.sides[side].static_dye is not None
+        assert_same_card(rendered, from_scratch(holder, other))
+
+
+def test_rendering_leaves_the_static_cache_untouched(layout: CardLayout) -> None:
+    """Cards drawn over the cached static sides never write into them (no card data stays)."""
+    before = {s: static_side(getattr(layout, s), layout.colour_levels) for s in SIDES}
+    pristine = {s: static_side.__wrapped__(getattr(layout, s), layout.colour_levels) for s in SIDES}
+    for changes in FACES:
+        render_card(make_face(**changes), layout)
+    for side in SIDES:
+        assert static_side(getattr(layout, side), layout.colour_levels) is before[side]
+        assert before[side].colour.tobytes() == pristine[side].colour.tobytes()
+        assert before[side].resin.tobytes() == pristine[side].resin.tobytes()
+        assert before[side].dye == pristine[side].dye

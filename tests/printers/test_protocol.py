@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,3 +123,33 @@ def test_reply_forms() -> None:
 def test_voltage_round_trip(volts: float) -> None:
     """format_volts and parse_volts agree to the hundredth."""
     assert abs(protocol.parse_volts(protocol.format_volts(volts)) - volts) <= 0.005 + 1e-9
+
+
+PANEL = (b"\r\x1b;Db;k;2;" * 10_000)[: protocol.panel_bytes(2)]
+PIECES = st.one_of(
+    st.builds(
+        lambda command, params: protocol.encode(command, *params),
+        FIELD.filter(lambda f: not f.startswith("Db")),
+        st.lists(FIELD, max_size=3),
+    ),
+    st.sampled_from(protocol.PANEL_COLOURS).map(lambda c: protocol.download(c, 2, PANEL)),
+    st.just(b"\r\r"),
+    st.just(b"Sv\r"),  # EVO-PG §3: no ESC needed after a CR
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(PIECES, max_size=6), st.lists(st.integers(1, 30_000), min_size=1, max_size=6))
+def test_decoding_does_not_depend_on_how_bytes_arrive(pieces: list[bytes], cuts: list[int]) -> None:
+    """A well-formed stream gives the same frames whole or cut anywhere, one per command."""
+    stream = b"".join(pieces)
+    whole = CommandDecoder().feed(stream)
+    assert len(whole) == sum(piece != b"\r\r" for piece in pieces)
+    assert protocol.BAD_FRAME not in whole
+    decoder, frames, start = CommandDecoder(), [], 0
+    for cut in itertools.cycle(cuts):
+        if start >= len(stream):
+            break
+        frames += decoder.feed(stream[start : start + cut])
+        start += cut
+    assert frames == whole
