@@ -33,6 +33,7 @@ from printers.protocol import CommandDecoder, encode_reply
 
 log = structlog.get_logger()
 POLL = 0.05
+RECEIVE_TIMEOUT_S = 1.0  # an incomplete command older than this is dropped (data comm timeout)
 # A pty hands over at most a few KiB a read; a socket or a slow reader may have much more.
 READ_SIZE = 1 << 18
 FAULTS = ("feeder_empty", "cover_open", "reject_box_full", "head_hot", "jam", "silent", "garbage")
@@ -159,11 +160,18 @@ class PrinterEmulator:
 
     def _serve(self, fd: int, write: Callable[[bytes], Any], stream: bool) -> None:
         decoder = CommandDecoder()
+        last_data = time.monotonic()
         while not self._stop.is_set():
             self._poll_control()
             if not select.select([fd], [], [], POLL)[0]:
                 self.write_status()  # idle: a deferred panel count goes out now
+                if decoder.pending and time.monotonic() - last_data > RECEIVE_TIMEOUT_S:
+                    # A host that died mid-command (half a bitmap sent) must not leave the
+                    # printer swallowing the next host's commands as bitmap bytes.
+                    log.warning("emulator.receive_timeout", printer=self.name,
+                                dropped=decoder.abandon())
                 continue
+            last_data = time.monotonic()
             try:
                 data = os.read(fd, READ_SIZE)
             except OSError:  # the pty has no reader yet, or the peer went away

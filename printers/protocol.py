@@ -229,6 +229,18 @@ class CommandDecoder:
         self._buffer = bytearray()
         self._awaited = 0  # buffer length that completes the Db frame at its front (0: unknown)
 
+    @property
+    def pending(self) -> int:
+        """Bytes of a command not yet complete."""
+        return len(self._buffer)
+
+    def abandon(self) -> int:
+        """Drop an incomplete command (the firmware's receive time-out); returns its bytes."""
+        dropped = len(self._buffer)
+        self._buffer.clear()
+        self._awaited = 0
+        return dropped
+
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every command now complete."""
         self._buffer += data

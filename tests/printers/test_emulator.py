@@ -94,3 +94,18 @@ def test_the_emulator_keeps_only_the_last_cards(
         driver.eject()
     assert len(emulator.printed) == PRINTED_KEPT
     assert emulator.printed[-1].index == PRINTED_KEPT + 2
+
+
+def test_a_host_that_dies_mid_bitmap_does_not_wedge_the_printer(tmp_path: Path) -> None:
+    """Half a panel download, then silence (the controller was killed): after the receive
+    time-out the emulator drops the partial command and answers the next host normally."""
+    from printers.emulator import RECEIVE_TIMEOUT_S
+
+    with PrinterEmulator("st4", state_dir=tmp_path) as emulator:
+        port = emulator.serve_pty()
+        frame = protocol.download("k", 2, bytes(protocol.panel_bytes(2)))
+        with SerialLink(port, timeout=2) as link:
+            link.write(frame[: len(frame) // 2])
+        time.sleep(RECEIVE_TIMEOUT_S + 0.3)
+        with PrinterDriver(SerialLink(port, timeout=2), "st4") as driver:
+            assert driver.info().model  # answered: the half bitmap was dropped
