@@ -130,11 +130,13 @@ class PrinterLine:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if child.poll() is not None:
+                self._pid_path.unlink(missing_ok=True)
                 raise SimLineError(f"the simulated printers exited ({child.returncode}); see "
                                    f"{self.state_dir / 'simline.log'}")
             if all((self.state_dir / f"{n}.pty").exists() for n in self.stations):
                 return
             time.sleep(0.05)
+        self.down()
         raise SimLineError(f"the simulated printers did not start within {START_TIMEOUT_S:g} s")
 
     def down(self) -> None:
@@ -142,12 +144,14 @@ class PrinterLine:
         pid = self._pid()
         if pid is None:
             return
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._pid_path.unlink(missing_ok=True)
 
     def _pid(self) -> int | None:

@@ -150,6 +150,10 @@ class PrinterDriver:
             return None  # a real printer does not know the chip; the PC/SC reader does
         return None if text == Position.NONE.value else text
 
+    def cards_inserted(self) -> int:
+        """The printer's own counter of cards taken from the feeder (``Rco;c``)."""
+        return self._query(protocol.parse_count, Command.COUNTERS, "c")
+
     def status(self) -> PrinterStatus:
         """Sensors, ribbon level, position and counters in one typed reading."""
         high = self._sensor

@@ -40,11 +40,13 @@ app = typer.Typer(help="Batches: create one from approved applications, run it o
 BatchArg = Annotated[str, typer.Argument(help="the batch's name (see `cardline batch status`)")]
 
 
-def open_journal(config: LineConfig) -> Journal:
-    """The line's journal (created and migrated as needed)."""
+def open_journal(config: LineConfig, *, purge: bool = False) -> Journal:
+    """The line's journal (created and migrated as needed); with ``purge``, closed batches
+    whose retention has run out lose their personal data first."""
     try:
         journal = Journal.open(config.journal.url)
-        journal.purge_due()
+        if purge:
+            journal.purge_due()
     except PersonalizationError as exc:
         fail(str(exc))
     return journal
@@ -75,7 +77,7 @@ def create(
     except OSError as exc:
         fail(f"{file}: cannot read: {exc.strerror}")
     valid = [(line, a, document_number(a)) for line, a in intake.valid]
-    with open_journal(cfg) as journal:
+    with open_journal(cfg, purge=True) as journal:
         try:
             info = journal.create_batch(
                 name, source=str(file.resolve()), profile=profile.name,
@@ -181,7 +183,7 @@ def _run(config_path: Path, name: str, resume: bool) -> None:
     if resume and not started:
         fail(f"batch {name!r} has not been run yet; use `cardline batch run {name}`")
     try:
-        with open_journal(cfg) as journal:
+        with open_journal(cfg, purge=True) as journal:
             result = run_batch(cfg, profile, name, journal, station_specs(cfg))
     except (PersonalizationError, HSMError, CardError, PrinterError, OSError) as exc:
         fail(str(exc))

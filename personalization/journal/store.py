@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from personalization.applications.intake import InvalidRecord
-from personalization.applications.model import Application
+from personalization.applications.model import Application, FieldError
 from personalization.errors import PersonalizationError
 from personalization.journal.records import dump_application, load_application
 from personalization.journal.schema import LATEST, MIGRATIONS
@@ -181,13 +181,17 @@ class Journal:
                 raise JournalError(f"journal {self.path}: cannot start a write: {exc}") from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite may have rolled back by itself
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise JournalError(f"journal {self.path}: {exc}") from exc
                 raise
             try:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -248,6 +252,8 @@ class Journal:
             if number <= version:
                 continue
             with self._write() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    continue  # another process migrated it while we waited for the lock
                 for statement in statements:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
@@ -256,11 +262,36 @@ class Journal:
 
     # -- batches ----------------------------------------------------------------------------
 
+    def _taken_documents(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Document numbers already handed out, or queued in a batch, mapped to that batch."""
+        taken: dict[str, str] = {}
+        for start in range(0, len(numbers), 500):
+            chunk = list(numbers[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for number, batch in self._read(
+                    f"SELECT document_number, batch FROM applications WHERE state != "  # noqa: S608 - placeholders only
+                    f"'failed' AND document_number IN ({marks})", chunk):
+                taken[number] = batch
+        return taken
+
     def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
                      valid: Sequence[tuple[int, Application, str]],
                      invalid: Sequence[InvalidRecord]) -> BatchInfo:
         """A new batch: ``valid`` as (line, application, document number) queued in order,
-        ``invalid`` quarantined with their reasons."""
+        ``invalid`` quarantined with their reasons — and so is an application whose document
+        number another application (in this file or any batch not failed) already holds."""
+        taken = self._taken_documents([number for _, _, number in valid])
+        accepted, invalid = [], list(invalid)
+        for line, application, number in valid:
+            if number in taken:
+                where = "earlier in this file" if taken[number] == name else \
+                    f"in batch {taken[number]!r}"
+                invalid.append(InvalidRecord(line, application.application_id, (FieldError(
+                    "personal_id", f"document number {number} is already held {where}"),)))
+                continue
+            taken[number] = name
+            accepted.append((line, application, number))
+        valid = accepted
         try:
             with self._write() as db:
                 db.execute("INSERT INTO batches (name, created_at, source, profile, "

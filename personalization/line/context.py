@@ -55,6 +55,14 @@ class LineContext:
     stop: threading.Event
     poll_s: float = 0.5
     outputs: Outputs = field(default_factory=Outputs)
+    halted: list[str] = field(default_factory=list)
+
+    def halt(self, reason: str) -> None:
+        """Stop the whole line (after the cards in hand): trouble no station can work around."""
+        _log.error("line.halted", reason=reason)
+        if reason not in self.halted:
+            self.halted.append(reason)
+        self.stop.set()
 
     def load_work(self, application_id: str) -> Work:
         """Load an application from the journal and prepare its card data."""

@@ -127,7 +127,6 @@ class LineController:
         try:
             while any(t.is_alive() for t in threads):
                 if self.dispatcher.error is not None:
-                    errors.append(self.dispatcher.error)
                     self.stop.set()
                 if on_tick is not None:
                     on_tick(self)
@@ -138,6 +137,9 @@ class LineController:
             self.dispatcher.stop()
             for thread in threads:
                 thread.join()
+        if self.dispatcher.error is not None:
+            errors.append(self.dispatcher.error)
+        errors += [LineError(reason) for reason in context.halted]
         return self._finish(started, errors)
 
     def _finish(self, started: float, errors: list[BaseException]) -> RunResult:

@@ -205,7 +205,8 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Cards</h2>",
         _table(("application", "document", "chip", "station", "attempt", "QA / reasons",
                 "state"), cards, state_col=6),
-        f"<script type='application/json' id='report'>"
-        f"{_e(json.dumps({k: report[k] for k in ('applications', 'stock')}))}</script>",
+        "<script type='application/json' id='report'>"
+        + json.dumps({k: report[k] for k in ("applications", "stock")}).replace("</", "<\\/")
+        + "</script>",
         "</html>",
     ])

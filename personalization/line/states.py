@@ -132,13 +132,14 @@ def step(card: Card, event: Event) -> Step:
         return Step(_with(card, new), command)
     if state is State.FEEDING and kind is Kind.NO_CARD:
         return Step(_with(card, State.VOID), None, Outcome.REQUEUE)
+    why = event.reason or kind.value  # a rejected card always says why
     if state in _WORKING and kind is Kind.FAILED:
-        return Step(_with(card, State.REJECTING, event.reason), Command.REJECT)
+        return Step(_with(card, State.REJECTING, why), Command.REJECT)
     if state is State.EJECTING and kind is Kind.EJECTED:
         return Step(_with(card, State.HANDED_OUT), None, Outcome.HANDED_OUT)
     if (state is State.REJECTING and kind is Kind.REJECTED) or (
             not state.terminal and state is not State.FEEDING and kind is Kind.MISSING):
-        done = _with(card, State.REJECTED, event.reason)
+        done = _with(card, State.REJECTED, why if kind is Kind.MISSING else None)
         outcome = Outcome.RETRY if card.attempt < card.max_attempts else Outcome.FAILED
         return Step(done, None, outcome, done.reasons)
     raise IllegalTransition(state, kind)

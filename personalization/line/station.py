@@ -22,6 +22,7 @@ import structlog
 
 from applets.errors import CardError
 from applets.transport.pcsc import NoCardError, PCSCServiceError, PCSCTransport, ReaderNotFound
+from hsm.errors import HSMUnavailable, KeyNotFound, KeyRetired, PINIncorrect, TokenNotFound
 from personalization.encoder import EncodeError, EncoderStation
 from personalization.face import card_face
 from personalization.journal.store import CardRow
@@ -45,6 +46,7 @@ from printers.face import render_card
 from printers.link import SerialLink
 from printers.protocol import Position
 from qa.checks import Expected
+from qa.errors import QAError
 from qa.readback import keys_from_fields
 from qa.verify import Verdict, verify_card
 
@@ -55,6 +57,8 @@ CARD_WAIT_S = 5.0
 _PLACES = {Position.NONE: Place.NONE, Position.PRINT: Place.PRINT,
            Position.CONTACT: Place.ENCODER, Position.CONTACTLESS: Place.ENCODER}
 _READER_GONE = (ReaderNotFound, PCSCServiceError)
+# HSM trouble no retry on a new blank can fix: the line stops after this card is rejected
+_LINE_STOPPERS = (KeyRetired, KeyNotFound, HSMUnavailable, PINIncorrect, TokenNotFound)
 
 
 class StationAlarm(Exception):  # noqa: N818 - an alarm, as operators call it
@@ -172,7 +176,7 @@ class Station:
             if isinstance(found, Event):
                 serial = None
                 if found.kind is Kind.FED:
-                    serial = self._guarded(self._printer().chip_serial)
+                    serial = self._guarded(self._printer().chip_serial) or f"unknown-{card.id}"
                 card, action = self._apply(card, found, chip_serial=serial)
             else:
                 action = found
@@ -205,6 +209,7 @@ class Station:
                 card, next_action = self._apply(card, event, **extras)
             if card.state is not State.VOID:
                 self._card_left()
+            self._read_counter(final=True)
         finally:
             self.stats.busy_s += time.perf_counter() - started
             self.stats.current = None
@@ -228,7 +233,7 @@ class Station:
             ) -> tuple[Event, dict[str, Any]]:
         try:
             if action == FEED:
-                return self._feed()
+                return self._feed(card)
             if action is Command.ENCODE:
                 return self._encode(card, work), {}
             if action is Command.VERIFY:
@@ -247,12 +252,20 @@ class Station:
             raise StationAlarm(f"encoder: {exc}") from exc
         raise ValueError(f"unknown station action {action!r}")
 
-    def _feed(self) -> tuple[Event, dict[str, Any]]:
+    def _feed(self, card: CardRow) -> tuple[Event, dict[str, Any]]:
         self._read_counter(final=False)
-        serial = self._printer().feed_to_encoder()
-        if not serial:
-            raise StationAlarm("printer cannot tell the chip serial at its encoding station")
-        return Event(Kind.FED), {"chip_serial": serial}
+        printer = self._printer()
+        try:
+            serial = printer.feed_to_encoder()
+        except PrinterError as exc:
+            if self._guarded(printer.position) is Position.NONE:
+                # nothing left the feeder: the application goes back to the queue now, so
+                # the other stations can take it while this one waits for the operator
+                self._apply(card, Event(Kind.NO_CARD))
+            raise StationAlarm(f"printer: {exc}") from exc
+        # A printer that cannot tell the serial (a real one asks the reader) still fed a card:
+        # it is recorded, so the stock counts it.
+        return Event(Kind.FED), {"chip_serial": serial or f"unknown-{card.id}"}
 
     def _encode(self, card: CardRow, work: Work) -> Event:
         transport, encoder = self._reader(), self._encoder
@@ -265,12 +278,21 @@ class Station:
         except EncodeError as exc:
             if isinstance(exc.__cause__, _READER_GONE):
                 raise StationAlarm(f"encoder: {exc.__cause__}") from exc
+            if isinstance(exc.__cause__, _LINE_STOPPERS):
+                # every card would fail the same way: spoil this one, stop the line
+                self.line.halt(f"HSM: {exc.__cause__}")
             status = f" (SW {exc.sw:04X})" if exc.sw is not None else ""
             return Event(Kind.FAILED, f"encode: {exc.step} failed{status}")
         return Event(Kind.ENCODED)
 
     def _verify(self, work: Work) -> tuple[Event, dict[str, Any]]:
-        verdict = self._qa(work)
+        try:
+            verdict = self._qa(work)
+        except (QAError, CardError) as exc:
+            self._alarm_if_reader_gone(exc)
+            return Event(Kind.FAILED, "qa: the chip did not answer"), {
+                "qa": {"verdict": "fail", "reasons": [{"code": "read_failed",
+                                                       "message": "the chip did not answer"}]}}
         summary = {"verdict": "pass" if verdict.passed else "fail",
                    "reasons": verdict.as_dict()["reasons"]}
         if verdict.passed:
@@ -292,10 +314,16 @@ class Station:
         try:
             self._reader().wait_for_card(CARD_WAIT_S)
             return self._qa(work).passed
-        except _READER_GONE as exc:
-            raise StationAlarm(f"encoder: {exc}") from exc
-        except CardError:
+        except (QAError, CardError) as exc:
+            self._alarm_if_reader_gone(exc)
             return False
+
+    @staticmethod
+    def _alarm_if_reader_gone(exc: Exception) -> None:
+        """A reader that vanished is the station's trouble, not the card's."""
+        for cause in (exc, exc.__cause__):
+            if isinstance(cause, _READER_GONE):
+                raise StationAlarm(f"encoder: {cause}") from exc
 
     def _print(self, work: Work) -> Event:
         printer = self._printer()
@@ -319,7 +347,7 @@ class Station:
     def _read_counter(self, *, final: bool) -> None:
         if not final and self._counted:
             return
-        inserted = self._guarded(self._printer().status).cards_inserted
+        inserted = self._guarded(self._printer().cards_inserted)
         line = self.line
         if final:
             line.journal.station_counter(line.batch, self.name, now=inserted)

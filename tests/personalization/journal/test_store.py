@@ -127,17 +127,29 @@ def test_nothing_fed_requeues_without_using_an_attempt(journal: Journal,
     assert journal.stock("B1")["fed"] == 0
 
 
+def test_a_document_number_held_elsewhere_is_quarantined(journal: Journal,
+                                                         apps: list[Application]) -> None:
+    """An application whose document number another batch already holds is quarantined at
+    intake, before any blank is spent on it."""
+    _batch(journal, apps[:2], "B1")
+    _batch(journal, apps[1:3], "B2")
+    assert journal.pending("B2") == [apps[2].application_id]
+    [held] = journal.quarantined("B2")
+    assert held["application_id"] == apps[1].application_id
+    assert "already held in batch 'B1'" in held["errors"][0]["reason"]
+
+
 def test_a_document_number_belongs_to_one_handed_out_card(journal: Journal,
                                                           apps: list[Application]) -> None:
-    """The unique index refuses a second handed-out card with the same document number, even
-    from another batch."""
-    _batch(journal, apps[:1], "B1")
-    _batch(journal, apps[:1], "B2")
-    app_id = apps[0].application_id
-    _drive(journal, "B1", app_id, "s1", "CHIP-1", HAPPY)
+    """Should two applications ever carry the same number, the unique index refuses the
+    second handed-out card."""
+    _batch(journal, apps[:2], "B1")
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", HAPPY)
+    journal._db.execute("UPDATE applications SET document_number = ? WHERE application_id = ?",
+                        (document_number(apps[0]), apps[1].application_id))
     with pytest.raises(JournalError, match="UNIQUE"):
-        _drive(journal, "B2", app_id, "s1", "CHIP-2", HAPPY)
-    assert [c.state for c in journal.cards("B2")] == [State.EJECTING]
+        _drive(journal, "B1", apps[1].application_id, "s1", "CHIP-2", HAPPY)
+    assert journal.cards("B1")[-1].state is State.EJECTING
 
 
 def test_a_chip_serial_is_recorded_once(journal: Journal, apps: list[Application]) -> None:
