@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pathlib import Path
 from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
 from hsm.certificates import certificate_to_pem
+from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_applications
 from personalization.encoder import EncoderStation
 from personalization.face import card_face, card_layout
@@ -57,42 +59,50 @@ def _parts(profile: DocumentProfile, hsm: BenchHSM) -> LineParts:
 
 
 def _bare_cycle(spec: StationSpec, parts: LineParts, profile: DocumentProfile,
-                root: Path) -> float:
-    """One card through one station's physical steps, with none of the controller."""
-    application = bench_applications(root / "bare", profile, 1, seed=99)[0]
-    data = parts.preparer.card_data(application)
-    expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, profile),
-                        dg2_image=application.portrait.jpeg)
+                root: Path, cycles: int) -> float:
+    """Cards through one station's physical steps, with none of the controller; the median
+    seconds per card (back-to-back cards wait for pcscd's presence polls as a line does)."""
+    applications = bench_applications(root / "bare", profile, cycles, seed=99)
     with PrinterDriver(SerialLink(spec.printer_port), spec.name) as printer, \
             PCSCTransport(spec.reader) as reader:
         printer.set_host_error_mode()
-        start = time.perf_counter()
-        serial = printer.feed_to_encoder()
-        reader.wait_for_card(5)
-        EncoderStation(spec.name, reader, parts.preparer).personalize(data, serial)
-        reader.reconnect(reset=True)
-        verify_card(reader, keys_from_fields(*data.bac_key), parts.trust,
-                    at=datetime.now(UTC), expected=expected)
-        rendered = render_card(card_face(application, data.mrz, profile), parts.layout)
-        printer.release_from_encoder()
-        printer.print_card(rendered)
-        printer.eject()
-        reader.wait_for_removal(5)
-        return time.perf_counter() - start
+        return statistics.median(_one_bare_card(printer, reader, spec, parts, profile, app)
+                                 for app in applications)
+
+
+def _one_bare_card(printer: PrinterDriver, reader: PCSCTransport, spec: StationSpec,
+                   parts: LineParts, profile: DocumentProfile, application: Application,
+                   ) -> float:
+    data = parts.preparer.card_data(application)
+    expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, profile),
+                        dg2_image=application.portrait.jpeg)
+    start = time.perf_counter()
+    serial = printer.feed_to_encoder()
+    reader.wait_for_card(5)
+    EncoderStation(spec.name, reader, parts.preparer).personalize(data, serial)
+    reader.reconnect(reset=True)
+    verify_card(reader, keys_from_fields(*data.bac_key), parts.trust,
+                at=datetime.now(UTC), expected=expected)
+    rendered = render_card(card_face(application, data.mrz, profile), parts.layout)
+    printer.release_from_encoder()
+    printer.print_card(rendered)
+    printer.eject()
+    reader.wait_for_removal(5)
+    return time.perf_counter() - start
 
 
 def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: int,
-             cards: int, timing: str, base_port: int, bare_cycle: bool) -> LineRun:
+             cards: int, timing: str, base_port: int, bare_cycles: int) -> LineRun:
     """Run one batch of ``cards`` on ``stations`` simulated stations; measure it."""
     bank = EncoderBank(root / "bank", stations, base_port, timing=timing)
     names = {f"station-{i + 1}": i for i in range(stations)}
-    blanks = cards // stations + 6
+    blanks = cards // stations + bare_cycles + 6
     apps = bench_applications(root, profile, cards)
     parts = _parts(profile, hsm)
     with bank, PrinterLine(root / "bank", names, bank.host_socket, bank.chips_dir, timing,
                            blanks) as printers, Journal(root / "journal.db") as journal:
         specs = [StationSpec(n, printers.port(n), bank.reader_name(i)) for n, i in names.items()]
-        cycle = _bare_cycle(specs[0], parts, profile, root) if bare_cycle else None
+        cycle = _bare_cycle(specs[0], parts, profile, root, bare_cycles) if bare_cycles else None
         journal.create_batch("bench", source="bench", profile=profile.name, max_attempts=3,
                              valid=[(n, a, document_number(a)) for n, a in enumerate(apps)],
                              invalid=[])
