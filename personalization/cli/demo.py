@@ -81,7 +81,9 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("demo-out"),
     dump_chips: Annotated[bool, typer.Option("--dump-chips",
                                              help="also write the files QA read")] = False,
-    seed: Annotated[int, typer.Option(help="seed of the synthetic applications")] = 1,
+    seed: Annotated[int | None, typer.Option(
+        help="seed of the synthetic applications (default: one more than the demo batches "
+             "so far, so each demo issues new people's cards)")] = None,
     config: ConfigOption = Path("line.yaml"),
 ) -> None:
     """Run the main job on the embedded default and write OUT/report.json, report.html,
@@ -98,11 +100,14 @@ def demo_command(
         profile = load_profile(line_cfg.profile, config.resolve().parent)
         out.mkdir(parents=True, exist_ok=True)
         (out / "csca.pem").write_text(ensure_keys(line_cfg), encoding="ascii")
+        bank, printers = _demo_line(line_cfg, stations, timing, cards)
+        if seed is None:  # the same people twice would be quarantined: they hold cards
+            with Journal(bank.data_dir / "journal.db") as journal:
+                seed = len(journal.batches()) + 1
         synthesize(cards, seed, out / "applications.jsonl")
         intake = read_applications(out / "applications.jsonl", profile.intake_rules(),
                                    date.today())
         valid = [(line, a, document_number(a)) for line, a in intake.valid]
-        bank, printers = _demo_line(line_cfg, stations, timing, cards)
         with bank, printers, Journal(bank.data_dir / "journal.db") as journal:
             journal.create_batch(name, source=str(out / "applications.jsonl"),
                                  profile=profile.name,
@@ -110,8 +115,8 @@ def demo_command(
                                  invalid=intake.invalid)
             specs = [StationSpec(n, printers.port(n), bank.reader_name(i))
                      for n, i in printers.stations.items()]
-            console.print(f"{name}: {len(valid)} cards on {stations} station(s), "
-                          f"{timing} timing", highlight=False)
+            console.print(f"{name}: {len(valid)} cards (seed {seed}) on {stations} "
+                          f"station(s), {timing} timing", highlight=False)
             run = run_batch(line_cfg, profile, name, journal, specs,
                             Outputs(out, dump_chips), show=console.is_terminal)
             result = build_report(journal, name)
