@@ -176,8 +176,9 @@ def _run(config_path: Path, name: str, resume: bool) -> None:
     cfg = line_config(config_path)
     profile = _profile(cfg, config_path)
     with open_journal(cfg) as journal:
-        info = journal.batch(name) if name in {b.name for b in journal.batches()} else None
-        if info is None:
+        try:
+            journal.batch(name)
+        except PersonalizationError:
             fail(f"no batch named {name!r} (create it with `cardline batch create`)")
         started = bool(journal.cards(name))
     if resume and not started:

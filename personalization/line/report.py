@@ -40,10 +40,8 @@ def reconcile(stock: dict[str, int], stations: list[dict[str, Any]],
 
 
 def _reason_code(reason: str) -> str:
-    head, _, rest = reason.partition(": ")
-    if head == "qa":
-        return "qa: " + rest
-    return head if not rest else f"{head}: {rest.split(' (SW')[0]}"
+    """A reject reason without its status word, so reasons group by kind."""
+    return reason.split(" (SW")[0]
 
 
 def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ from printers.protocol import Position
 from qa.checks import Expected
 from qa.errors import QAError
 from qa.readback import keys_from_fields
+from qa.reasons import Reason
 from qa.verify import Verdict, verify_card
 
 _log = structlog.get_logger(__name__)
@@ -290,9 +291,10 @@ class Station:
             verdict = self._qa(work)
         except (QAError, CardError) as exc:
             self._alarm_if_reader_gone(exc)
-            return Event(Kind.FAILED, "qa: the chip did not answer"), {
-                "qa": {"verdict": "fail", "reasons": [{"code": "read_failed",
-                                                       "message": "the chip did not answer"}]}}
+            unread = Reason.READ_FAILED
+            return Event(Kind.FAILED, f"qa: {unread.value}"), {
+                "qa": {"verdict": "fail",
+                       "reasons": [{"code": unread.value, "message": unread.message}]}}
         summary = {"verdict": "pass" if verdict.passed else "fail",
                    "reasons": verdict.as_dict()["reasons"]}
         if verdict.passed:
