@@ -1,8 +1,9 @@
 """Symmetric primitives of ICAO 9303-11 §9.7–9.8: 3DES/AES-CBC, padding, retail MAC, CMAC, KDF.
 
-Pure functions over bytes. Two-key 3DES keys are 16 bytes and expanded to K1‖K2‖K1;
-single DES for the retail MAC is K‖K‖K (cryptography's decrepit TripleDES, see
-reference/test-stack.md).
+Pure functions over bytes, and keyed objects (:class:`KeyedCBC`, :class:`SessionMac`) for a
+secure-messaging session, which keys its ciphers once instead of once per message. Two-key
+3DES keys are 16 bytes and expanded to K1‖K2‖K1; single DES for the retail MAC is K‖K‖K
+(cryptography's decrepit TripleDES, see reference/test-stack.md).
 """
 
 from __future__ import annotations
@@ -94,19 +95,105 @@ def retail_mac(key: bytes, padded: bytes) -> bytes:
     Single-DES CBC with K1 over every block, then the last block is decrypted with K2 and
     encrypted with K1 again.
     """
-    if len(key) != 16:
-        raise CryptoError(f"retail MAC key of {len(key)} bytes (16 expected)")
-    k1, k2 = key[:8], key[8:]
-    chained = _cbc(TripleDES(k1 * 3), bytes(8), padded, encrypt=True)[-8:]
-    step = _cbc(TripleDES(k2 * 3), bytes(8), chained, encrypt=False)
-    return _cbc(TripleDES(k1 * 3), bytes(8), step, encrypt=True)
+    return SessionMac(key, SMCipher.DES3).mac(padded)
 
 
 def aes_cmac(key: bytes, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B) truncated to 8 bytes as ICAO 9303-11 §9.8.3.2 uses it."""
-    mac = CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()[:MAC_LENGTH]
+    suites = {suite.key_length: suite for suite in (SMCipher.AES128, SMCipher.AES192,
+                                                    SMCipher.AES256)}
+    if len(key) not in suites:
+        raise CryptoError(f"AES key of {len(key)} bytes (16, 24 or 32 expected)")
+    return SessionMac(key, suites[len(key)]).mac(data)
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
+
+
+def _algorithm(key: bytes, suite: SMCipher) -> TripleDES | algorithms.AES:
+    if suite is SMCipher.DES3:
+        return TripleDES(_des3_key(key))
+    if len(key) != suite.key_length:
+        raise CryptoError(f"{suite.name} key of {len(key)} bytes ({suite.key_length} expected)")
+    return algorithms.AES(key)
+
+
+class KeyedCBC:
+    """CBC with one key and a fresh IV per message, over cipher contexts keyed once.
+
+    A CBC context carries its last ciphertext block into the next call; folding that block
+    (and the message's IV) into the first block makes every call equal a new context with that
+    IV, without a new key schedule per message.
+    """
+
+    def __init__(self, key: bytes, suite: SMCipher) -> None:
+        self.block = suite.block_size
+        cipher = Cipher(_algorithm(key, suite), modes.CBC(bytes(self.block)))
+        self._encryptor, self._decryptor = cipher.encryptor(), cipher.decryptor()
+        self._encrypt_chain = self._decrypt_chain = bytes(self.block)
+        # One block at a time, never a message: the AES SM IV E(KS_enc, SSC) (§9.8.6.2).
+        self._ecb = Cipher(_algorithm(key, suite), modes.ECB()).encryptor()  # noqa: S305
+
+    def _check(self, data: bytes, iv: bytes) -> None:
+        if len(data) % self.block or len(iv) != self.block:
+            raise CryptoError(f"{len(data)} bytes (IV {len(iv)}) do not fit the block size "
+                              f"{self.block}")
+
+    def encrypt(self, data: bytes, iv: bytes) -> bytes:
+        """CBC encryption of block-aligned ``data`` under ``iv``."""
+        self._check(data, iv)
+        if not data:
+            return b""
+        first = _xor(data[: self.block], _xor(iv, self._encrypt_chain))
+        out = self._encryptor.update(first + data[self.block :])
+        self._encrypt_chain = out[-self.block :]
+        return out
+
+    def decrypt(self, data: bytes, iv: bytes) -> bytes:
+        """CBC decryption of block-aligned ``data`` under ``iv``."""
+        self._check(data, iv)
+        if not data:
+            return b""
+        out = self._decryptor.update(data)
+        first = _xor(out[: self.block], _xor(iv, self._decrypt_chain))
+        self._decrypt_chain = data[-self.block :]
+        return first + out[self.block :]
+
+    def encrypt_block(self, block: bytes) -> bytes:
+        """One block in ECB (the AES secure-messaging IV is E(KS_enc, SSC))."""
+        if len(block) != self.block:
+            raise CryptoError(f"a block is {self.block} bytes, not {len(block)}")
+        return self._ecb.update(block)
+
+
+class SessionMac:
+    """The secure-messaging checksum of one key: retail MAC for 3DES, AES-CMAC for AES."""
+
+    def __init__(self, key: bytes, suite: SMCipher) -> None:
+        self.suite = suite
+        if suite is SMCipher.DES3:
+            if len(key) != 16:
+                raise CryptoError(f"retail MAC key of {len(key)} bytes (16 expected)")
+            k1 = key[:8]
+            self._chain = KeyedCBC(k1, SMCipher.DES3)  # single DES as K1‖K1‖K1
+            # The last block: E(K1) then D(K2) then E(K1), i.e. 3DES-EDE with K1‖K2‖K1.
+            self._last = Cipher(TripleDES(key + k1), modes.ECB()).encryptor()  # noqa: S305
+        else:
+            self._cmac = CMAC(_algorithm(key, suite))
+
+    def mac(self, data: bytes) -> bytes:
+        """The 8-byte checksum; 3DES takes data already padded, AES-CMAC pads itself."""
+        if self.suite is not SMCipher.DES3:
+            mac = self._cmac.copy()
+            mac.update(data)
+            return mac.finalize()[:MAC_LENGTH]
+        if not data or len(data) % 8:
+            raise CryptoError(f"{len(data)} bytes is not a multiple of the block size 8")
+        last = data[-8:]
+        if len(data) > 8:
+            last = _xor(last, self._chain.encrypt(data[:-8], bytes(8))[-8:])
+        return self._last.update(last)
 
 
 def kdf(seed: bytes, counter: int, suite: SMCipher = SMCipher.DES3) -> bytes:

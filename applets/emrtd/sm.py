@@ -26,10 +26,21 @@ class SecureMessaging:
     def __init__(
         self, ks_enc: bytes, ks_mac: bytes, ssc: int, suite: SMCipher = SMCipher.DES3
     ) -> None:
-        self.ks_enc = ks_enc
-        self.ks_mac = ks_mac
+        self._ks_enc, self._ks_mac = ks_enc, ks_mac
         self.ssc = ssc
         self.suite = suite
+        self._cipher = crypto.KeyedCBC(ks_enc, suite)  # keyed once for the whole session
+        self._checksum = crypto.SessionMac(ks_mac, suite)
+
+    @property
+    def ks_enc(self) -> bytes:
+        """The session's encryption key (fixed for the session's life)."""
+        return self._ks_enc
+
+    @property
+    def ks_mac(self) -> bytes:
+        """The session's MAC key (fixed for the session's life)."""
+        return self._ks_mac
 
     @property
     def ssc_bytes(self) -> bytes:
@@ -43,28 +54,20 @@ class SecureMessaging:
     def _iv(self) -> bytes:
         if self.suite is SMCipher.DES3:
             return bytes(8)  # ICAO 9303-11 §9.8.6.1: 3DES uses IV = 0
-        return crypto.aes_encrypt(self.ks_enc, self.ssc_bytes)  # §9.8.6.2: IV = E(KS_enc, SSC)
+        return self._cipher.encrypt_block(self.ssc_bytes)  # §9.8.6.2: IV = E(KS_enc, SSC)
 
     def _encrypt(self, data: bytes) -> bytes:
-        padded = crypto.pad(data, self.suite.block_size)
-        if self.suite is SMCipher.DES3:
-            return crypto.des3_encrypt(self.ks_enc, padded, self._iv())
-        return crypto.aes_encrypt(self.ks_enc, padded, self._iv())
+        return self._cipher.encrypt(crypto.pad(data, self.suite.block_size), self._iv())
 
     def _decrypt(self, data: bytes) -> bytes:
         try:
-            if self.suite is SMCipher.DES3:
-                return crypto.unpad(crypto.des3_decrypt(self.ks_enc, data, self._iv()))
-            return crypto.unpad(crypto.aes_decrypt(self.ks_enc, data, self._iv()))
+            return crypto.unpad(self._cipher.decrypt(data, self._iv()))
         except CryptoError as exc:
             raise SMError(SMCheck.BAD_PADDING, str(exc)) from exc
 
     def _mac(self, message: bytes) -> bytes:
         # ICAO 9303-11 §9.8.6: MAC over pad(SSC ‖ message), ISO 9797-1 padding method 2
-        n = crypto.pad(self.ssc_bytes + message, self.suite.block_size)
-        if self.suite is SMCipher.DES3:
-            return crypto.retail_mac(self.ks_mac, n)
-        return crypto.aes_cmac(self.ks_mac, n)
+        return self._checksum.mac(crypto.pad(self.ssc_bytes + message, self.suite.block_size))
 
     def _data_object(self, data: bytes, odd_ins: bool) -> bytes:
         if not data:

@@ -102,3 +102,61 @@ def test_bad_key_and_block_lengths_raise():
         crypto.des3_encrypt(bytes(16), bytes(7))
     with pytest.raises(CryptoError):
         crypto.retail_mac(bytes(8), bytes(8))
+
+
+def _reference_cbc(key: bytes, suite: SMCipher, iv: bytes, data: bytes, encrypt: bool) -> bytes:
+    """A fresh context per message: what KeyedCBC must equal."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    algorithm = (TripleDES(key + key[:8]) if suite is SMCipher.DES3 else algorithms.AES(key))
+    cipher = Cipher(algorithm, modes.CBC(iv))
+    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
+    return ctx.update(data) + ctx.finalize()
+
+
+def _reference_retail_mac(key: bytes, padded: bytes) -> bytes:
+    """ISO 9797-1 MAC algorithm 3 step by step: DES-CBC(K1), then D(K2), then E(K1)."""
+    k1, k2 = key[:8], key[8:]
+    chained = _reference_cbc(k1 + k1, SMCipher.DES3, bytes(8), padded, True)[-8:]
+    step = _reference_cbc(k2 + k2, SMCipher.DES3, bytes(8), chained, False)
+    return _reference_cbc(k1 + k1, SMCipher.DES3, bytes(8), step, True)
+
+
+_MESSAGES = st.lists(st.tuples(st.binary(max_size=80), st.binary(min_size=16, max_size=16),
+                               st.booleans()), min_size=1, max_size=8)
+
+
+@pytest.mark.parametrize("suite", [SMCipher.DES3, SMCipher.AES128, SMCipher.AES256])
+@given(messages=_MESSAGES, key=st.binary(min_size=32, max_size=32))
+def test_keyed_cbc_equals_a_fresh_context_per_message(suite, messages, key):
+    """Messages in any order, each with its own IV, come out as with a new context each."""
+    key = key[: suite.key_length]
+    keyed = crypto.KeyedCBC(key, suite)
+    for data, iv, encrypt in messages:
+        iv, padded = iv[: suite.block_size], crypto.pad(data, suite.block_size)
+        expected = _reference_cbc(key, suite, iv, padded, encrypt)
+        got = keyed.encrypt(padded, iv) if encrypt else keyed.decrypt(padded, iv)
+        assert got == expected
+
+
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=6), st.binary(min_size=16,
+                                                                          max_size=16))
+def test_session_mac_equals_the_retail_mac_step_by_step(messages, key):
+    """The keyed retail MAC (two cipher calls) equals the three-step definition, call after
+    call."""
+    session = crypto.SessionMac(key, SMCipher.DES3)
+    for message in messages:
+        padded = crypto.pad(message)
+        assert session.mac(padded) == _reference_retail_mac(key, padded)
+        assert crypto.retail_mac(key, padded) == _reference_retail_mac(key, padded)
+
+
+def test_keyed_cbc_refuses_unaligned_data_and_bad_ivs():
+    """Unaligned data and an IV of the wrong size raise CryptoError and leave the chain intact."""
+    keyed = crypto.KeyedCBC(bytes(range(16)), SMCipher.DES3)
+    with pytest.raises(CryptoError):
+        keyed.encrypt(bytes(7), bytes(8))
+    with pytest.raises(CryptoError):
+        keyed.decrypt(bytes(8), bytes(16))
+    assert keyed.encrypt(bytes(8), bytes(8)) == crypto.des3_encrypt(bytes(range(16)), bytes(8))
