@@ -5,7 +5,9 @@ plugs chips from the chip store into readers on request. The cards run in their 
 so the line controller's CPU work (GIL) never stalls a card mid-APDU. Other processes drive
 it over a Unix socket (``D/pcsc/host.sock``), one JSON object per line each way:
 ``{"op": "insert", "reader": 0, "serial": "…"}``, ``{"op": "remove", "reader": 0}``,
-``{"op": "status"}``; answers are ``{"ok": true, …}`` or ``{"ok": false, "error": "…"}``.
+``{"op": "status"}``, ``{"op": "work"}`` (APDUs answered and the cards' own processing
+time per reader, for benchmarks); answers are ``{"ok": true, …}`` or
+``{"ok": false, "error": "…"}``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import structlog
 from applets.errors import CardError
 from applets.transport.base import CardLike
 from applets.virtual.errors import HostError, VirtualError
-from applets.virtual.vpcd import TimingModel, VPCDCardBridge
+from applets.virtual.vpcd import CardWork, TimingModel, VPCDCardBridge
 
 _log = structlog.get_logger()
 _TIMEOUT_S = 10.0
@@ -62,6 +64,12 @@ class HostClient:
         """Which chip serial is in which encoder (None for an empty one)."""
         readers = self._request({"op": "status"})["readers"]
         return {int(index): serial for index, serial in readers.items()}
+
+    def work(self) -> dict[int, CardWork]:
+        """Per encoder: APDUs its cards answered and their own processing time, so far."""
+        readers = self._request({"op": "work"})["readers"]
+        return {int(index): CardWork(int(w["apdus"]), float(w["busy_s"]))
+                for index, w in readers.items()}
 
     def _request(self, request: dict[str, Any]) -> dict[str, Any]:
         op = str(request["op"])
@@ -123,6 +131,9 @@ class CardHost:
         op = request.get("op")
         if op == "status":
             return {"readers": {str(i): s for i, s in enumerate(self.serials)}}
+        if op == "work":
+            return {"readers": {str(i): {"apdus": b.work.apdus, "busy_s": b.work.busy_s}
+                                for i, b in enumerate(self.bridges)}}
         index = self._reader(request.get("reader"))
         if op == "remove":
             with self._lock:
@@ -130,7 +141,7 @@ class CardHost:
         if op == "insert":
             self._insert(index, request.get("serial"))
             return {}
-        raise VirtualError(f"unknown op {op!r}; use insert, remove or status")
+        raise VirtualError(f"unknown op {op!r}; use insert, remove, status or work")
 
     def _reader(self, value: object) -> int:
         if not isinstance(value, int) or not 0 <= value < len(self.bridges):

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from enum import IntEnum
 from types import TracebackType
 from typing import Protocol
@@ -40,6 +41,19 @@ class TimingModel(Protocol):
     def cost(self, command_len: int, response_len: int, eeprom_bytes_written: int) -> float:
         """Seconds the real chip would take for this exchange."""
         ...
+
+
+@dataclass(slots=True)
+class CardWork:
+    """What the card in one reader has done: APDUs answered and the time spent computing them.
+
+    The time is the card's own processing (the virtual chip's Python and crypto), without the
+    timing model's sleeps and without the socket: a benchmark subtracts it to see what the
+    terminal adds, since a zero-latency chip is meant to answer at once.
+    """
+
+    apdus: int = 0
+    busy_s: float = 0.0
 
 
 def frame(body: bytes) -> bytes:
@@ -93,6 +107,7 @@ class VPCDCardBridge:
         self._stopping = threading.Event()
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self.work = CardWork()  # written by the bridge thread only
 
     def __enter__(self) -> VPCDCardBridge:
         self.start()
@@ -194,7 +209,11 @@ class VPCDCardBridge:
             _log.debug("vpcd_card_removed", port=self.port)
 
     def _answer(self, card: CardLike, message: bytes) -> bytes | None:
+        started = time.perf_counter()
         answer = handle_message(card, message)
+        if len(message) > 1:
+            self.work.apdus += 1
+            self.work.busy_s += time.perf_counter() - started
         if self._timing is not None and len(message) > 1 and answer is not None:
             written = int(getattr(card, "last_eeprom_bytes", 0))
             delay = self._timing.cost(len(message), len(answer), written)
