@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from applets.emrtd.crypto import SMCipher
 from applets.emrtd.errors import SMCheck, SMError
-from applets.emrtd.sm import SecureMessaging, max_plain_data, wrapped_length
+from applets.emrtd.sm import PARALLEL_BYTES, SecureMessaging, max_plain_data, wrapped_length
+from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 
 VECTORS = json.loads(
@@ -105,6 +106,50 @@ def test_flipped_mac_byte_fails_on_both_sides():
         terminal.unwrap_response(ResponseAPDU.decode(answer[:-3] + bytes([answer[-3] ^ 1])
                                                      + answer[-2:]))
     assert caught.value.check is SMCheck.BAD_MAC
+
+
+@pytest.mark.parametrize("suite", list(SMCipher))
+def test_long_bodies_check_mac_and_decrypt_side_by_side(suite):
+    """A DG2-sized response and command (MAC on a second core) come back exactly, and a
+    flipped ciphertext byte is still a MAC failure on both sides."""
+    terminal, card = pair(suite, 11)
+    data = bytes(range(256)) * 60
+    assert len(data) > PARALLEL_BYTES
+    assert terminal.unwrap_response(card.wrap_response(ResponseAPDU(data, 0x9000))).data == data
+    command = CommandAPDU(0, 0xD6, 0, 0, data)
+    assert card.unwrap_command(terminal.wrap_command(command)).data == data
+    answer = card.wrap_response(ResponseAPDU(data, 0x9000)).encode()
+    with pytest.raises(SMError) as caught:
+        terminal.unwrap_response(ResponseAPDU.decode(answer[:100] + bytes([answer[100] ^ 1])
+                                                     + answer[101:]))
+    assert caught.value.check is SMCheck.BAD_MAC
+
+
+def _long_response(card: SecureMessaging, indicator: int, plain: bytes, mac_ok: bool) -> bytes:
+    """A protected response built by hand: its own padding indicator and plaintext (not
+    padded by the rules), MAC'd correctly or not."""
+    card._step()
+    encrypted = card._cipher.encrypt(plain, bytes(card.suite.block_size))
+    body = tlv.encode(0x87, bytes([indicator]) + encrypted) + tlv.encode(0x99, b"\x90\x00")
+    mac = card._mac(body)
+    return body + tlv.encode(0x8E, mac if mac_ok else bytes(8)) + b"\x90\x00"
+
+
+@pytest.mark.parametrize(("indicator", "plain", "mac_ok", "check"), [
+    (0x01, bytes(8192), True, SMCheck.BAD_PADDING),  # no 80 marker, MAC right
+    (0x01, bytes(8192), False, SMCheck.BAD_MAC),  # both wrong: the MAC is reported
+    (0x02, bytes(8191) + b"\x80", True, SMCheck.MALFORMED_DO),  # indicator not 01
+    (0x02, bytes(8191) + b"\x80", False, SMCheck.BAD_MAC),
+])
+def test_long_body_failures_report_the_mac_first(indicator, plain, mac_ok, check):
+    """Decrypting while the MAC is computed changes no verdict: a bad MAC wins over anything
+    the decryption found, and a good MAC lets the decryption's own error through."""
+    terminal, card = pair(SMCipher.DES3, 3)
+    raw = _long_response(card, indicator, plain, mac_ok)
+    terminal.ssc = card.ssc - 1
+    with pytest.raises(SMError) as caught:
+        terminal.unwrap_response(ResponseAPDU.decode(raw))
+    assert caught.value.check is check
 
 
 def test_ssc_mismatch_is_a_mac_failure():
