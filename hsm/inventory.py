@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,13 +230,18 @@ class KeyInventory:
 class SignatureCounter:
     """Counts signatures of one DS key against its usage window and document maximum."""
 
-    def __init__(self, inventory: KeyInventory, record: KeyRecord, *, block: int = 256) -> None:
+    def __init__(self, inventory: KeyInventory, record: KeyRecord, *, block: int = 256,
+                 status_every_s: float = 1.0) -> None:
         self._inventory = inventory
         self._record = record
         self._block = block
         self._next = self._end = 0
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # A block is reserved ahead, so a key retired by a ceremony (or by hand) elsewhere is
+        # noticed by reading its status at most this often, not only when the block runs out.
+        self._status_every_s = status_every_s
+        self._status_read = time.monotonic()
 
     def take(self, at: datetime) -> int:
         """Reserve one signature at ``at``; its sequence number, or ``KeyRetired``."""
@@ -250,6 +256,11 @@ class SignatureCounter:
             if self._pid != os.getpid():  # forked child: the parent's block is the parent's
                 self._next = self._end = 0
                 self._pid = os.getpid()
+            if time.monotonic() - self._status_read >= self._status_every_s:
+                status = self._inventory.get(record.label).status
+                self._status_read = time.monotonic()
+                if status != "active":
+                    raise KeyRetired(record.label, f"its status is {status}")
             if self._next >= self._end:
                 self._next, self._end = self._inventory.reserve(record.label, self._block, at)
             self._next += 1

@@ -1,15 +1,21 @@
 """The Document Signer: signs SOD content with the active DS key in the HSM, counting each use.
 
 ``DSSigner`` matches, by structure, the signer protocol the SOD builder expects:
-``certificate_der``, ``signature_algorithm`` and ``sign(data)``.
+``certificate_der``, ``signature_algorithm`` and ``sign(data)``. A line runs for shifts on
+end while security officers rotate DS keys, so a signer that follows "the active DS" (no
+fixed label) can move to the key a ceremony made active (:meth:`DSSigner.follow_rotation`);
+:meth:`DSSigner.pinned` holds one key still, so that a certificate and the signatures put
+next to it always belong together.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+import structlog
 from asn1crypto import keys as asn1_keys
 
 from hsm.certificates import subject_public_key_info
@@ -19,6 +25,7 @@ from hsm.inventory import KeyInventory, KeyRecord, SignatureCounter
 from hsm.pkcs11 import HSM, KeyAttributes, algorithm_spec
 
 Clock = Callable[[], datetime]
+_log = structlog.get_logger()
 
 
 def utc_now() -> datetime:
@@ -65,22 +72,26 @@ class DSSigner:
     def __init__(
         self, module_path: str, token_label: str, pin: str, inventory: KeyInventory, *,
         key_label: str | None = None, sessions: int = 2, clock: Clock = utc_now, block: int = 256,
+        status_every_s: float = 1.0,
     ) -> None:
         self._hsm = HSM(module_path, token_label, pin, sessions=sessions)
         self._inventory = inventory
         self._key_label = key_label
         self._clock = clock
         self._block = block
+        self._status_every_s = status_every_s  # how soon a key retired elsewhere is noticed
         self._stack = ExitStack()
         self._record: KeyRecord | None = None
         self._counter: SignatureCounter | None = None
+        self._rotation = threading.Lock()
 
     def __enter__(self) -> DSSigner:
         with ExitStack() as stack:
             record = self._ds_record()
             stack.enter_context(self._hsm)
             self._check_key(record)
-            counter = SignatureCounter(self._inventory, record, block=self._block)
+            counter = SignatureCounter(self._inventory, record, block=self._block,
+                                       status_every_s=self._status_every_s)
             stack.callback(counter.close)
             self._record, self._counter = record, counter
             self._stack = stack.pop_all()
@@ -131,6 +142,70 @@ class DSSigner:
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` (DER Ecdsa-Sig-Value for ECDSA); counts one document; thread-safe."""
-        record, counter = self._active()
+        return self._sign_with(*self._active(), data)
+
+    def _sign_with(self, record: KeyRecord, counter: SignatureCounter, data: bytes) -> bytes:
         counter.take(self._clock())  # reserve before signing: a crash over-counts, never under
         return self._hsm.sign(record.label, data, record.algorithm, record.key_id)
+
+    def pinned(self) -> PinnedSigner:
+        """The key in use now, held still (see :class:`PinnedSigner`)."""
+        return PinnedSigner(self, *self._active())
+
+    def current(self, record: KeyRecord) -> bool:
+        """True while ``record`` is the key this signer uses."""
+        return self._record is record
+
+    def follow_rotation(self) -> bool:
+        """Move to the inventory's active DS when a ceremony has made another key active.
+
+        True when the signer moved (or already had, for another thread); False when there is
+        nothing newer to move to, or the signer was opened on a fixed key label. The new key
+        passes the same policy and certificate checks as at opening.
+        """
+        if self._key_label is not None:
+            return False
+        with self._rotation:
+            current, old_counter = self._active()
+            record = self._inventory.active("DS")
+            if record is None or record.label == current.label:
+                return False
+            self._check_key(record)
+            counter = SignatureCounter(self._inventory, record, block=self._block,
+                                       status_every_s=self._status_every_s)
+            self._stack.callback(counter.close)
+            self._record, self._counter = record, counter
+            old_counter.close()  # the retired key's unused reservation goes back
+        _log.info("hsm.signer.rotated", retired=current.label, active=record.label)
+        return True
+
+
+class PinnedSigner:
+    """One DS key of a :class:`DSSigner`, held still: the SOD builder takes its certificate once
+    and every signature it asks for is made with that same key — or refused with
+    ``KeyRetired`` once the signer has moved on, never made with a newer key behind a stale
+    certificate."""
+
+    def __init__(self, signer: DSSigner, record: KeyRecord, counter: SignatureCounter) -> None:
+        self._signer, self._record, self._counter = signer, record, counter
+
+    @property
+    def label(self) -> str:
+        """The DS key label."""
+        return self._record.label
+
+    @property
+    def certificate_der(self) -> bytes:
+        """The DS certificate, DER."""
+        return self._record.certificate
+
+    @property
+    def signature_algorithm(self) -> str:
+        """``"ecdsa-with-SHA256"`` or ``"rsassa-pss-sha256"``."""
+        return algorithm_spec(self._record.algorithm).signature_algorithm
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign with the pinned key while the signer still uses it."""
+        if not self._signer.current(self._record):
+            raise KeyRetired(self._record.label, "superseded by a newer DS key")
+        return self._signer._sign_with(self._record, self._counter, data)

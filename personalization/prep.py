@@ -7,10 +7,12 @@ the full 12 digits, two fillers and the check digit of the 12 digits.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
+from typing import Protocol, runtime_checkable
 
 from applets.emrtd.lds import files
 from applets.emrtd.lds.checkdigit import check_digit
@@ -20,6 +22,7 @@ from applets.emrtd.lds.dg2 import encode_dg2
 from applets.emrtd.lds.dg13 import DG13, encode_dg13
 from applets.emrtd.lds.mrz import TD1, name_field
 from applets.emrtd.lds.sod import SODBuilder, SODSigner, UnsignedSOD
+from hsm.errors import KeyRetired
 from personalization.applications.model import Application
 from personalization.profile import DocumentProfile
 
@@ -156,12 +159,32 @@ _ENCODERS: dict[int, Callable[[Application, TD1, DocumentProfile], bytes]] = {
 }
 
 
+@runtime_checkable
+class RotatingSigner(Protocol):
+    """A signer that can move to a newer DS key (``hsm.signer.DSSigner``)."""
+
+    def pinned(self) -> SODSigner:
+        """The key in use now, held still."""
+        ...
+
+    def follow_rotation(self) -> bool:
+        """Move to the newly active DS key; True if it moved."""
+        ...
+
+
 class Preparer:
-    """Prepares cards for one profile with one Document Signer."""
+    """Prepares cards for one profile with one Document Signer.
+
+    With a :class:`RotatingSigner`, a DS key retired by a ceremony while the line runs is
+    followed: the EF.SOD is signed again with the new active key and carries its certificate;
+    only when no newer key exists does ``KeyRetired`` reach the caller (and stop the line).
+    """
 
     def __init__(self, profile: DocumentProfile, signer: SODSigner) -> None:
         self._profile = profile
-        self._sod = SODBuilder(signer, profile.hash_algorithm)
+        self._signer = signer
+        self._rotation = threading.Lock()
+        self._sod = self._builder()
         self._com_cache: dict[tuple[int, ...], bytes] = {}
         self._com_by_groups: dict[tuple[int, ...], bytes] = {}
         tags = [files.DATA_GROUPS[n].tag for n in profile.data_groups]
@@ -177,9 +200,29 @@ class Preparer:
         return CardData(application.application_id, mrz.document_number, mrz, groups,
                         self._com_tags)
 
+    def _builder(self) -> SODBuilder:
+        signer = self._signer
+        key = signer.pinned() if isinstance(signer, RotatingSigner) else signer
+        return SODBuilder(key, self._profile.hash_algorithm)
+
+    def _signed(self, unsigned: UnsignedSOD) -> bytes:
+        """The EF.SOD signed; once more with the newer DS key if the one in use was retired."""
+        builder = self._sod
+        try:
+            return builder.sign(unsigned)
+        except KeyRetired:
+            if not isinstance(self._signer, RotatingSigner):
+                raise
+            with self._rotation:
+                if self._sod is builder:  # another station may have moved already
+                    if not self._signer.follow_rotation():
+                        raise
+                    self._sod = self._builder()
+            return self._sod.sign(unsigned)
+
     def sign(self, data: CardData, chip_groups: Mapping[int, bytes] | None = None) -> bytes:
         """EF.SOD over the profile's DGs plus those the chip contributed (DG14, DG15)."""
-        return self._sod.build({**data.data_groups, **(chip_groups or {})})
+        return self._signed(self._sod.unsigned({**data.data_groups, **(chip_groups or {})}))
 
     def com(self, data: CardData, with_chip_groups: bool) -> bytes:
         """EF.COM listing the data groups present."""
@@ -217,7 +260,7 @@ class Preparer:
         """Sign ``unsigned`` (one HSM call) and gather every file of the card."""
         out = {"EF.COM": self.com(data, with_chip_groups=False)}
         out.update({_DG_NAMES[n]: body for n, body in data.data_groups.items()})
-        out["EF.SOD"] = self._sod.sign(unsigned)
+        out["EF.SOD"] = self._signed(unsigned)
         return PreparedCard(data, out)
 
 

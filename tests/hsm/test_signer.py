@@ -186,3 +186,42 @@ def test_destroyed_key_refuses_signing(token: Token, hsm: HSM, inventory: KeyInv
         for _ in range(2):  # a cached handle and a fresh lookup both fail
             with pytest.raises(KeyNotFound):
                 signer.sign(b"after")
+
+
+def test_a_running_signer_follows_a_ds_rotation(token: Token, hsm: HSM, inventory: KeyInventory,
+                                                ds: KeyRecord) -> None:
+    """A ceremony elsewhere makes a new DS active: the key in use is refused at once (its
+    status is read again), the signer moves to the new key after the same policy checks, and
+    a pinned old key never signs again, so no certificate travels with another key's signature."""
+    with _signer(token, inventory, block=64, status_every_s=0.0) as signer:
+        old = signer.pinned()
+        old.sign(b"before")
+        with KeyInventory(inventory.path) as elsewhere:  # the officers' own connection
+            new = make_ds(hsm, elsewhere)
+        with pytest.raises(KeyRetired):
+            old.sign(b"after the ceremony")
+        assert signer.follow_rotation() and signer.label == new.label
+        assert not signer.follow_rotation()  # nothing newer now
+        with pytest.raises(KeyRetired, match="superseded"):
+            old.sign(b"stale")
+        current = signer.pinned()
+        assert current.certificate_der == new.certificate
+        signature = current.sign(b"after")
+    verify_signature(subject_public_key_info(new.certificate), "ecdsa-with-SHA256", signature,
+                     b"after")
+    # The old key's reservation went back: it counts the one document it signed.
+    assert inventory.get(ds.label).signed == 1 and inventory.get(ds.label).status == "retired"
+    assert inventory.get(new.label).signed == 1
+
+
+def test_a_retired_key_without_successor_is_not_followed(token: Token, inventory: KeyInventory,
+                                                         ds: KeyRecord) -> None:
+    """Retired by hand with no newer DS: the signer stays and keeps refusing."""
+    with _signer(token, inventory, status_every_s=0.0) as signer:
+        signer.sign(b"one")
+        inventory.retire(ds.label, "suspected compromise", AT)
+        with pytest.raises(KeyRetired):
+            signer.sign(b"two")
+        assert not signer.follow_rotation()
+    with pytest.raises(KeyRetired), _signer(token, inventory, key_label=ds.label):
+        pass  # nor does the retired label open by name

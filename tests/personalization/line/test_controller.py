@@ -10,6 +10,7 @@ import pytest
 
 from applets.virtual.store import ChipStore
 from hsm.errors import HSMError
+from hsm.signer import DSSigner
 from personalization.line.context import Outputs
 from personalization.line.report import build_report, render_html
 from personalization.prep import Preparer
@@ -60,20 +61,28 @@ def _spoil_chip(rig: Rig, serial: str) -> None:
 
 
 class RefusesOnce:
-    """The real DS signer, refusing its first signature as an HSM under load might."""
+    """The real DS signer, refusing its first signature as an HSM under load might (a plain
+    SOD signer: it does not offer to follow DS rotations)."""
 
-    def __init__(self, signer: object) -> None:
+    def __init__(self, signer: DSSigner) -> None:
         self._signer, self.refused = signer, False
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._signer, name)
+    @property
+    def certificate_der(self) -> bytes:
+        """The signer's DS certificate."""
+        return self._signer.certificate_der
+
+    @property
+    def signature_algorithm(self) -> str:
+        """The signer's algorithm."""
+        return self._signer.signature_algorithm
 
     def sign(self, data: bytes) -> bytes:
         """Refuse once, then sign with the HSM."""
         if not self.refused:
             self.refused = True
             raise HSMError("CKR_DEVICE_ERROR (injected)")
-        return self._signer.sign(data)  # type: ignore[attr-defined, no-any-return]
+        return self._signer.sign(data)
 
 
 def _operator(rig: Rig, stop: threading.Event, cleared: list[str],
@@ -101,7 +110,7 @@ def test_faults_during_a_batch_end_with_correct_accounting(rig: Rig) -> None:
     _spoil_chip(rig, rig.feeder("station-2")[0])
     parts = rig.parts()
     refusing = RefusesOnce(rig.hsm.signer)
-    parts.preparer = Preparer(rig.profile, refusing)  # type: ignore[arg-type]
+    parts.preparer = Preparer(rig.profile, refusing)
     write_control(rig.printers.state_dir, "station-1", {"ribbon_out_after": 1}, [])
     stop, cleared = threading.Event(), []  # type: ignore[var-annotated]
     operator = threading.Thread(target=_operator, args=(
