@@ -175,13 +175,12 @@ def qa_section(ctx: BenchContext) -> Figures:
     trust = TrustStore.from_pem(certificate_to_pem(ctx.hsm.csca_der).encode("ascii"))
     expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, ctx.profile),
                         dg2_image=application.portrait.jpeg)
-    bank.client().insert(0, serial)
     with PCSCTransport(bank.reader_name(0)) as transport:
-        transport.wait_for_card(5)
+        _arrive(bank, transport, serial)
         figures = measure_qa(transport, keys_from_fields(*data.bac_key), trust,
                              at=datetime.now(UTC), cards=ctx.cards, expected=expected,
                              card_ms=lambda: _card_busy_ms(bank))
-    bank.client().remove(0)
+        _leave(bank, transport)  # pcscd has seen the reader empty before anyone reuses it
     wire = figures["qa_apdus_per_card"] * (ctx.roundtrip_ms or 1.0)
     card_ms = figures.pop("qa_card_ms")
     # QA's traffic cannot be replayed (every BAC session has fresh keys), so its floor is the

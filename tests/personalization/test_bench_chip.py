@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from applets.emrtd.lds import files
+from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
 from applets.virtual.card import Lifecycle
 from applets.virtual.store import ChipStore
@@ -57,3 +58,5 @@ def test_encode_and_qa_figures_hold_together(encoder_bank: EncoderBank, tmp_path
     assert after.apdus - before.apdus >= counted
     assert after.busy_s > before.busy_s
     assert encoder_bank.client().status()[0] is None, "the bench leaves encoder 0 empty"
+    with PCSCTransport(encoder_bank.reader_name(0)) as transport:
+        transport.wait_for_removal(0.05)  # and pcscd has seen it so: the next user is safe
