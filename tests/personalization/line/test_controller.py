@@ -20,7 +20,7 @@ from tests.personalization.line.conftest import Rig
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm]
 
 
-def test_a_batch_runs_to_the_end_on_two_stations(rig: Rig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_runs_to_the_end_on_two_stations(rig: Rig, tmp_path) -> None:
     """Six cards on two stations: all handed out, printed faces written, stock reconciled
     with the printers' own counters, the batch closed and its personal data purged, the
     chain verified, and every chip passes QA again from the chip."""
@@ -38,7 +38,7 @@ def test_a_batch_runs_to_the_end_on_two_stations(rig: Rig, tmp_path) -> None:  #
     assert "<svg" in render_html(report)
 
 
-def test_outputs_write_faces_and_chip_files(rig: Rig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_outputs_write_faces_and_chip_files(rig: Rig, tmp_path) -> None:
     """With outputs (the demo), each card gets front.png, back.png and the files QA read."""
     apps = rig.batch(2)
     parts = rig.parts()
