@@ -159,9 +159,9 @@ class DSSigner:
     def follow_rotation(self) -> bool:
         """Move to the inventory's active DS when a ceremony has made another key active.
 
-        True when the signer moved (or already had, for another thread); False when there is
-        nothing newer to move to, or the signer was opened on a fixed key label. The new key
-        passes the same policy and certificate checks as at opening.
+        True when it moved; False when it already uses the active DS, when there is none, or
+        when it was opened on a fixed key label. The new key passes the same policy and
+        certificate checks as at opening (``KeyPolicyViolation`` otherwise).
         """
         if self._key_label is not None:
             return False

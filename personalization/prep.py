@@ -184,7 +184,8 @@ class Preparer:
         self._profile = profile
         self._signer = signer
         self._rotation = threading.Lock()
-        self._sod = self._builder()
+        self._key = signer.pinned() if isinstance(signer, RotatingSigner) else signer
+        self._sod = SODBuilder(self._key, profile.hash_algorithm)
         self._com_cache: dict[tuple[int, ...], bytes] = {}
         self._com_by_groups: dict[tuple[int, ...], bytes] = {}
         tags = [files.DATA_GROUPS[n].tag for n in profile.data_groups]
@@ -200,24 +201,22 @@ class Preparer:
         return CardData(application.application_id, mrz.document_number, mrz, groups,
                         self._com_tags)
 
-    def _builder(self) -> SODBuilder:
-        signer = self._signer
-        key = signer.pinned() if isinstance(signer, RotatingSigner) else signer
-        return SODBuilder(key, self._profile.hash_algorithm)
-
     def _signed(self, unsigned: UnsignedSOD) -> bytes:
         """The EF.SOD signed; once more with the newer DS key if the one in use was retired."""
         builder = self._sod
         try:
             return builder.sign(unsigned)
         except KeyRetired:
-            if not isinstance(self._signer, RotatingSigner):
+            signer = self._signer
+            if not isinstance(signer, RotatingSigner):
                 raise
             with self._rotation:
-                if self._sod is builder:  # another station may have moved already
-                    if not self._signer.follow_rotation():
-                        raise
-                    self._sod = self._builder()
+                if self._sod is builder:  # else another station has moved on already
+                    signer.follow_rotation()  # (or someone else sharing the signer has)
+                    key = signer.pinned()
+                    if key.certificate_der == self._key.certificate_der:
+                        raise  # no newer DS key: the caller stops
+                    self._key, self._sod = key, SODBuilder(key, self._profile.hash_algorithm)
             return self._sod.sign(unsigned)
 
     def sign(self, data: CardData, chip_groups: Mapping[int, bytes] | None = None) -> bytes:

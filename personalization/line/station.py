@@ -22,7 +22,14 @@ import structlog
 
 from applets.errors import CardError
 from applets.transport.pcsc import NoCardError, PCSCServiceError, PCSCTransport, ReaderNotFound
-from hsm.errors import HSMUnavailable, KeyNotFound, KeyRetired, PINIncorrect, TokenNotFound
+from hsm.errors import (
+    HSMUnavailable,
+    KeyNotFound,
+    KeyPolicyViolation,
+    KeyRetired,
+    PINIncorrect,
+    TokenNotFound,
+)
 from personalization.encoder import EncodeError, EncoderStation
 from personalization.face import card_face
 from personalization.journal.store import CardRow
@@ -59,7 +66,8 @@ _PLACES = {Position.NONE: Place.NONE, Position.PRINT: Place.PRINT,
            Position.CONTACT: Place.ENCODER, Position.CONTACTLESS: Place.ENCODER}
 _READER_GONE = (ReaderNotFound, PCSCServiceError)
 # HSM trouble no retry on a new blank can fix: the line stops after this card is rejected
-_LINE_STOPPERS = (KeyRetired, KeyNotFound, HSMUnavailable, PINIncorrect, TokenNotFound)
+_LINE_STOPPERS = (KeyRetired, KeyNotFound, KeyPolicyViolation, HSMUnavailable, PINIncorrect,
+                  TokenNotFound)
 
 
 class StationAlarm(Exception):  # noqa: N818 - an alarm, as operators call it

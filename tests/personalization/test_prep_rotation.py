@@ -33,8 +33,9 @@ def _signed_by(sod_bytes: bytes) -> bytes:
 def test_preparation_follows_a_rotation_and_stops_without_a_successor(
         tmp_path: Path, synth_dir: Path) -> None:
     """Cards before the ceremony carry the old DS, cards after it the new one, each SOD
-    verifying under the certificate it carries; a key retired with no successor stops
-    preparation with KeyRetired instead of signing on."""
+    verifying under the certificate it carries, also for a second preparer sharing the signer
+    (it finds the signer moved already); a key retired with no successor stops preparation
+    with KeyRetired instead of signing on."""
     profile = load_profile("cccd")
     apps = [a for _, a in read_applications(synth_dir / "apps.jsonl", profile.intake_rules(),
                                             date(2026, 11, 24)).valid]
@@ -42,16 +43,18 @@ def test_preparation_follows_a_rotation_and_stops_without_a_successor(
             KeyInventory(kit.data_dir / "hsm" / "inventory.db") as inventory, \
             DSSigner(kit.module, kit.token, kit.pin, inventory, status_every_s=0.0) as signer:
         old_certificate = signer.certificate_der
-        preparer = Preparer(profile, signer)
+        preparer, sharing = Preparer(profile, signer), Preparer(profile, signer)
         before = preparer.prepare(apps[0]).files["EF.SOD"]
         with HSM(kit.module, kit.token, kit.pin) as hsm, \
                 KeyInventory(inventory.path) as officers:
             new = new_ds(hsm, officers, officers=BENCH_OFFICERS, at=datetime.now(UTC),
                          usage_days=30, max_documents=100, label_prefix="DS-BENCH")
         after = [preparer.prepare(a).files["EF.SOD"] for a in apps[1:4]]
+        after.append(sharing.prepare(apps[4]).files["EF.SOD"])
         assert _signed_by(before) == old_certificate
         assert all(_signed_by(sod) == new.certificate for sod in after)
 
         inventory.retire(new.label, "suspected compromise", datetime.now(UTC))
-        with pytest.raises(KeyRetired):
-            preparer.prepare(apps[4])
+        for each in (preparer, sharing):
+            with pytest.raises(KeyRetired):
+                each.prepare(apps[5])
