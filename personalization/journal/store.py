@@ -26,10 +26,10 @@ from typing import Any
 
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
+from personalization.cardstate import Card, Outcome, State, Step
 from personalization.errors import PersonalizationError
 from personalization.journal.records import dump_application, load_application
 from personalization.journal.schema import LATEST, MIGRATIONS
-from personalization.line.states import Card, Outcome, State, Step
 
 GENESIS = "0" * 64
 _CARD_QUERIES = {

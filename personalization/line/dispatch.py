@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from personalization.applications.model import Application
-from personalization.line.states import Outcome
+from personalization.cardstate import Outcome
 from personalization.prep import CardData
 
 _log = structlog.get_logger(__name__)

@@ -5,7 +5,7 @@ Every state change is journaled *before* the physical step it starts (``Journal.
 before the command). Trouble with the station itself — a printer fault, a printer that does
 not answer, a reader gone — raises a station alarm: the station stops, the card inside stays
 in doubt, and once the printer reports ready again the card is settled exactly as after a
-crash (:func:`~personalization.line.states.settle`) and the station resumes.
+crash (:func:`~personalization.cardstate.settle`) and the station resumes.
 """
 
 from __future__ import annotations
@@ -30,12 +30,7 @@ from hsm.errors import (
     PINIncorrect,
     TokenNotFound,
 )
-from personalization.encoder import EncodeError, EncoderStation
-from personalization.face import card_face
-from personalization.journal.store import CardRow
-from personalization.line.context import LineContext
-from personalization.line.dispatch import Work
-from personalization.line.states import (
+from personalization.cardstate import (
     Command,
     Event,
     Kind,
@@ -47,6 +42,11 @@ from personalization.line.states import (
     settle,
     step,
 )
+from personalization.encoder import EncodeError, EncoderStation
+from personalization.face import card_face
+from personalization.journal.store import CardRow
+from personalization.line.context import LineContext
+from personalization.line.dispatch import Work
 from printers.driver import PrinterDriver
 from printers.errors import PrinterError
 from printers.face import render_card

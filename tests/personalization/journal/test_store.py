@@ -12,10 +12,10 @@ import pytest
 
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
+from personalization.cardstate import Event, Kind, State, step
 from personalization.journal.records import dump_application, load_application
 from personalization.journal.schema import LATEST
 from personalization.journal.store import Journal, JournalError, sqlite_path
-from personalization.line.states import Event, Kind, State, step
 from personalization.prep import document_number
 from personalization.profile import load_profile
 

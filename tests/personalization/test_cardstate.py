@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from personalization.line.states import (
+from personalization.cardstate import (
     TERMINAL,
     Card,
     Command,
