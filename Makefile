@@ -36,7 +36,7 @@ demo: setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy applets hsm printers qa personalization
+	$(BIN)/mypy common applets hsm printers qa personalization
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

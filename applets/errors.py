@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import CardlineError
 
-class CardError(Exception):
+
+class CardError(CardlineError):
     """Root of every error raised by ``applets``."""
 
 

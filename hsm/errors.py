@@ -5,8 +5,10 @@ No error message ever carries a PIN, key material or personal data.
 
 from __future__ import annotations
 
+from common.errors import CardlineError
 
-class HSMError(Exception):
+
+class HSMError(CardlineError):
     """Root of every error raised by ``hsm``."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import CardlineError
 
-class PersonalizationError(Exception):
+
+class PersonalizationError(CardlineError):
     """Root of every error raised by ``personalization``."""
 
 

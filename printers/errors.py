@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from common.errors import CardlineError
 
-class PrinterError(Exception):
+
+class PrinterError(CardlineError):
     """Root of every error raised by ``printers``; ``printer`` names the station or port."""
 
     def __init__(self, printer: str, message: str) -> None:

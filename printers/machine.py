@@ -277,7 +277,11 @@ class PrinterMachine:
 
 
 class RefusedError(Exception):
-    """The printer refuses a command with this error reply; nothing moved."""
+    """The printer refuses a command with this error reply; nothing moved.
+
+    Internal to the emulated printer: ``firmware.answer`` turns it into the ``ERR`` reply on
+    the wire, so it never reaches a caller and is not a :class:`~printers.errors.PrinterError`.
+    """
 
     def __init__(self, fault: Fault) -> None:
         super().__init__(fault.value)

@@ -7,8 +7,10 @@ store) and nothing may be concluded about the card.
 
 from __future__ import annotations
 
+from common.errors import CardlineError
 
-class QAError(Exception):
+
+class QAError(CardlineError):
     """Root of every error raised by ``qa``."""
 
 

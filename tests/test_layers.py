@@ -7,14 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from applets.errors import CardError
+from common.errors import CardlineError
+from hsm.errors import HSMError
+from personalization.errors import PersonalizationError
+from printers.errors import PrinterError
+from qa.errors import QAError
+
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"applets", "hsm", "printers", "qa", "personalization"}
+OURS = {"common", "applets", "hsm", "printers", "qa", "personalization"}
 ALLOWED: dict[str, set[str]] = {
-    "applets": set(),
-    "hsm": set(),
-    "printers": set(),
-    "qa": {"applets", "hsm"},
-    "personalization": {"applets", "hsm", "printers", "qa"},
+    "common": set(),
+    "applets": {"common"},
+    "hsm": {"common"},
+    "printers": {"common"},
+    "qa": {"common", "applets", "hsm"},
+    "personalization": {"common", "applets", "hsm", "printers", "qa"},
 }
 # Third-party libraries that exactly one adapter module may import.
 ADAPTERS: dict[str, set[str]] = {
@@ -84,3 +92,10 @@ def test_guard_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("import personalization.cli\nfrom hsm import pkcs11\n", encoding="utf-8")
     assert _imports(sample) == {"personalization", "hsm"}
+
+
+@pytest.mark.parametrize("root", [CardError, HSMError, PrinterError, QAError,
+                                  PersonalizationError])
+def test_package_error_roots_derive_from_the_one_root(root: type[Exception]) -> None:
+    """Every package's error root is a CardlineError, so a front end catches them all at once."""
+    assert issubclass(root, CardlineError)
