@@ -25,12 +25,12 @@ from applets.errors import CardError
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
+from common.curves import SECP256R1 as AA_CURVE
 
 HISTORICAL = b"cardline eMRTD"
 FILE_HEADER_BYTES = 16  # EEPROM written to allocate one file (modelled, not measured)
 KEY_BYTES = 32
 _SEED_TAG = 0x62
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 RNG = Callable[[int], bytes]
 
 
@@ -306,7 +306,7 @@ class VirtualEMRTD:
         if command.p1 or command.p2:
             return _sw(SW.INCORRECT_P1P2)
         # FIPS 186-5 A.2.1: d = (c mod (n − 1)) + 1 from 64 extra bits; rng is injectable
-        scalar = int.from_bytes(self.rng(KEY_BYTES + 8), "big") % (_P256_ORDER - 1) + 1
+        scalar = int.from_bytes(self.rng(KEY_BYTES + 8), "big") % (AA_CURVE.n - 1) + 1
         self.memory.aa_scalar = scalar.to_bytes(KEY_BYTES, "big")
         self._changed(KEY_BYTES)
         return _sw(SW.OK, aa.encode_public_key_template(self._aa_key().public_key()))
@@ -315,7 +315,7 @@ class VirtualEMRTD:
         scalar = self.memory.aa_scalar
         if scalar is None:
             raise CardError("no Active Authentication key")
-        return ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1())
+        return ec.derive_private_key(int.from_bytes(scalar, "big"), AA_CURVE.curve())
 
     def _put_data(self, command: CommandAPDU) -> ResponseAPDU:
         if self.memory.locked:

@@ -17,9 +17,10 @@ from applets.emrtd.lds.dg14 import (
     encode_dg14,
     encode_dg14_aa,
 )
-from applets.emrtd.lds.dg15 import CURVES, decode_dg15, encode_dg15, encode_dg15_ec_point
+from applets.emrtd.lds.dg15 import decode_dg15, encode_dg15, encode_dg15_ec_point
 from applets.errors import LDSError
 from applets.iso7816 import tlv
+from common.curves import CURVES
 
 CA_INFO = sequence(oid("0.4.0.127.0.7.2.2.3.2.4"), integer(1))  # id-CA-ECDH-AES-CBC-CMAC-256
 
