@@ -27,7 +27,7 @@ from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_applications
 from personalization.encoder import EncoderStation
 from personalization.face import card_face, card_layout
-from personalization.journal.store import Journal
+from personalization.journal import Journal
 from personalization.line.controller import LineController, LineParts
 from personalization.line.station import StationSpec
 from personalization.prep import Preparer, build_dg13, document_number

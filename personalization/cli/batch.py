@@ -25,7 +25,7 @@ from personalization.cli.keys import open_inventory, open_signer
 from personalization.config import DEFAULT_CONFIG, LineConfig
 from personalization.errors import PersonalizationError
 from personalization.face import card_layout
-from personalization.journal.store import Journal
+from personalization.journal import Journal
 from personalization.line.context import Outputs
 from personalization.line.controller import LineController, LineParts, RunResult, line_lock
 from personalization.line.report import build_report, render_html

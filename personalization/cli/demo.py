@@ -20,7 +20,7 @@ from personalization.cli.common import ConfigOption, console, fail, line_config
 from personalization.cli.keys import open_hsm, open_inventory
 from personalization.config import LineConfig
 from personalization.errors import PersonalizationError
-from personalization.journal.store import Journal
+from personalization.journal import Journal
 from personalization.line.context import Outputs
 from personalization.line.report import build_report
 from personalization.line.station import StationSpec

@@ -1,19 +1,21 @@
-"""A validated application as the journal keeps it until the purge: one JSON text.
+"""The journal's records, as every adapter hands them out: plain values, no database in sight.
 
-The portrait travels inline (base64 of the normalized JPEG) so a batch never depends on the
-file it was created from.
+A validated application is kept as one JSON text until the purge; its portrait travels inline
+(base64 of the normalized JPEG) so a batch never depends on the file it was created from.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from personalization.applications.model import Application
 from personalization.applications.photo import Portrait
+from personalization.cardstate import Card, State
 
 _DATES = ("date_of_birth", "issue_date", "expiry_date")
 
@@ -40,3 +42,121 @@ def load_application(text: str) -> Application:
     photo = raw["portrait"]
     raw["portrait"] = Portrait(base64.b64decode(photo["jpeg"]), photo["width"], photo["height"])
     return Application(**raw)
+
+
+def _decoded(value: Any) -> Any:
+    """A JSON column as Python: adapters may hand it over as text or already decoded."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """One batch and its application counts."""
+
+    name: str
+    created_at: str
+    source: str
+    profile: str
+    max_attempts: int
+    state: str
+    closed_at: str | None
+    purged_at: str | None
+    applications: dict[str, int]
+    quarantined: int
+
+    @property
+    def finished(self) -> bool:
+        """Every application handed out or failed."""
+        return self.applications.get("pending", 0) + self.applications.get("active", 0) == 0
+
+
+@dataclass(frozen=True, slots=True)
+class CardRow:
+    """One physical card fed (or about to be); built only by :meth:`from_mapping`."""
+
+    id: int
+    batch: str
+    application_id: str
+    attempt: int
+    station: str
+    chip_serial: str | None
+    document_number: str
+    state: State
+    reasons: tuple[str, ...]
+    qa: dict[str, Any] | None
+    started_at: float
+    updated_at: float
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> CardRow:
+        """A card from a stored row (column name → value; ``reasons`` and ``qa`` as JSON)."""
+        return cls(int(row["id"]), row["batch"], row["application_id"], int(row["attempt"]),
+                   row["station"], row["chip_serial"], row["document_number"],
+                   State(row["state"]), tuple(_decoded(row["reasons"])),
+                   _decoded(row["qa"]) if row["qa"] else None, float(row["started_at"]),
+                   float(row["updated_at"]))
+
+    def machine(self, max_attempts: int) -> Card:
+        """The state machine's view of this card."""
+        return Card(self.state, self.attempt, max_attempts, self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report's shape of one card."""
+        return {
+            "card": self.id, "application_id": self.application_id,
+            "document_number": self.document_number, "chip_serial": self.chip_serial,
+            "station": self.station, "attempt": self.attempt, "state": self.state.value,
+            "reasons": list(self.reasons), "qa": self.qa or {},
+            "seconds": round(self.updated_at - self.started_at, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCheck:
+    """The result of re-hashing the event log."""
+
+    events: int
+    broken_at: int | None  # seq of the first event whose hash does not follow
+
+    @property
+    def ok(self) -> bool:
+        """True when every event's hash follows from its predecessor."""
+        return self.broken_at is None
+
+
+class ApplicationRow(TypedDict):
+    """An application's progress, without personal data."""
+
+    application_id: str
+    line: int
+    document_number: str
+    state: str  # pending | active | handed_out | failed
+    attempts: int
+    reasons: list[dict[str, Any]]  # one entry per failed attempt: attempt, card, reasons
+
+
+class QuarantineRow(TypedDict):
+    """An input record refused at batch intake, with the reasons per field."""
+
+    line: int
+    application_id: str | None
+    errors: list[dict[str, Any]]
+
+
+class StationRow(TypedDict):
+    """A station of a batch: its printer's counters and its alarm."""
+
+    station: str
+    counter_start: int | None
+    counter_last: int | None
+    alarm: str | None
+
+
+class EventRow(TypedDict):
+    """One event of a batch's log."""
+
+    seq: int
+    at: str
+    card: int | None
+    kind: str
+    data: dict[str, Any]

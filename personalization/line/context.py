@@ -13,7 +13,7 @@ from applets.emrtd.lds.dg13 import DG13
 from applets.errors import CardError
 from personalization.applications.model import Application
 from personalization.errors import PersonalizationError
-from personalization.journal.store import Journal
+from personalization.journal.port import JournalPort
 from personalization.line.dispatch import Dispatcher, Work
 from personalization.prep import Preparer, build_dg13
 from personalization.profile import DocumentProfile
@@ -44,7 +44,7 @@ class Outputs:
 class LineContext:
     """Shared by the stations of one run."""
 
-    journal: Journal
+    journal: JournalPort
     batch: str
     max_attempts: int
     preparer: Preparer

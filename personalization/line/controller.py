@@ -18,7 +18,7 @@ from pathlib import Path
 import structlog
 
 from personalization.errors import PersonalizationError
-from personalization.journal.store import Journal
+from personalization.journal.port import JournalPort
 from personalization.line.context import LineContext, Outputs
 from personalization.line.dispatch import Dispatcher
 from personalization.line.station import Station, StationSpec, station_thread
@@ -78,7 +78,7 @@ class LineParts:
 class LineController:
     """Runs one batch on a set of stations."""
 
-    def __init__(self, journal: Journal, batch: str, stations: list[StationSpec],
+    def __init__(self, journal: JournalPort, batch: str, stations: list[StationSpec],
                  parts: LineParts) -> None:
         if not stations:
             raise LineError("the line has no stations (line.yaml: stations)")

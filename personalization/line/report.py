@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from personalization.journal.store import CardRow, Journal
+from personalization.journal.port import JournalPort
+from personalization.journal.records import CardRow, StationRow
 
 TIMELINE_POINTS = 60
 
 
-def reconcile(stock: dict[str, int], stations: list[dict[str, Any]],
+def reconcile(stock: dict[str, int], stations: Sequence[StationRow],
               fed_by_station: dict[str, int]) -> dict[str, Any]:
     """Stock against itself and against the printers' own counters of cards inserted."""
     differences = []
@@ -75,7 +76,7 @@ def _timeline(cards: list[CardRow], start: float, span: float) -> list[list[floa
     return points
 
 
-def build_report(journal: Journal, batch: str) -> dict[str, Any]:
+def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
     """The report of one batch (the ``report.json`` shape of the line issue, and more)."""
     info = journal.batch(batch)
     cards = journal.cards(batch)

@@ -44,7 +44,7 @@ from personalization.cardstate import (
 )
 from personalization.encoder import EncodeError, EncoderStation
 from personalization.face import card_face
-from personalization.journal.store import CardRow
+from personalization.journal.records import CardRow
 from personalization.line.context import LineContext
 from personalization.line.dispatch import Work
 from printers.driver import PrinterDriver

@@ -13,9 +13,10 @@ import pytest
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.cardstate import Event, Kind, State, step
+from personalization.journal import Journal, JournalError
 from personalization.journal.records import dump_application, load_application
 from personalization.journal.schema import LATEST
-from personalization.journal.store import Journal, JournalError, sqlite_path
+from personalization.journal.sqlite import sqlite_path
 from personalization.prep import document_number
 from personalization.profile import load_profile
 

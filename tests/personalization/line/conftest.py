@@ -20,7 +20,7 @@ from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_hsm
 from personalization.face import card_layout
-from personalization.journal.store import Journal
+from personalization.journal import Journal
 from personalization.line.controller import LineController, LineParts
 from personalization.line.station import StationSpec
 from personalization.prep import Preparer, build_dg13, build_mrz, document_number

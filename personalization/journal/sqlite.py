@@ -1,34 +1,46 @@
-"""The line's journal on SQLite: batches, applications, one row per physical card, stations
-and an append-only, hash-chained event log.
+"""The journal adapter for SQLite: batches, applications, one row per physical card,
+stations and an append-only, hash-chained event log in one file. The only module of the
+journal that knows SQLite: its PRAGMAs, placeholders, triggers and error classes stay here.
 
 Durability as the reliability fact sheet (§2.3) asks: WAL, ``synchronous=FULL``, every writer
 opens ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction can fail with
-SQLITE_BUSY_SNAPSHOT that no retry fixes). One connection per ``Journal``, shared by the
-controller's threads under a lock; other processes (``batch status``) open their own.
+SQLITE_BUSY_SNAPSHOT that no retry fixes). One connection per ``SQLiteJournal``, shared by
+the controller's threads under a lock; other processes (``batch status``) open their own.
 
 Events carry no personal data: card ids, chip serials, stations, states and reason codes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
-from personalization.cardstate import Card, Outcome, State, Step
-from personalization.errors import PersonalizationError
-from personalization.journal.records import dump_application, load_application
+from personalization.cardstate import Outcome, Step
+from personalization.journal.port import BatchExistsError, ConflictError, JournalError
+from personalization.journal.records import (
+    ApplicationRow,
+    BatchInfo,
+    CardRow,
+    ChainCheck,
+    EventRow,
+    QuarantineRow,
+    StationRow,
+    dump_application,
+    load_application,
+)
 from personalization.journal.schema import LATEST, MIGRATIONS
 
 GENESIS = "0" * 64
@@ -39,76 +51,6 @@ _CARD_QUERIES = {
     "chip": "SELECT * FROM cards WHERE chip_serial = ? ORDER BY id",
 }
 BUSY_TIMEOUT_MS = 10_000
-
-
-class JournalError(PersonalizationError):
-    """The journal cannot do what was asked; the message says what and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchInfo:
-    """One batch and its application counts."""
-
-    name: str
-    created_at: str
-    source: str
-    profile: str
-    max_attempts: int
-    state: str
-    closed_at: str | None
-    purged_at: str | None
-    applications: dict[str, int]
-    quarantined: int
-
-    @property
-    def finished(self) -> bool:
-        """Every application handed out or failed."""
-        return self.applications.get("pending", 0) + self.applications.get("active", 0) == 0
-
-
-@dataclass(frozen=True, slots=True)
-class CardRow:
-    """One physical card fed (or about to be)."""
-
-    id: int
-    batch: str
-    application_id: str
-    attempt: int
-    station: str
-    chip_serial: str | None
-    document_number: str
-    state: State
-    reasons: tuple[str, ...]
-    qa: dict[str, Any] | None
-    started_at: float
-    updated_at: float
-
-    def machine(self, max_attempts: int) -> Card:
-        """The state machine's view of this card."""
-        return Card(self.state, self.attempt, max_attempts, self.reasons)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report's shape of one card."""
-        return {
-            "card": self.id, "application_id": self.application_id,
-            "document_number": self.document_number, "chip_serial": self.chip_serial,
-            "station": self.station, "attempt": self.attempt, "state": self.state.value,
-            "reasons": list(self.reasons), "qa": self.qa or {},
-            "seconds": round(self.updated_at - self.started_at, 3),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ChainCheck:
-    """The result of re-hashing the event log."""
-
-    events: int
-    broken_at: int | None  # seq of the first event whose hash does not follow
-
-    @property
-    def ok(self) -> bool:
-        """True when every event's hash follows from its predecessor."""
-        return self.broken_at is None
 
 
 def _now() -> str:
@@ -123,6 +65,10 @@ def event_hash(prev: str, seq: int, at: str, batch: str | None, card: int | None
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def _mapping(row: sqlite3.Row) -> dict[str, Any]:
+    return dict(zip(row.keys(), row, strict=True))
+
+
 def sqlite_path(url: str) -> Path:
     """The file of a ``sqlite:///PATH`` journal URL."""
     if not url.startswith("sqlite:///"):
@@ -132,8 +78,8 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
 
 
-class Journal:
-    """The journal of one line; a context manager that closes the connection."""
+class SQLiteJournal:
+    """The journal of one line in a SQLite file; a context manager that closes it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -141,6 +87,7 @@ class Journal:
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=BUSY_TIMEOUT_MS / 1000)
+            self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._db.execute("PRAGMA synchronous = FULL")
@@ -154,11 +101,16 @@ class Journal:
         self.migrate()
 
     @classmethod
-    def open(cls, url: str) -> Journal:
+    def open(cls, url: str) -> Self:
         """Open (creating and migrating as needed) the journal at a ``sqlite:///`` URL."""
         return cls(sqlite_path(url))
 
-    def __enter__(self) -> Journal:
+    @property
+    def url(self) -> str:
+        """``sqlite:///PATH`` of this journal's file."""
+        return f"sqlite:///{self.path}"
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -169,6 +121,22 @@ class Journal:
         """Close the connection."""
         with self._lock:
             self._db.close()
+
+    @contextmanager
+    def controller_lock(self) -> Iterator[None]:
+        """An ``flock`` on ``<journal>.run.lock``: the kernel releases it when the holder
+        dies, even by SIGKILL, so a crashed controller never blocks the next one."""
+        path = self.path.with_name(self.path.name + ".run.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise JournalError("another controller is running this line (its lock is "
+                                   f"{path}); wait for it or stop it first") from exc
+            yield
+        finally:
+            os.close(fd)
 
     # -- transactions and the event chain ---------------------------------------------------
 
@@ -196,9 +164,7 @@ class Journal:
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cursor = self._db.execute(sql, params)
-            cursor.row_factory = sqlite3.Row
-            return cursor.fetchall()
+            return self._db.execute(sql, params).fetchall()
 
     def _append(self, db: sqlite3.Connection, batch: str | None, card: int | None, kind: str,
                 data: dict[str, Any]) -> None:
@@ -228,7 +194,7 @@ class Journal:
             prev = stored
         return ChainCheck(count, None)
 
-    def events(self, batch: str) -> list[dict[str, Any]]:
+    def events(self, batch: str) -> list[EventRow]:
         """A batch's events, oldest first."""
         return [{"seq": r["seq"], "at": r["at"], "card": r["card"], "kind": r["kind"],
                  "data": json.loads(r["data"])}
@@ -313,7 +279,7 @@ class Journal:
                               "quarantined": len(invalid), "max_attempts": max_attempts})
         except sqlite3.IntegrityError as exc:
             if "batches.name" in str(exc):
-                raise JournalError(f"a batch named {name!r} already exists") from exc
+                raise BatchExistsError(name) from exc
             raise JournalError(f"batch {name!r} not created: {exc}") from exc
         return self.batch(name)
 
@@ -336,7 +302,7 @@ class Journal:
         return [self.batch(r[0]) for r in self._read(
             "SELECT name FROM batches ORDER BY created_at, name")]
 
-    def quarantined(self, name: str) -> list[dict[str, Any]]:
+    def quarantined(self, name: str) -> list[QuarantineRow]:
         """The invalid records of a batch with their reasons."""
         return [{"line": r["line"], "application_id": r["application_id"],
                  "errors": json.loads(r["errors"])}
@@ -362,7 +328,7 @@ class Journal:
                                "data already purged")
         return load_application(rows[0][0])
 
-    def applications(self, name: str) -> list[dict[str, Any]]:
+    def applications(self, name: str) -> list[ApplicationRow]:
         """Every application's state, attempts and reasons (no personal data)."""
         return [{"application_id": r["application_id"], "line": r["line"],
                  "document_number": r["document_number"], "state": r["state"],
@@ -403,15 +369,15 @@ class Journal:
             attempt = row[1] + 1
             db.execute("UPDATE applications SET state = 'active', attempts = ? "
                        "WHERE batch = ? AND application_id = ?", (attempt, name, application_id))
-            cursor = db.execute(
+            [inserted] = db.execute(
                 "INSERT INTO cards (batch, application_id, attempt, station, document_number, "
-                "state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, 'feeding', ?, ?)",
-                (name, application_id, attempt, station, row[2], now, now))
-            card_id = int(cursor.lastrowid or 0)
-            self._append(db, name, card_id, "card.feeding",
+                "state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, 'feeding', ?, ?) "
+                "RETURNING *", (name, application_id, attempt, station, row[2], now, now),
+            ).fetchall()
+            card = CardRow.from_mapping(_mapping(inserted))
+            self._append(db, name, card.id, "card.feeding",
                          {"station": station, "attempt": attempt, "application": application_id})
-        return CardRow(card_id, name, application_id, attempt, station, None, row[2],
-                       State.FEEDING, (), None, now, now)
+        return card
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
@@ -427,12 +393,13 @@ class Journal:
             with self._write() as db:
                 changed = db.execute(
                     "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
-                    "updated_at = ? WHERE id = ? AND state = ?",
+                    "updated_at = ? WHERE id = ? AND state = ? RETURNING *",
                     (new.state.value, json.dumps(new.reasons, ensure_ascii=False), serial,
                      json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
-                     now, card.id, card.state.value)).rowcount
-                if changed != 1:
+                     now, card.id, card.state.value)).fetchall()
+                if len(changed) != 1:
                     raise JournalError(f"card {card.id} is no longer {card.state.value}")
+                moved = CardRow.from_mapping(_mapping(changed[0]))
                 if result.outcome is not None:
                     self._settle_application(db, card, result)
                 data: dict[str, Any] = {"station": card.station, "from": card.state.value,
@@ -445,10 +412,8 @@ class Journal:
                     data["outcome"] = result.outcome.value
                 self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
         except sqlite3.IntegrityError as exc:
-            raise JournalError(f"card {card.id} ({card.application_id}): {exc}") from exc
-        return CardRow(card.id, card.batch, card.application_id, card.attempt, card.station,
-                       serial, card.document_number, new.state, new.reasons,
-                       qa if qa is not None else card.qa, card.started_at, now)
+            raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
+        return moved
 
     def _settle_application(self, db: sqlite3.Connection, card: CardRow, result: Step) -> None:
         key = (card.batch, card.application_id)
@@ -470,13 +435,9 @@ class Journal:
                                               *key))
 
     def _cards(self, which: str, params: Sequence[Any]) -> list[CardRow]:
-        where = _CARD_QUERIES[which]
-        return [CardRow(r["id"], r["batch"], r["application_id"], r["attempt"], r["station"],
-                        r["chip_serial"], r["document_number"], State(r["state"]),
-                        tuple(json.loads(r["reasons"])),
-                        json.loads(r["qa"]) if r["qa"] else None, r["started_at"],
-                        r["updated_at"])
-                for r in self._read(where, params)]
+        return [CardRow.from_mapping(_mapping(r)) for r in self._read(_CARD_QUERIES[which], params)]
+
+
 
     def cards(self, name: str) -> list[CardRow]:
         """Every card fed (or being fed) for a batch, in order."""
@@ -528,9 +489,10 @@ class Journal:
             self._append(db, name, None, "station.alarm" if alarm else "station.cleared",
                          {"station": station, "alarm": alarm})
 
-    def stations(self, name: str) -> list[dict[str, Any]]:
+    def stations(self, name: str) -> list[StationRow]:
         """Each station of a batch: printer counters and alarm."""
-        return [dict(r) for r in self._read(
+        return [{"station": r["station"], "counter_start": r["counter_start"],
+                 "counter_last": r["counter_last"], "alarm": r["alarm"]} for r in self._read(
             "SELECT station, counter_start, counter_last, alarm FROM stations WHERE batch = ? "
             "ORDER BY station", (name,))]
 

@@ -1,0 +1,165 @@
+"""The journal port: every operation the line, its reports and its front ends ask of the
+journal, whatever database keeps it.
+
+An adapter (``sqlite.py`` today) implements :class:`JournalPort`; nothing outside it knows
+which database is underneath. Its promises, which every adapter keeps and the same tests check:
+
+- a state change and its hash-chained event are one transaction: both or neither;
+- events are append-only, numbered 1, 2, 3… without gap or duplicate however many processes
+  append, each hash following from the previous one;
+- a card row moves only from the state its caller saw (a stale move is refused);
+- one handed-out card per document number and per application, one card per chip serial;
+- no personal data in events: ids, chip serials, stations, states and reason codes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from personalization.applications.intake import InvalidRecord
+from personalization.applications.model import Application
+from personalization.cardstate import Step
+from personalization.errors import PersonalizationError
+from personalization.journal.records import (
+    ApplicationRow,
+    BatchInfo,
+    CardRow,
+    ChainCheck,
+    EventRow,
+    QuarantineRow,
+    StationRow,
+)
+
+
+class JournalError(PersonalizationError):
+    """The journal cannot do what was asked; the message says what and why."""
+
+
+class BatchExistsError(JournalError):
+    """A batch of this name is already in the journal."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a batch named {name!r} already exists")
+        self.name = name
+
+
+class ConflictError(JournalError):
+    """A uniqueness rule of the journal refused the change (chip serial, handed-out card)."""
+
+
+class JournalPort(Protocol):
+    """The journal of one line, as the controller, stations, reports and front ends use it."""
+
+    # -- the journal itself -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where this journal lives (``sqlite:///PATH``…), to open it again elsewhere."""
+
+    @property
+    def schema_version(self) -> int:
+        """The number of the last migration applied."""
+
+    def close(self) -> None:
+        """Let go of the database."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+    def controller_lock(self) -> AbstractContextManager[None]:
+        """Held while a controller drives this line; a second one gets :class:`JournalError`
+        at once. Released when the holder exits, even when its process is killed."""
+
+    # -- events -------------------------------------------------------------------------------
+
+    def note(self, batch: str | None, kind: str, **data: Any) -> None:
+        """Append an event that changes no state (run started, paused, reconciled…)."""
+
+    def events(self, batch: str) -> list[EventRow]:
+        """A batch's events, oldest first."""
+
+    def verify_chain(self) -> ChainCheck:
+        """Re-hash the whole event log; report the first event that does not follow."""
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord]) -> BatchInfo:
+        """A new batch of ``valid`` (line, application, document number) in queue order and
+        ``invalid`` quarantined; so is an application whose document number is already held.
+        Raises :class:`BatchExistsError` when the name is taken."""
+
+    def batch(self, name: str) -> BatchInfo:
+        """One batch by name (:class:`JournalError` when there is none)."""
+
+    def batches(self) -> list[BatchInfo]:
+        """Every batch, oldest first."""
+
+    def quarantined(self, name: str) -> list[QuarantineRow]:
+        """The invalid records of a batch with their reasons."""
+
+    def close_batch(self, name: str, retention_days: int) -> bool:
+        """Close a finished batch and purge or schedule the purge of its personal data;
+        False when it is not finished."""
+
+    def purge_due(self, at: datetime | None = None) -> list[str]:
+        """Purge every closed batch whose retention has run out; returns their names."""
+
+    def purge(self, name: str) -> None:
+        """Drop a closed batch's personal data; ids, states, reason codes and events stay."""
+
+    # -- applications -------------------------------------------------------------------------
+
+    def pending(self, name: str) -> list[str]:
+        """Application ids waiting for a card, in queue order."""
+
+    def application(self, name: str, application_id: str) -> Application:
+        """The validated application (until its batch's personal data is purged)."""
+
+    def applications(self, name: str) -> list[ApplicationRow]:
+        """Every application's state, attempts and reasons (no personal data)."""
+
+    def fail_application(self, name: str, application_id: str, reason: str) -> None:
+        """A pending application that cannot be made into a card at all: failed, with why."""
+
+    # -- cards --------------------------------------------------------------------------------
+
+    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
+        """A new card in FEEDING for a pending application (journaled before the feed)."""
+
+    def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
+             qa: dict[str, Any] | None = None) -> CardRow:
+        """Journal a card's state change (and its application's, when the card is done);
+        :class:`JournalError` when the card is no longer in the state ``card`` says."""
+
+    def cards(self, name: str) -> list[CardRow]:
+        """Every card fed (or being fed) for a batch, in order."""
+
+    def open_cards(self, name: str) -> list[CardRow]:
+        """Cards not yet in a terminal state: after a crash, the ones in doubt."""
+
+    def card_by_chip(self, chip_serial: str) -> CardRow | None:
+        """The card that holds this chip, in any batch."""
+
+    def stock(self, name: str) -> dict[str, int]:
+        """Blank stock of a batch: fed, handed_out, rejected, in_machine."""
+
+    # -- stations -----------------------------------------------------------------------------
+
+    def station_counter(self, name: str, station: str, *, before_feed: int | None = None,
+                        now: int | None = None) -> None:
+        """Record a printer's inserted-cards counter: before its first feed of the batch,
+        and the latest reading."""
+
+    def set_alarm(self, name: str, station: str, alarm: str | None) -> None:
+        """Raise (text) or clear (None) a station's alarm."""
+
+    def stations(self, name: str) -> list[StationRow]:
+        """Each station of a batch: printer counters and alarm."""
