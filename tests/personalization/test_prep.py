@@ -18,7 +18,7 @@ from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.prep import Preparer, build_mrz
 from personalization.profile import DocumentProfile, load_profile
-from tests.personalization.signers import LocalSigner
+from tests.support.signers import SoftwareSigner
 
 TODAY = date(2026, 11, 24)
 
@@ -64,7 +64,7 @@ def test_no_expiry_is_fillers_with_check_digit_zero(profile: DocumentProfile,
 def test_prepared_files_decode_to_the_application(profile: DocumentProfile,
                                                   applications: list[Application]) -> None:
     """Every prepared file decodes back to the application's data; SOD hashes match the DGs."""
-    signer = LocalSigner.create()
+    signer = SoftwareSigner.create()
     preparer = Preparer(profile, signer)
     for app in applications:
         card = preparer.prepare(app)
@@ -85,7 +85,7 @@ def test_prepared_files_decode_to_the_application(profile: DocumentProfile,
 def test_chip_groups_join_the_sod(profile: DocumentProfile,
                                   applications: list[Application]) -> None:
     """DG14 and DG15 supplied at encoding are hashed into the SOD, and EF.COM lists them."""
-    preparer = Preparer(profile, LocalSigner.create())
+    preparer = Preparer(profile, SoftwareSigner.create())
     data = preparer.card_data(applications[0])
     sod = parse_sod(preparer.sign(data, {14: b"\x6e\x00", 15: b"\x6f\x00"}))
     assert set(sod.dg_hashes) == {1, 2, 13, 14, 15}

@@ -29,7 +29,7 @@ from personalization.prep import (
 from personalization.profile import DocumentProfile, load_profile
 from personalization.synth import synthesize
 from tests.applets.lds import reference
-from tests.personalization.signers import LocalSigner
+from tests.support.signers import SoftwareSigner
 
 TODAY = date(2026, 11, 24)
 LONG_PLACE = "Số 12 ngõ 34 đường Trần Hưng Đạo, Phường Bến Nghé, Quận 1, " * 5
@@ -52,7 +52,7 @@ class FixedSigner:
 @pytest.fixture(scope="module")
 def signer() -> FixedSigner:
     """One deterministic signer around a real DS-shaped certificate."""
-    return FixedSigner(LocalSigner.create().certificate_der)
+    return FixedSigner(SoftwareSigner.create().certificate_der)
 
 
 def _variants(application: Application, index: int) -> list[Application]:

@@ -25,6 +25,7 @@ from personalization.prep import CardData, Preparer, build_dg13
 from personalization.profile import DocumentProfile
 from qa.checks import Expected
 from qa.readback import DocumentKeys, keys_from_fields
+from tests.support.signers import SoftwareSigner
 
 AT = datetime(2026, 11, 24, 9, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -81,19 +82,6 @@ def without_document_type(ds_der: bytes, csca_der: bytes,
 
 
 @dataclass
-class DocumentSigner:
-    """An SODSigner over an in-process key (the HSM signer is tested in tests/hsm)."""
-
-    key: ec.EllipticCurvePrivateKey
-    certificate_der: bytes
-    signature_algorithm: str = "ecdsa-with-SHA256"
-
-    def sign(self, data: bytes) -> bytes:
-        """DER ECDSA over SHA-256(data)."""
-        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
-
-
-@dataclass
 class PKI:
     """One CSCA and its Document Signer."""
 
@@ -106,9 +94,9 @@ class PKI:
         self.csca_der = self.csca_der or make_csca(self.csca_key)
         self.ds_der = self.ds_der or make_ds(self.csca_der, self.csca_key, self.ds_key)
 
-    def signer(self, ds_der: bytes | None = None) -> DocumentSigner:
+    def signer(self, ds_der: bytes | None = None) -> SoftwareSigner:
         """The DS as an SODSigner (optionally with another certificate for the same key)."""
-        return DocumentSigner(self.ds_key, ds_der or self.ds_der)
+        return SoftwareSigner(self.ds_key, ds_der or self.ds_der)
 
 
 @dataclass
@@ -128,7 +116,7 @@ def prepare(profile: DocumentProfile, application: Application, pki: PKI) -> Pre
     return Prepared(data, keys_from_fields(*data.bac_key), expected)
 
 
-def personalize(transport: Transport, prepared: Prepared, signer: DocumentSigner, *,
+def personalize(transport: Transport, prepared: Prepared, signer: SoftwareSigner, *,
                 lock: bool = True, before_sign: Callable[[Groups], None] | None = None,
                 after_sign: Callable[[Groups], None] | None = None) -> Groups:
     """Personalize a blank chip the way the encoder does; hooks make it a bad card."""

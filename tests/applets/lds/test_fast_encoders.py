@@ -9,10 +9,7 @@ from datetime import date
 
 import pytest
 from asn1crypto import cms
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +23,7 @@ from applets.emrtd.lds.sod import SODBuilder, parse_sod
 from applets.errors import CardError, MRZError
 from applets.iso7816 import tlv
 from tests.applets.lds import reference
+from tests.support.signers import self_signed_certificate
 
 MRZ_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
 
@@ -190,12 +188,8 @@ class _LengthSigner:
 
     def __init__(self) -> None:
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fast SOD test")])
-        self.certificate_der = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(5).not_valid_before(NOW)
-            .not_valid_after(NOW + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
-            .public_bytes(serialization.Encoding.DER))
+        self.certificate_der = self_signed_certificate(key, "fast SOD test", country=None,
+                                                       serial=5, not_before=NOW)
         self.length = 70
         self.signed: list[bytes] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,30 +25,20 @@ from applets.emrtd.lds.dg14 import encode_dg14_aa
 from applets.emrtd.lds.sod import SODBuilder, parse_sod
 from applets.errors import LDSError
 from applets.iso7816 import tlv
+from tests.support.signers import SoftwareSigner, self_signed_certificate
 
 NOW = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 
 
 def _certificate(key, serial: int = 0x1234567890ABCDEF) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "cardline test DS")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(serial).not_valid_before(NOW)
-            .not_valid_after(NOW + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER)
+    return self_signed_certificate(key, "cardline test DS", serial=serial, not_before=NOW,
+                                   days=3650)
 
 
-class ECSigner:
+def _ec_signer() -> SoftwareSigner:
     """An in-process ECDSA P-256 Document Signer with a self-signed certificate."""
-
-    signature_algorithm = "ecdsa-with-SHA256"
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.certificate_der = _certificate(self.key)
-
-    def sign(self, data: bytes) -> bytes:
-        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    return SoftwareSigner(key, _certificate(key))
 
 
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
@@ -68,8 +58,8 @@ class PSSSigner:
 
 
 @pytest.fixture(scope="module")
-def signer() -> ECSigner:
-    return ECSigner()
+def signer() -> SoftwareSigner:
+    return _ec_signer()
 
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 60
@@ -167,7 +157,7 @@ def _openssl_verify(inner: bytes, certificate_der: bytes, tmp_path: Path) -> int
         capture_output=True, check=False, timeout=30).returncode
 
 
-@pytest.mark.parametrize("make_signer", [ECSigner, PSSSigner])
+@pytest.mark.parametrize("make_signer", [_ec_signer, PSSSigner])
 def test_openssl_cms_verify_accepts(make_signer, tmp_path):
     """openssl cms -verify accepts the SOD (ECDSA and RSASSA-PSS) and returns the eContent."""
     signer = make_signer()
@@ -215,19 +205,13 @@ def test_builder_rejects_bad_configuration(signer):
     with pytest.raises(LDSError, match="hash"):
         SODBuilder(signer, "md5")
 
-    class Odd(ECSigner):
-        signature_algorithm = "dsa-with-SHA1"
-
+    odd = replace(signer, signature_algorithm="dsa-with-SHA1")
     with pytest.raises(LDSError, match="signature algorithm"):
-        SODBuilder(Odd())
+        SODBuilder(odd)
 
-    class Broken(ECSigner):
-        def __init__(self) -> None:
-            super().__init__()
-            self.certificate_der = b"\x30\x03\x02\x01\x01"
-
+    broken = replace(signer, certificate_der=b"\x30\x03\x02\x01\x01")
     with pytest.raises(LDSError, match="certificate"):
-        SODBuilder(Broken())
+        SODBuilder(broken)
 
 
 def _resign(data: bytes, mutate) -> bytes:

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests of several packages: software signers, test cards, tokens."""
