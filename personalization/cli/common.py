@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -12,6 +14,7 @@ import structlog
 import typer
 from rich.console import Console
 
+from common.errors import CardlineError
 from personalization.config import LineConfig, load_config
 from personalization.errors import PersonalizationError
 
@@ -56,3 +59,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error for a person and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn any cardline error raised inside the block into :func:`fail` with its message."""
+    try:
+        yield
+    except CardlineError as exc:
+        fail(str(exc))
