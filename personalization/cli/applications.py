@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.applications.intake import IntakeResult, read_applications
-from personalization.cli.common import ConfigOption, JsonOption, console, fail, line_config
-from personalization.errors import PersonalizationError
-from personalization.profile import load_profile
-from personalization.synth import synthesize
+from personalization.cli.common import ConfigOption, JsonOption, console, fail, reported
+from personalization.service.applications import (
+    IntakeResult,
+    check_applications,
+    synthesize_applications,
+)
+from personalization.service.setup import LineSetup
 
 app = typer.Typer(help="Approved applications: validate a JSON Lines file, or synthesize one.",
                   no_args_is_help=True)
@@ -62,13 +64,8 @@ def check(
     Exit status 1 when any record is invalid. With --json prints
     {"valid": n, "invalid": [{"line", "application_id", "errors": [{"field", "reason"}]}]}.
     """
-    if not file.is_file():
-        fail(f"{file}: no such file")
-    try:
-        profile = load_profile(line_config(config).profile, config.resolve().parent)
-    except PersonalizationError as exc:
-        fail(str(exc))
-    result = read_applications(file, profile.intake_rules(), _as_of(as_of))
+    with reported():
+        result = check_applications(file, LineSetup.load(config), _as_of(as_of))
     if json_out:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
     else:
@@ -89,5 +86,6 @@ def synth(
 
     Photos go to OUT-photos/ beside the file unless --inline-photos is given.
     """
-    result = synthesize(count, seed, out, inline_photos=inline_photos)
+    with reported():
+        result = synthesize_applications(count, seed, out, inline_photos=inline_photos)
     console.print(f"wrote {result.count} applications to {result.path}")

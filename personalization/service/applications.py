@@ -1,0 +1,39 @@
+"""Approved applications: check a registry file against the line's profile, or synthesize one."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from personalization.applications.intake import IntakeResult, InvalidRecord, read_applications
+from personalization.profile import DocumentProfile
+from personalization.service.errors import NotFound, ServiceError
+from personalization.service.setup import LineSetup
+from personalization.synth import Synthesized, synthesize
+
+__all__ = ["IntakeResult", "InvalidRecord", "Synthesized", "check_applications",
+           "read_intake", "synthesize_applications"]
+
+
+def check_applications(path: Path, setup: LineSetup, today: date) -> IntakeResult:
+    """Check every record of a JSON Lines file with the intake rules of the line's profile."""
+    return read_intake(path, setup.profile(), today)
+
+
+def read_intake(path: Path, profile: DocumentProfile, today: date) -> IntakeResult:
+    """Check every record of a JSON Lines file with the intake rules of ``profile``."""
+    if not path.is_file():
+        raise NotFound(f"{path}: no such file")
+    try:
+        return read_applications(path, profile.intake_rules(), today)
+    except OSError as exc:
+        raise ServiceError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def synthesize_applications(count: int, seed: int, out: Path, *,
+                            inline_photos: bool = False) -> Synthesized:
+    """Write ``count`` synthetic applications (drawn faces of no real person) to ``out``."""
+    try:
+        return synthesize(count, seed, out, inline_photos=inline_photos)
+    except OSError as exc:
+        raise ServiceError(f"cannot write {out}: {exc.strerror}") from exc
