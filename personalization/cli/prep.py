@@ -2,34 +2,37 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
-from hsm.errors import HSMError
-from personalization.applications.intake import read_applications
-from personalization.cli.common import ConfigOption, console, fail, line_config
-from personalization.cli.keys import open_inventory, open_signer
-from personalization.errors import PersonalizationError
-from personalization.prep import Preparer, prepare_all
-from personalization.profile import load_profile
+from personalization.cli.common import ConfigOption, console, reported
+from personalization.service.prep import prepare_cards
+from personalization.service.setup import LineSetup
 
 
-def _write_card(out: Path, application_id: str, card_files: dict[str, bytes]) -> None:
-    folder = out / application_id
-    tmp = out / f".{application_id}.tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    for name, body in card_files.items():
-        (tmp / f"{name}.bin").write_bytes(body)
-    if folder.exists():
-        for old in folder.iterdir():
-            old.unlink()
-        folder.rmdir()
-    tmp.rename(folder)  # a card folder appears whole or not at all
+@contextmanager
+def _bar() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar that appears with the first card, once the HSM is open (and its PIN in)."""
+    progress = Progress(console=console, transient=True)
+    tasks: list[TaskID] = []
+
+    def show(done: int, total: int) -> None:
+        if not tasks:
+            progress.start()
+            tasks.append(progress.add_task("preparing", total=total))
+        progress.update(tasks[0], completed=done)
+
+    try:
+        yield show
+    finally:
+        if tasks:
+            progress.stop()
 
 
 def prep(
@@ -44,36 +47,10 @@ def prep(
     rejected applications with reasons. Invalid applications never stop the others.
     Signing uses the line's active Document Signer key in the HSM.
     """
-    if not applications.is_file():
-        fail(f"{applications}: no such file")
-    line = line_config(config)
-    try:
-        profile = load_profile(line.profile, config.resolve().parent)
-    except PersonalizationError as exc:
-        fail(str(exc))
-    intake = read_applications(applications, profile.intake_rules(), date.today())
-    out.mkdir(parents=True, exist_ok=True)
-    prepared: list[dict[str, Any]] = []
-    try:
-        with open_inventory(line) as inventory, open_signer(line, inventory) as signer:
-            preparer = Preparer(profile, signer)
-            apps = [application for _, application in intake.valid]
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("preparing", total=len(apps))
-                for card in prepare_all(preparer, apps):
-                    _write_card(out, card.data.application_id, card.files)
-                    prepared.append({"application_id": card.data.application_id,
-                                     "document_number": card.data.document_number,
-                                     "files": sorted(card.files)})
-                    progress.advance(task)
-            ds_label = signer.label
-    except HSMError as exc:
-        fail(f"signing stopped after {len(prepared)} cards: {exc}")
-    summary = {"prepared": prepared, "rejected": [r.as_dict() for r in intake.invalid],
-               "document_signer": ds_label}
-    (out / "prep.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n",
-                                   encoding="utf-8")
-    console.print(f"prepared [bold green]{len(prepared)}[/], rejected "
-                  f"[bold {'red' if intake.invalid else 'green'}]{len(intake.invalid)}[/] "
-                  f"→ {out}")
-    raise typer.Exit(1 if intake.invalid else 0)
+    with reported(), _bar() as progress:
+        result = prepare_cards(applications, LineSetup.load(config), out, today=date.today(),
+                               progress=progress)
+    rejected = len(result.rejected)
+    console.print(f"prepared [bold green]{len(result.prepared)}[/], rejected "
+                  f"[bold {'red' if rejected else 'green'}]{rejected}[/] → {out}")
+    raise typer.Exit(1 if rejected else 0)
