@@ -9,32 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization import bench
-from personalization.benchkit import scratch
-from personalization.cli.common import ConfigOption, JsonOption, console, fail, line_config
-from personalization.errors import PersonalizationError
-from personalization.profile import load_profile
+from personalization.cli.common import ConfigOption, JsonOption, console, reported
+from personalization.service.bench import GOALS, SECTIONS, bench_sections, goal_met, run_bench
+from personalization.service.setup import LineSetup
 
 app = typer.Typer(help="Benchmark figures, each against its physical bound measured in the "
                        "same run.", invoke_without_command=True)
-
-# figure → (goal as text, bound, True when the figure must stay at or above the bound)
-GOALS: dict[str, tuple[str, float, bool]] = {
-    "prep_vs_hsm": ("≥ 0.5", 0.5, True),
-    "encode_apdus_vs_min": ("≤ 1.05", 1.05, False),
-    "encode_ms_vs_wire": ("≤ 1.3", 1.3, False),
-    "qa_ms_vs_wire": ("≤ 1.3", 1.3, False),
-    "line_cards_per_s": ("≥ 20", 20.0, True),
-    "line_vs_bound": ("≥ 0.95", 0.95, True),
-}
-
-
-def goal_met(name: str, value: float) -> bool | None:
-    """Whether a figure meets its goal; None when it has none."""
-    if name not in GOALS:
-        return None
-    _, bound, at_least = GOALS[name]
-    return value >= bound if at_least else value <= bound
 
 
 @app.callback()
@@ -42,7 +22,7 @@ def run(
     config: ConfigOption = Path("line.yaml"),
     json_out: JsonOption = False,
     section: Annotated[list[str] | None, typer.Option(
-        "--section", "-s", help=f"only these sections ({', '.join(bench.SECTIONS)})")] = None,
+        "--section", "-s", help=f"only these sections ({', '.join(SECTIONS)})")] = None,
     seconds: Annotated[float, typer.Option(help="seconds per throughput figure")] = 2.0,
     cards: Annotated[int, typer.Option(help="cards per per-card figure")] = 12,
 ) -> None:
@@ -52,17 +32,11 @@ def run(
     synthetic applications), never on the line's keys or chips. Needs the machine's pcscd
     free: stop a running line (`cardline line down`) first.
     """
-    sections = section or list(bench.SECTIONS)
-    unknown = [s for s in sections if s not in bench.SECTIONS]
-    if unknown:
-        fail(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(bench.SECTIONS)}")
-    line = line_config(config)
-    try:
-        profile = load_profile(line.profile, config.resolve().parent)
-        with scratch() as root, console.status("measuring…"):
-            figures = bench.run(root, profile, sections, seconds=seconds, cards=cards)
-    except (PersonalizationError, OSError) as exc:
-        fail(str(exc))
+    with reported():
+        sections = bench_sections(section)
+        setup = LineSetup.load(config)
+        with console.status("measuring…"):
+            figures = run_bench(setup, sections, seconds=seconds, cards=cards)
     if json_out:
         typer.echo(json.dumps(figures))
         return

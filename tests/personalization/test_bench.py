@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from personalization import bench
-from personalization.cli.bench import goal_met
 from personalization.profile import load_profile
+from personalization.service.bench import goal_met
 
 
 def test_prep_and_printer_sections_report_their_figures(tmp_path: Path) -> None:
