@@ -8,15 +8,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import structlog
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from common.errors import CardlineError
 from personalization.config import LineConfig, load_config
 from personalization.errors import PersonalizationError
+from personalization.service.batches import StationLive, summary_rows
+from personalization.service.setup import LineSetup
 
 console = Console()
 err_console = Console(stderr=True)
@@ -55,9 +59,44 @@ def line_config(path: Path) -> LineConfig:
         fail(str(exc))
 
 
+def line_setup(path: Path) -> LineSetup:
+    """Load ``line.yaml`` as the services take it, or exit with its error."""
+    try:
+        return LineSetup.load(path)
+    except PersonalizationError as exc:
+        fail(str(exc))
+
+
+def print_batch_summary(result: dict[str, Any]) -> None:
+    """A batch report's counts as a table."""
+    table = Table(title=escape(f"batch {result['batch']}"))
+    table.add_column("")
+    table.add_column("count")
+    for key, value in summary_rows(result):
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def progress_table(title: str, stations: list[StationLive], waiting: int | None = None) -> Table:
+    """Each station's progress in this run, as a live table."""
+    table = Table(title=title, expand=False)
+    for column in ("station", "handed out", "rejected", "busy s", "now"):
+        table.add_column(column)
+    for station in stations:
+        now = station.state
+        if station.alarm:
+            now = f"[red]ALARM[/] {escape(station.alarm)}"
+        table.add_row(station.station, str(station.handed_out), str(station.rejected),
+                      f"{station.busy_s:.1f}", now)
+    done = sum(s.handed_out for s in stations)
+    table.caption = f"{done} handed out this run" + (
+        f"; {waiting} application(s) were waiting" if waiting is not None else "")
+    return table
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error for a person and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -3,74 +3,23 @@ handed-out cards, with a report."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Literal, cast
 
 import typer
-from rich.table import Table
+from rich.live import Live
 
-from applets.virtual.bank import EncoderBank
-from applets.virtual.errors import VirtualError
-from hsm import ceremony
-from hsm.errors import HSMError
-from personalization.applications.intake import read_applications
-from personalization.cli.batch import run_batch, write_report
-from personalization.cli.common import ConfigOption, console, fail, line_config
-from personalization.cli.keys import open_hsm, open_inventory
-from personalization.config import LineConfig
-from personalization.errors import PersonalizationError
-from personalization.journal import Journal
-from personalization.line.context import Outputs
-from personalization.line.report import build_report
-from personalization.line.station import StationSpec
-from personalization.prep import document_number
-from personalization.profile import load_profile
-from personalization.simline import PrinterLine
-from personalization.synth import synthesize
-
-DEMO_OFFICERS = ("Demo Officer A", "Demo Officer B")
-
-
-def ensure_keys(config: LineConfig) -> str:
-    """A CSCA and an active DS on the embedded token; returns the CSCA certificate as PEM."""
-    with open_inventory(config) as inventory:
-        if inventory.active("CSCA") is None or inventory.active("DS") is None:
-            now = datetime.now(UTC).replace(microsecond=0)
-            with open_hsm(config) as hsm:
-                if inventory.active("CSCA") is None:
-                    ceremony.init_csca(hsm, inventory, officers=DEMO_OFFICERS, at=now,
-                                       label=config.hsm.csca_label,
-                                       algorithm=config.hsm.algorithm,
-                                       ec_parameters=config.hsm.ec_parameters)
-                ceremony.new_ds(hsm, inventory, officers=DEMO_OFFICERS, at=now,
-                                usage_days=config.hsm.ds_usage_days,
-                                max_documents=config.hsm.ds_max_documents,
-                                algorithm=config.hsm.algorithm,
-                                label_prefix=config.hsm.ds_label_prefix,
-                                ec_parameters=config.hsm.ec_parameters)
-        return ceremony.export_csca_pem(inventory)
-
-
-def _summary(result: dict[str, Any]) -> None:
-    table = Table(title=f"batch {result['batch']}")
-    for column in ("", "count"):
-        table.add_column(column)
-    for group in ("applications", "stock"):
-        for key, value in result[group].items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                table.add_row(f"{group}.{key}", str(value))
-    console.print(table)
-
-
-def _demo_line(config: LineConfig, stations: int, timing: str, cards: int,
-               ) -> tuple[EncoderBank, PrinterLine]:
-    """The demo's own encoder bank and printers, under ``<data_dir>/demo-line``."""
-    folder = config.data_dir / "demo-line"
-    bank = EncoderBank(folder, stations, config.simulation.base_port, timing=timing)
-    names = {f"station-{i + 1}": i for i in range(stations)}
-    blanks = max(10, -(-cards * config.controller.max_attempts // stations) + 5)
-    return bank, PrinterLine(folder, names, bank.host_socket, bank.chips_dir, timing, blanks)
+from personalization.cli.common import (
+    ConfigOption,
+    console,
+    fail,
+    line_setup,
+    print_batch_summary,
+    progress_table,
+    reported,
+)
+from personalization.service.batches import StationLive
+from personalization.service.demo import DemoOptions, DemoStart, run_demo
 
 
 def demo_command(
@@ -94,36 +43,34 @@ def demo_command(
     """
     if timing not in ("fast", "realistic"):
         fail("--timing must be fast or realistic")
-    line_cfg = line_config(config)
-    name = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    options = DemoOptions(cards, stations, cast(Literal["fast", "realistic"], timing), out,
+                          dump_chips, seed)
+    setup = line_setup(config)
+    live: Live | None = None
+
+    def started(start: DemoStart) -> None:
+        nonlocal live
+        console.print(f"{start.batch}: {start.cards} cards (seed {start.seed}) on {stations} "
+                      f"station(s), {timing} timing", highlight=False, markup=False)
+        if console.is_terminal:
+            live = Live(console=console, refresh_per_second=4)
+            live.start()
+
+    def tick(views: list[StationLive]) -> None:
+        if live is not None:
+            live.update(progress_table("demo", views))
+
     try:
-        profile = load_profile(line_cfg.profile, config.resolve().parent)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "csca.pem").write_text(ensure_keys(line_cfg), encoding="ascii")
-        bank, printers = _demo_line(line_cfg, stations, timing, cards)
-        if seed is None:  # the same people twice would be quarantined: they hold cards
-            with Journal(bank.data_dir / "journal.db") as journal:
-                seed = len(journal.batches()) + 1
-        synthesize(cards, seed, out / "applications.jsonl")
-        intake = read_applications(out / "applications.jsonl", profile.intake_rules(),
-                                   date.today())
-        valid = [(line, a, document_number(a)) for line, a in intake.valid]
-        with bank, printers, Journal(bank.data_dir / "journal.db") as journal:
-            journal.create_batch(name, source=str(out / "applications.jsonl"),
-                                 profile=profile.name,
-                                 max_attempts=line_cfg.controller.max_attempts, valid=valid,
-                                 invalid=intake.invalid)
-            specs = [StationSpec(n, printers.port(n), bank.reader_name(i))
-                     for n, i in printers.stations.items()]
-            console.print(f"{name}: {len(valid)} cards (seed {seed}) on {stations} "
-                          f"station(s), {timing} timing", highlight=False)
-            run = run_batch(line_cfg, profile, name, journal, specs,
-                            Outputs(out, dump_chips), show=console.is_terminal)
-            result = build_report(journal, name)
-    except (PersonalizationError, HSMError, VirtualError, OSError) as exc:
+        with reported():
+            result = run_demo(setup, options, on_start=started, on_tick=tick)
+    except OSError as exc:
         fail(str(exc))
-    write_report(result, out)
-    _summary(result)
-    console.print(f"report: {out / 'report.json'}, {out / 'report.html'}; cards: {out / 'cards'}")
-    if run.errors or not run.finished:
-        fail("the demo batch did not finish: " + "; ".join(run.errors))
+    finally:
+        if live is not None:
+            live.stop()
+    print_batch_summary(result.report)
+    json_file, html_file = result.report_files
+    console.print(f"report: {json_file}, {html_file}; cards: {result.cards_dir}",
+                  highlight=False, markup=False)
+    if result.run.errors or not result.run.finished:
+        fail("the demo batch did not finish: " + "; ".join(result.run.errors))

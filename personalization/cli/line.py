@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from applets.errors import CardError
-from applets.virtual.bank import EncoderBank
-from personalization.cli.common import ConfigOption, JsonOption, console, fail, line_config
-from personalization.config import DEFAULT_CONFIG, LineConfig
-from personalization.errors import PersonalizationError
-from personalization.simline import PrinterLine
+from personalization.cli.common import ConfigOption, JsonOption, console, line_setup, reported
+from personalization.config import DEFAULT_CONFIG
+from personalization.service import line
 
 app = typer.Typer(
     help="The simulated line's encoders: a private pcscd with virtual vpcd readers and the "
@@ -31,38 +27,6 @@ ReaderOption = Annotated[
 ]
 
 
-def _bank(config: LineConfig, readers: int | None = None) -> EncoderBank:
-    count = readers if readers is not None else max(1, len(config.stations))
-    return EncoderBank(
-        config.data_dir, count, config.simulation.base_port, timing=config.simulation.timing
-    )
-
-
-def printer_line(config: LineConfig, bank: EncoderBank) -> PrinterLine:
-    """The simulated printers of the stations whose printer port is ``auto``."""
-    stations = {s.name: _reader_index(config, s.encoder.reader)
-                for s in config.stations if s.printer.port == "auto"}
-    return PrinterLine(config.data_dir, stations, bank.host_socket, bank.chips_dir,
-                       config.simulation.timing, config.simulation.blank_cards_per_feeder)
-
-
-def _reader_index(config: LineConfig, name: str) -> int:
-    for station in config.stations:
-        if station.name == name:
-            name = station.encoder.reader
-    match = re.fullmatch(r"(?:Encoder )?(\d+)(?: 00 00)?", name.strip())
-    if match is None:
-        fail(f"unknown encoder {name!r}; use an index, 'Encoder N', or a station name")
-    return int(match.group(1))
-
-
-def _status(bank: EncoderBank) -> dict[int, str | None]:
-    try:
-        return bank.client().status()
-    except CardError as exc:
-        fail(str(exc))
-
-
 @app.command()
 def up(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -72,48 +36,36 @@ def up(
 ) -> None:
     """Start pcscd with the virtual encoders and the card host (reuses a matching one), and
     an emulated printer for each station whose printer port is 'auto'."""
-    cfg = line_config(config)
-    bank = _bank(cfg, readers)
-    printers = printer_line(cfg, bank)
-    try:
-        bank.up()
-        if printers.stations:
-            printers.up()
-    except (CardError, PersonalizationError) as exc:
-        fail(str(exc))
-    console.print(f"encoder bank up: {bank.readers} encoders, data in {bank.pcsc_dir}")
-    for index in range(bank.readers):
-        console.print(f"  {bank.reader_name(index)}  (vpcd port {bank.port(index)})")
-    for name in printers.stations:
-        console.print(f"  printer of {name} on {printers.port(name)}", highlight=False)
+    with reported():
+        started = line.up(line_setup(config).config, readers)
+    console.print(f"encoder bank up: {len(started.readers)} encoders, data in "
+                  f"{started.pcsc_dir}", markup=False)
+    for name, port in started.readers:
+        console.print(f"  {name}  (vpcd port {port})", markup=False)
+    for station, pty in started.printers.items():
+        console.print(f"  printer of {station} on {pty}", highlight=False, markup=False)
 
 
 @app.command()
 def down(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Stop the simulated printers, card host and pcscd that `line up` started (chips stay in
     the store)."""
-    cfg = line_config(config)
-    bank = _bank(cfg)
-    was_running = bank.running()
-    printer_line(cfg, bank).down()
-    bank.down()
+    with reported():
+        was_running = line.down(line_setup(config).config)
     console.print("encoder bank stopped" if was_running else "encoder bank was not running")
 
 
 @app.command()
 def status(config: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
     """Show each encoder's PC/SC name and the chip in it."""
-    bank = _bank(line_config(config))
-    running = bank.running()
-    slots = _status(bank) if running else {}
-    rows = [
-        {"index": i, "reader": bank.reader_name(i), "port": bank.port(i), "chip": serial}
-        for i, serial in sorted(slots.items())
-    ]
+    with reported():
+        slots = line.status(line_setup(config).config)
+    rows = [{"index": s.index, "reader": s.reader, "port": s.port, "chip": s.chip}
+            for s in slots or []]
     if as_json:
-        console.print_json(json.dumps({"running": running, "readers": rows}))
+        console.print_json(json.dumps({"running": slots is not None, "readers": rows}))
         return
-    if not running:
+    if slots is None:
         console.print("encoder bank is not running; start it with `cardline line up`")
         return
     table = Table("encoder", "PC/SC reader", "vpcd port", "chip")
@@ -130,21 +82,9 @@ def insert(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Put a stored chip into a free encoder (or the named one); prints the PC/SC reader name."""
-    cfg = line_config(config)
-    bank = _bank(cfg)
-    slots = _status(bank)
-    if reader is not None:
-        index = _reader_index(cfg, reader)
-    else:
-        free = [i for i, serial in sorted(slots.items()) if serial is None]
-        if not free:
-            fail("no encoder is free; remove a chip first (`cardline line remove`)")
-        index = free[0]
-    try:
-        bank.client().insert(index, chip_serial)
-    except CardError as exc:
-        fail(str(exc))
-    console.print(bank.reader_name(index), highlight=False)
+    with reported():
+        name = line.insert(line_setup(config).config, chip_serial, reader)
+    console.print(name, highlight=False, markup=False)
 
 
 @app.command()
@@ -156,23 +96,10 @@ def remove(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Pull a chip out of its encoder, chosen by --reader or by the chip's serial."""
-    cfg = line_config(config)
-    bank = _bank(cfg)
-    if (reader is None) == (chip_serial is None):
-        fail("name exactly one of --reader or CHIP_SERIAL")
-    if reader is not None:
-        index = _reader_index(cfg, reader)
-    else:
-        held = [i for i, serial in _status(bank).items() if serial == chip_serial]
-        if not held:
-            fail(f"chip {chip_serial} is in no encoder")
-        index = held[0]
-    try:
-        serial = bank.client().remove(index)
-    except CardError as exc:
-        fail(str(exc))
-    console.print(f"removed {serial} from {bank.reader_name(index)}" if serial
-                  else f"{bank.reader_name(index)} was empty", highlight=False)
+    with reported():
+        name, serial = line.remove(line_setup(config).config, chip_serial, reader)
+    console.print(f"removed {serial} from {name}" if serial else f"{name} was empty",
+                  highlight=False, markup=False)
 
 
 @app.command()
@@ -182,13 +109,7 @@ def blanks(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Create blank (unpersonalized) virtual chips in the chip store, DATA_DIR/chips."""
-    from applets.virtual.store import ChipStore
-
-    cfg = line_config(config)
-    store = ChipStore(cfg.data_dir / "chips")
-    try:
-        serials = store.create_blanks(count, prefix)
-    except CardError as exc:
-        fail(str(exc))
+    with reported():
+        serials = line.blanks(line_setup(config).config, count, prefix)
     console.print(f"created {len(serials)} blank chips: {serials[0]} … {serials[-1]}",
-                  highlight=False)
+                  highlight=False, markup=False)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -75,18 +76,89 @@ class LineParts:
     retention_days: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StationLive:
+    """What a station is doing now, as operators watch it (no personal data)."""
+
+    station: str
+    state: str  # idle, busy, paused, alarm, off
+    application: str | None
+    alarm: str | None
+    encoder: str
+    printer: str
+    handed_out: int
+    rejected: int
+    busy_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as the journal keeps it."""
+        return {"state": self.state, "application": self.application, "alarm": self.alarm,
+                "encoder": self.encoder, "printer": self.printer,
+                "handed_out": self.handed_out, "rejected": self.rejected,
+                "busy_s": round(self.busy_s, 1)}
+
+
 class LineController:
-    """Runs one batch on a set of stations."""
+    """Runs one batch on a set of stations.
+
+    Other processes steer a run through the journal: :meth:`JournalPort.request_control`
+    asks for ``pause`` (stations finish the card in hand and wait), ``resume`` or ``stop`` (the
+    run ends; the batch stays open for ``batch resume``); the controller reads the request
+    every tick and writes each station's :class:`StationLive` snapshot when it changes (and
+    at least every ``LIVE_REFRESH_S``), so a second process can watch the line.
+    """
+
+    LIVE_REFRESH_S = 2.0
 
     def __init__(self, journal: JournalPort, batch: str, stations: list[StationSpec],
-                 parts: LineParts) -> None:
+                 parts: LineParts, stop: threading.Event | None = None) -> None:
         if not stations:
             raise LineError("the line has no stations (line.yaml: stations)")
         self.journal, self.batch, self.parts = journal, batch, parts
         self.specs = stations
         self.stations: list[Station] = []
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self.dispatcher: Dispatcher | None = None
+        self._written: dict[str, tuple[dict[str, Any], float]] = {}
+
+    @property
+    def paused(self) -> bool:
+        """True while an operator has paused the run."""
+        return self.dispatcher is not None and self.dispatcher.paused
+
+    def live(self, *, ended: bool = False) -> list[StationLive]:
+        """Each station's state now (``off`` for every station once the run has ended)."""
+        views = []
+        for station in self.stations:
+            stats = station.stats
+            state = ("off" if ended else "alarm" if stats.alarm else "busy" if stats.current
+                     else "paused" if self.paused else "idle")
+            views.append(StationLive(station.name, state, stats.current, stats.alarm,
+                                     station.spec.reader, station.spec.printer_port,
+                                     stats.handed_out, stats.rejected, stats.busy_s))
+        return views
+
+    def _publish(self, *, ended: bool = False) -> None:
+        now = time.monotonic()
+        for view in self.live(ended=ended):
+            snapshot = view.as_dict()
+            last = self._written.get(view.station)
+            changed = last is None or {**last[0], "busy_s": 0} != {**snapshot, "busy_s": 0}
+            if changed or ended or last is None or now - last[1] >= self.LIVE_REFRESH_S:
+                self.journal.set_station_live(self.batch, view.station, snapshot)
+                self._written[view.station] = (snapshot, now)
+
+    def _obey(self) -> None:
+        """Carry out a pause, resume or stop another process asked for."""
+        action = self.journal.control(self.batch)
+        if action is None or self.dispatcher is None:
+            return
+        if action == "stop":
+            self.stop.set()
+        else:
+            self.dispatcher.pause(action == "pause")
+        self.journal.ack_control(self.batch, action)
+        _log.info("line.control", batch=self.batch, action=action)
 
     def _check_in_doubt(self) -> int:
         names = {spec.name for spec in self.specs}
@@ -118,6 +190,9 @@ class LineController:
         self.stations = [Station(spec, context) for spec in self.specs]
         errors: list[BaseException] = []
         threads = [station_thread(s, errors, self.stop) for s in self.stations]
+        stale = self.journal.control(self.batch)
+        if stale is not None:  # asked of an earlier run that ended first: a new run starts
+            self.journal.ack_control(self.batch, stale)
         self.journal.note(self.batch, "run.started", stations=[s.name for s in self.specs],
                           queued=len(queued), in_doubt=in_doubt, pid=os.getpid())
         started = time.perf_counter()
@@ -128,6 +203,8 @@ class LineController:
             while any(t.is_alive() for t in threads):
                 if self.dispatcher.error is not None:
                     self.stop.set()
+                self._obey()
+                self._publish()
                 if on_tick is not None:
                     on_tick(self)
                 for thread in threads:
@@ -137,6 +214,7 @@ class LineController:
             self.dispatcher.stop()
             for thread in threads:
                 thread.join()
+            self._publish(ended=True)
         if self.dispatcher.error is not None:
             errors.append(self.dispatcher.error)
         errors += [LineError(reason) for reason in context.halted]

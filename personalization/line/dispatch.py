@@ -43,6 +43,7 @@ class Dispatcher:
         self._lookahead = max(1, lookahead)
         self._cond = threading.Condition()
         self._stopped = False
+        self._paused = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._prep_loop, name="prep", daemon=True)
 
@@ -58,6 +59,18 @@ class Dispatcher:
         if self._thread.is_alive():
             self._thread.join()
 
+    def pause(self, paused: bool = True) -> None:
+        """While paused no work is handed out (stations finish the card in hand and wait)."""
+        with self._cond:
+            self._paused = paused
+            self._cond.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        """True while the run is paused."""
+        with self._cond:
+            return self._paused
+
     @property
     def finished(self) -> bool:
         """Every application of the run is handed out or failed."""
@@ -71,12 +84,13 @@ class Dispatcher:
             return len(self._queued) + len(self._ready)
 
     def take(self, stop: threading.Event, poll_s: float = 0.1) -> Work | None:
-        """The next prepared card, waiting for one; None when the run is over or stopping."""
+        """The next prepared card, waiting for one (and while paused); None when the run is
+        over or stopping."""
         with self._cond:
             while True:
                 if stop.is_set() or self._stopped or self._outstanding == 0:
                     return None
-                if self._ready:
+                if self._ready and not self._paused:
                     work = self._ready.popleft()
                     self._cond.notify_all()
                     return work

@@ -1,0 +1,197 @@
+"""Batches, for operators: create one from approved applications, run it on the line (or
+resume it), pause / resume / stop a run from another process, its status, live stations and
+report."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from applets.transport.pcsc import ReaderError
+from personalization.applications.intake import InvalidRecord, read_applications
+from personalization.config import LineConfig
+from personalization.face import card_layout
+from personalization.journal import open_journal as open_journal_at
+from personalization.journal.port import JournalPort as Journal
+from personalization.journal.records import StationRow
+from personalization.line.context import Outputs
+from personalization.line.controller import (
+    LineController,
+    LineParts,
+    RunResult,
+    StationLive,
+)
+from personalization.line.report import build_report, render_html
+from personalization.line.station import StationSpec
+from personalization.prep import Preparer, document_number
+from personalization.profile import DocumentProfile
+from personalization.service.errors import ServiceError
+from personalization.service.keys import csca_pem_or_explain, open_inventory, open_signer
+from personalization.service.line import station_specs
+from personalization.service.setup import LineSetup
+from qa.passive_auth import TrustStore
+
+__all__ = ["Control", "Created", "Journal", "Outputs", "RunResult", "StationLive",
+           "StationSpec", "create", "live", "open_journal", "report", "request", "run",
+           "status", "write_report"]
+
+Control = Literal["pause", "resume", "stop"]
+Tick = Callable[[list[StationLive]], None]
+
+
+def open_journal(config: LineConfig, *, purge: bool = False) -> Journal:
+    """The line's journal (created and migrated as needed); with ``purge``, closed batches
+    whose retention has run out lose their personal data first."""
+    journal = open_journal_at(config.journal.url)
+    if purge:
+        journal.purge_due()
+    return journal
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A new batch: how many applications it took and the records quarantined at intake."""
+
+    name: str
+    accepted: int
+    quarantined: list[InvalidRecord]
+
+    def as_dict(self) -> dict[str, Any]:
+        """``batch create --json``."""
+        return {"batch": self.name, "accepted": self.accepted,
+                "quarantined": [r.as_dict() for r in self.quarantined]}
+
+
+def create(setup: LineSetup, file: Path, name: str, max_attempts: int | None = None,
+           journal: Journal | None = None) -> Created:
+    """Check every application of ``file``; accept the valid ones into a new batch and
+    quarantine the rest with their reasons (``journal``: another journal than the line's)."""
+    profile = setup.profile()
+    try:
+        intake = read_applications(file, profile.intake_rules(), date.today())
+    except OSError as exc:
+        raise ServiceError(f"{file}: cannot read: {exc.strerror}") from exc
+    valid = [(line, a, document_number(a)) for line, a in intake.valid]
+    with _journal(setup.config, journal, purge=True) as store:
+        store.create_batch(name, source=str(file.resolve()), profile=profile.name,
+                           max_attempts=max_attempts or setup.config.controller.max_attempts,
+                           valid=valid, invalid=intake.invalid)
+    return Created(name, len(valid), list(intake.invalid))
+
+
+@contextmanager
+def _journal(config: LineConfig, given: Journal | None, *, purge: bool = False,
+             ) -> Iterator[Journal]:
+    if given is not None:
+        yield given
+        return
+    with open_journal(config, purge=purge) as journal:
+        yield journal
+
+
+@contextmanager
+def line_parts(config: LineConfig, profile: DocumentProfile,
+               outputs: Outputs | None = None) -> Iterator[LineParts]:
+    """Signer, trust store and card layout for a run on this line's keys."""
+    with open_inventory(config) as inventory:
+        trust = TrustStore.from_pem(csca_pem_or_explain(inventory).encode("ascii"))
+        with open_signer(config, inventory) as signer:
+            yield LineParts(Preparer(profile, signer), profile, card_layout(profile), trust,
+                            outputs or Outputs(), config.controller.alarm_poll_s,
+                            config.journal.retention_days)
+
+
+def run(setup: LineSetup, name: str, *, resume: bool = False,
+        specs: list[StationSpec] | None = None, outputs: Outputs | None = None,
+        on_tick: Tick | None = None, stop: threading.Event | None = None,
+        journal: Journal | None = None) -> RunResult:
+    """Run (``resume``: carry on with) a batch on the line's stations until it is done, an
+    operator stops or pauses it, or ``stop`` is set (the CLI sets it on Ctrl-C).
+
+    ``specs`` and ``journal`` default to the line's own (the demo passes its private line).
+    """
+    config = setup.config
+    with _journal(config, journal) as store:
+        store.batch(name)  # a clear error when there is no such batch
+        if resume and not store.cards(name):
+            raise ServiceError(f"batch {name!r} has not been run yet; use "
+                               f"`cardline batch run {name}`")
+        if journal is None:
+            store.purge_due()
+        stations = specs if specs is not None else station_specs(config)
+        with store.controller_lock(), line_parts(config, setup.profile(), outputs) as parts:
+            controller = LineController(store, name, stations, parts, stop=stop)
+            tick = None if on_tick is None else (lambda c: on_tick(c.live()))
+            try:
+                return controller.run(tick)
+            except ReaderError as exc:
+                raise ServiceError(f"the line's encoders: {exc}") from exc
+
+
+def request(config: LineConfig, name: str, action: Control, by: str) -> None:
+    """Ask the process running batch ``name`` to pause, resume or stop (it obeys within a
+    tick, a quarter of a second); ``by`` names who asked, for the event log."""
+    if action not in ("pause", "resume", "stop"):
+        raise ServiceError(f"unknown run control {action!r}; use pause, resume or stop")
+    with open_journal(config) as journal:
+        if journal.batch(name).state == "closed":
+            raise ServiceError(f"batch {name!r} is closed: there is no run to {action}")
+        journal.request_control(name, action, by)
+
+
+def live(config: LineConfig, name: str) -> list[StationRow]:
+    """Each station of a batch as its controller last published it (``live_at`` says when)."""
+    with open_journal(config) as journal:
+        journal.batch(name)
+        return journal.stations(name)
+
+
+def _status_of(journal: Journal, name: str) -> dict[str, Any]:
+    info = journal.batch(name)
+    return {"batch": name, "state": info.state, "finished": info.finished,
+            "created_at": info.created_at, "applications": info.applications,
+            "quarantined": info.quarantined, "stock": journal.stock(name),
+            "in_doubt": len(journal.open_cards(name)),
+            "alarms": {s["station"]: s["alarm"] for s in journal.stations(name) if s["alarm"]},
+            "personal_data_purged": info.purged_at is not None}
+
+
+def status(config: LineConfig, name: str | None = None) -> list[dict[str, Any]]:
+    """Where each batch (or the one named) stands: applications, stock, cards in doubt,
+    station alarms."""
+    with open_journal(config) as journal:
+        names = [name] if name else [b.name for b in journal.batches()]
+        return [_status_of(journal, n) for n in names]
+
+
+def report(config: LineConfig, name: str, journal: Journal | None = None) -> dict[str, Any]:
+    """The batch report: every card fed, applications, stock reconciliation, reject reasons,
+    station utilisation and throughput."""
+    with _journal(config, journal) as store:
+        return build_report(store, name)
+
+
+def write_report(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """``report.json`` and ``report.html`` into ``out``; returns both paths."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = out / "report.json", out / "report.html"
+        paths[0].write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n",
+                            encoding="utf-8")
+        paths[1].write_text(render_html(result), encoding="utf-8")
+    except OSError as exc:
+        raise ServiceError(f"cannot write the report into {out}: {exc.strerror}") from exc
+    return paths
+
+
+def summary_rows(result: dict[str, Any]) -> list[tuple[str, int]]:
+    """The counts of a report, as (``group.key``, count) rows for a summary table."""
+    return [(f"{group}.{key}", value) for group in ("applications", "stock")
+            for key, value in result[group].items()
+            if isinstance(value, int) and not isinstance(value, bool)]

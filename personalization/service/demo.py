@@ -1,0 +1,107 @@
+"""The demo: the whole line on the embedded default, from synthetic applications to handed-out
+cards and a report, on a private encoder bank, printers and journal under
+``<data_dir>/demo-line``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from applets.virtual.bank import EncoderBank
+from personalization.config import LineConfig
+from personalization.line.context import Outputs
+from personalization.line.controller import RunResult
+from personalization.line.station import StationSpec
+from personalization.service import batches
+from personalization.journal import open_journal
+from personalization.service.batches import Tick
+from personalization.service.keys import ensure_keys
+from personalization.service.setup import LineSetup
+from personalization.simline import PrinterLine
+from personalization.synth import synthesize
+
+DEMO_OFFICERS = ("Demo Officer A", "Demo Officer B")
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What ``cardline demo`` was asked for."""
+
+    cards: int = 8
+    stations: int = 2
+    timing: Literal["fast", "realistic"] = "fast"
+    out: Path = Path("demo-out")
+    dump_chips: bool = False
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStart:
+    """The demo batch, as it is about to run."""
+
+    batch: str
+    cards: int
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    """How the demo ended: the run, the batch report and where the outputs are."""
+
+    start: DemoStart
+    run: RunResult
+    report: dict[str, Any]
+    report_files: tuple[Path, Path]
+    cards_dir: Path
+
+
+def journal_url(config: LineConfig) -> str:
+    """The demo's own journal."""
+    return f"sqlite:///{config.data_dir / 'demo-line' / 'journal.db'}"
+
+
+def _demo_line(config: LineConfig, options: DemoOptions) -> tuple[EncoderBank, PrinterLine]:
+    folder = config.data_dir / "demo-line"
+    bank = EncoderBank(folder, options.stations, config.simulation.base_port,
+                       timing=options.timing)
+    names = {f"station-{i + 1}": i for i in range(options.stations)}
+    blanks = max(10, -(-options.cards * config.controller.max_attempts // options.stations) + 5)
+    return bank, PrinterLine(folder, names, bank.host_socket, bank.chips_dir, options.timing,
+                             blanks)
+
+
+def run_demo(setup: LineSetup, options: DemoOptions,
+             on_start: Callable[[DemoStart], None] | None = None,
+             on_tick: Tick | None = None) -> DemoResult:
+    """Set up what is missing (HSM keys, pcscd with virtual encoders, emulated printers),
+    synthesize applications, create a batch in the demo's journal, run it through the
+    journaled line controller, and write OUT/report.json, report.html, csca.pem,
+    applications.jsonl and OUT/cards/<application_id>/front.png, back.png.
+
+    ``on_start(DemoStart)`` is called once the batch exists, before the line runs.
+    """
+    config, out = setup.config, options.out
+    name = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "csca.pem").write_text(ensure_keys(config, DEMO_OFFICERS), encoding="ascii")
+    bank, printers = _demo_line(config, options)
+    seed = options.seed
+    if seed is None:  # the same people twice would be quarantined: they hold cards
+        with open_journal(journal_url(config)) as journal:
+            seed = len(journal.batches()) + 1
+    synthesize(options.cards, seed, out / "applications.jsonl")
+    with bank, printers, open_journal(journal_url(config)) as journal:
+        created = batches.create(setup, out / "applications.jsonl", name, journal=journal)
+        start = DemoStart(name, created.accepted, seed)
+        if on_start is not None:
+            on_start(start)
+        specs = [StationSpec(n, printers.port(n), bank.reader_name(i))
+                 for n, i in printers.stations.items()]
+        run = batches.run(setup, name, specs=specs, outputs=Outputs(out, options.dump_chips),
+                          on_tick=on_tick, journal=journal)
+        result = batches.report(config, name, journal=journal)
+    files = batches.write_report(result, out)
+    return DemoResult(start, run, result, files, out / "cards")

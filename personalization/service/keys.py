@@ -1,0 +1,156 @@
+"""Key ceremonies and the key inventory, for security officers: the embedded token, the CSCA,
+Document Signer rotation, listing keys and exporting the CSCA certificate."""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hsm import ceremony
+from hsm.errors import HSMError
+from hsm.inventory import KeyInventory, KeyRecord, inventory_path
+from hsm.pkcs11 import HSM
+from hsm.signer import DSSigner
+from hsm.softhsm import ensure_embedded_token
+from personalization.config import LineConfig, hsm_pin
+from personalization.service.errors import ServiceError
+
+__all__ = [
+    "KeyRecord",
+    "ensure_keys",
+    "export_csca_pem",
+    "init_csca",
+    "key_rows",
+    "list_keys",
+    "new_ds",
+    "open_hsm",
+    "open_inventory",
+    "open_signer",
+    "setup_embedded",
+]
+
+
+def _prepare_module(config: LineConfig) -> None:
+    if config.hsm.softhsm_conf is not None:  # SoftHSM reads its config at C_Initialize
+        os.environ["SOFTHSM2_CONF"] = str(config.hsm.softhsm_conf)
+
+
+def open_hsm(config: LineConfig) -> AbstractContextManager[HSM]:
+    """The configured HSM token (PIN from hsm.pin_source): ``with open_hsm(config) as hsm``."""
+    _prepare_module(config)
+    hsm = config.hsm
+    return HSM(hsm.module, hsm.token, hsm_pin(config), sessions=hsm.signer_sessions)
+
+
+def open_inventory(config: LineConfig) -> KeyInventory:
+    """The line's key inventory (``<data_dir>/hsm/inventory.db``); a context manager."""
+    return KeyInventory(inventory_path(config.data_dir))
+
+
+def open_signer(config: LineConfig, inventory: KeyInventory) -> DSSigner:
+    """A DSSigner on the active DS key of the line; a context manager."""
+    _prepare_module(config)
+    hsm = config.hsm
+    return DSSigner(hsm.module, hsm.token, hsm_pin(config), inventory,
+                    sessions=hsm.signer_sessions)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def setup_embedded(config: LineConfig) -> Path | None:
+    """Create the embedded SoftHSM token under data_dir; None when the line uses another HSM
+    (``hsm.pin_source`` is not 'embedded'). Returns the SoftHSM configuration file."""
+    if config.hsm.pin_source != "embedded":
+        return None
+    conf = ensure_embedded_token(config.data_dir, config.hsm.token)
+    if config.hsm.softhsm_conf is not None and config.hsm.softhsm_conf != conf:
+        raise ServiceError(f"hsm.softhsm_conf must be {conf} for the embedded token")
+    return conf
+
+
+@dataclass(frozen=True, slots=True)
+class CSCAName:
+    """The subject of a new CSCA certificate."""
+
+    common_name: str = "CSCA Vietnam"
+    country: str = "VN"
+    icao_code: str = "VNM"
+
+
+def init_csca(config: LineConfig, officers: list[str], name: CSCAName | None = None,
+              ) -> KeyRecord:
+    """Create the CSCA key in the HSM and its self-signed certificate (two officers)."""
+    name = name or CSCAName()
+    with open_hsm(config) as hsm, open_inventory(config) as inventory:
+        return ceremony.init_csca(
+            hsm, inventory, officers=officers, at=_now(), label=config.hsm.csca_label,
+            country=name.country, icao_code=name.icao_code, common_name=name.common_name,
+            algorithm=config.hsm.algorithm, ec_parameters=config.hsm.ec_parameters)
+
+
+def new_ds(config: LineConfig, officers: list[str], *, usage_days: int | None = None,
+           max_documents: int | None = None) -> KeyRecord:
+    """Create and activate a new DS key certified by the CSCA; retires the previous DS."""
+    with open_hsm(config) as hsm, open_inventory(config) as inventory:
+        return _new_ds(config, hsm, inventory, officers, usage_days, max_documents)
+
+
+def _new_ds(config: LineConfig, hsm: HSM, inventory: KeyInventory, officers: list[str] | tuple[
+        str, ...], usage_days: int | None, max_documents: int | None) -> KeyRecord:
+    return ceremony.new_ds(
+        hsm, inventory, officers=officers, at=_now(),
+        usage_days=usage_days or config.hsm.ds_usage_days,
+        max_documents=max_documents or config.hsm.ds_max_documents,
+        algorithm=config.hsm.algorithm, label_prefix=config.hsm.ds_label_prefix,
+        ec_parameters=config.hsm.ec_parameters)
+
+
+def list_keys(config: LineConfig) -> list[KeyRecord]:
+    """Every key of the inventory with status, usage window and signature counts."""
+    with open_inventory(config) as inventory:
+        return ceremony.list_keys(inventory)
+
+
+def key_rows(records: list[KeyRecord]) -> list[dict[str, object]]:
+    """Keys as plain rows (``keys list --json`` and the dashboard)."""
+    return [{
+        "label": r.label, "role": r.role, "algorithm": r.algorithm, "status": r.status,
+        "signed": r.signed, "max_documents": r.max_documents,
+        "usage_not_before": r.not_before.isoformat(), "usage_not_after": r.not_after.isoformat(),
+        "created_at": r.created_at.isoformat(), "officers": list(r.officers),
+    } for r in records]
+
+
+def export_csca_pem(config: LineConfig) -> str:
+    """The active CSCA certificate as PEM (for the PKD, master list and QA trust stores)."""
+    with open_inventory(config) as inventory:
+        return ceremony.export_csca_pem(inventory)
+
+
+def csca_pem_or_explain(inventory: KeyInventory) -> str:
+    """The active CSCA as PEM, or an error that says who creates it."""
+    try:
+        return ceremony.export_csca_pem(inventory)
+    except HSMError as exc:
+        raise ServiceError(f"{exc} (a security officer creates the CSCA and DS with "
+                           "`cardline keys`)") from exc
+
+
+def ensure_keys(config: LineConfig, officers: tuple[str, str]) -> str:
+    """A CSCA and an active DS on the line's token, made by ``officers`` when missing (the
+    embedded demo's set-up); returns the CSCA certificate as PEM."""
+    with open_inventory(config) as inventory:
+        if inventory.active("CSCA") is None or inventory.active("DS") is None:
+            with open_hsm(config) as hsm:
+                if inventory.active("CSCA") is None:
+                    ceremony.init_csca(hsm, inventory, officers=officers, at=_now(),
+                                       label=config.hsm.csca_label,
+                                       algorithm=config.hsm.algorithm,
+                                       ec_parameters=config.hsm.ec_parameters)
+                _new_ds(config, hsm, inventory, officers, None, None)
+        return ceremony.export_csca_pem(inventory)
