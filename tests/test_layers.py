@@ -99,3 +99,50 @@ def test_guard_sees_a_forbidden_import(tmp_path: Path) -> None:
 def test_package_error_roots_derive_from_the_one_root(root: type[Exception]) -> None:
     """Every package's error root is a CardlineError, so a front end catches them all at once."""
     assert issubclass(root, CardlineError)
+
+
+def _modules_imported(path: Path) -> set[str]:
+    """Full dotted names of the modules a file imports (``from a.b import c`` gives a.b)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+# What a front end may import of ours: the services, plain configuration types, the error
+# root, and (the CLI) its one shared module of rendering helpers.
+FRONT_END_MAY_IMPORT = ("personalization.service", "personalization.config", "common.errors",
+                        "personalization.cli.common")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "personalization" / "cli").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_cli_reaches_the_packages_only_through_the_services(path: Path) -> None:
+    """A CLI module imports nothing of ours but the service layer, the configuration types,
+    the error root and cli.common; no CLI command module imports another."""
+    bad = []
+    for name in _modules_imported(path):
+        if name.split(".")[0] not in OURS:
+            continue
+        allowed = any(name == p or name.startswith(p + ".") for p in FRONT_END_MAY_IMPORT)
+        assembles = path.name == "__init__.py" and name.startswith("personalization.cli")
+        if not (allowed or assembles):
+            bad.append(name)
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_nothing_below_the_services_imports_them() -> None:
+    """Only the front ends (the CLI) import the service layer; nothing it calls imports it."""
+    bad = []
+    for package in sorted(OURS):
+        for path in _modules(package):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative.startswith(("personalization/service/", "personalization/cli/")):
+                continue
+            if any(n.startswith("personalization.service") for n in _modules_imported(path)):
+                bad.append(relative)
+    assert not bad, "\n".join(bad)

@@ -18,7 +18,6 @@ from rich.table import Table
 
 from common.errors import CardlineError
 from personalization.config import LineConfig, load_config
-from personalization.errors import PersonalizationError
 from personalization.service.batches import StationLive, summary_rows
 from personalization.service.setup import LineSetup
 
@@ -55,7 +54,7 @@ def line_config(path: Path) -> LineConfig:
     """Load ``line.yaml`` or exit with its error."""
     try:
         return load_config(path)
-    except PersonalizationError as exc:
+    except CardlineError as exc:
         fail(str(exc))
 
 
@@ -63,7 +62,7 @@ def line_setup(path: Path) -> LineSetup:
     """Load ``line.yaml`` as the services take it, or exit with its error."""
     try:
         return LineSetup.load(path)
-    except PersonalizationError as exc:
+    except CardlineError as exc:
         fail(str(exc))
 
 

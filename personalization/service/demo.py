@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from applets.virtual.bank import EncoderBank
 from personalization.config import LineConfig
+from personalization.journal import open_journal
 from personalization.line.context import Outputs
 from personalization.line.controller import RunResult
 from personalization.line.station import StationSpec
 from personalization.service import batches
-from personalization.journal import open_journal
 from personalization.service.batches import Tick
 from personalization.service.keys import ensure_keys
 from personalization.service.setup import LineSetup
