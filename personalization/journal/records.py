@@ -7,6 +7,7 @@ A validated application is kept as one JSON text until the purge; its portrait t
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +19,7 @@ from personalization.applications.photo import Portrait
 from personalization.cardstate import Card, State
 
 _DATES = ("date_of_birth", "issue_date", "expiry_date")
+GENESIS = "0" * 64  # the "previous hash" of the first event
 
 
 def dump_application(application: Application) -> str:
@@ -42,6 +44,15 @@ def load_application(text: str) -> Application:
     photo = raw["portrait"]
     raw["portrait"] = Portrait(base64.b64decode(photo["jpeg"]), photo["width"], photo["height"])
     return Application(**raw)
+
+
+def event_hash(prev: str, seq: int, at: str, batch: str | None, card: int | None, kind: str,
+               data: str) -> str:
+    """SHA-256 over the previous hash and the event's fields, in a fixed JSON form: the same
+    in every adapter, so any journal verifies the same way."""
+    body = json.dumps([prev, seq, at, batch, card, kind, data], ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _decoded(value: Any) -> Any:

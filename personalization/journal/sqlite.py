@@ -2,10 +2,11 @@
 stations and an append-only, hash-chained event log in one file. The only module of the
 journal that knows SQLite: its PRAGMAs, placeholders, triggers and error classes stay here.
 
-Durability as the reliability fact sheet (§2.3) asks: WAL, ``synchronous=FULL``, every writer
-opens ``BEGIN IMMEDIATE`` (a deferred read-then-write transaction can fail with
-SQLITE_BUSY_SNAPSHOT that no retry fixes). One connection per ``SQLiteJournal``, shared by
-the controller's threads under a lock; other processes (``batch status``) open their own.
+Durability: WAL, ``synchronous=FULL``, every writer opens ``BEGIN IMMEDIATE`` (a deferred
+read-then-write transaction can fail with SQLITE_BUSY_SNAPSHOT that no retry fixes). The
+schema comes from numbered migrations (``sqlite_schema.py``), their number in
+``PRAGMA user_version``. One connection per ``SQLiteJournal``, shared by the controller's
+threads under a lock; other processes (``batch status``) open their own.
 
 Events carry no personal data: card ids, chip serials, stations, states and reason codes.
 """
@@ -13,13 +14,12 @@ Events carry no personal data: card ids, chip serials, stations, states and reas
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from personalization.applications.model import Application, FieldError
 from personalization.cardstate import Outcome, Step
 from personalization.journal.port import BatchExistsError, ConflictError, JournalError
 from personalization.journal.records import (
+    GENESIS,
     ApplicationRow,
     BatchInfo,
     CardRow,
@@ -39,11 +40,11 @@ from personalization.journal.records import (
     QuarantineRow,
     StationRow,
     dump_application,
+    event_hash,
     load_application,
 )
-from personalization.journal.schema import LATEST, MIGRATIONS
+from personalization.journal.sqlite_schema import MIGRATIONS, Migration
 
-GENESIS = "0" * 64
 _CARD_QUERIES = {
     "batch": "SELECT * FROM cards WHERE batch = ? ORDER BY id",
     "open": "SELECT * FROM cards WHERE batch = ? AND state NOT IN ('handed_out', 'rejected', "
@@ -55,14 +56,6 @@ BUSY_TIMEOUT_MS = 10_000
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def event_hash(prev: str, seq: int, at: str, batch: str | None, card: int | None, kind: str,
-               data: str) -> str:
-    """SHA-256 over the previous hash and the event's fields, in a fixed JSON form."""
-    body = json.dumps([prev, seq, at, batch, card, kind, data], ensure_ascii=False,
-                      separators=(",", ":"))
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def _mapping(row: sqlite3.Row) -> dict[str, Any]:
@@ -78,27 +71,103 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
 
 
+# -- what every SQLite store of cardline shares: durable connections, writes, migrations ------
+
+ErrorFactory = Callable[[str], Exception]
+Applied = Callable[[sqlite3.Connection, int, Sequence[Migration]], None]
+_UNIQUE = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY})
+
+
+def connect(path: Path, error: ErrorFactory) -> sqlite3.Connection:
+    """A connection in WAL mode with ``synchronous=FULL`` (WAL with NORMAL may lose the last
+    commits on power loss), foreign keys on, and rows readable by column name."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                             timeout=BUSY_TIMEOUT_MS / 1000)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+    except (OSError, sqlite3.Error) as exc:
+        raise error(f"{path}: cannot open: {exc}") from exc
+    if mode != "wal":
+        db.close()
+        raise error(f"{path}: the file system refuses WAL mode ({mode})")
+    return db
+
+
+@contextmanager
+def write(db: sqlite3.Connection, where: Path, error: ErrorFactory,
+          conflict: ErrorFactory | None = None) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: it takes the write lock first, so a read inside
+    it never goes stale (a deferred read-then-write can fail with SQLITE_BUSY_SNAPSHOT, which
+    no retry fixes). SQLite errors leave as ``error``, a broken UNIQUE rule as ``conflict``."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise error(f"{where}: cannot start a write: {exc}") from exc
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException as exc:
+        if db.in_transaction:  # SQLite may have rolled back by itself
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.IntegrityError) and conflict is not None \
+                and exc.sqlite_errorcode in _UNIQUE:
+            raise conflict(f"{where}: a UNIQUE rule refused the change: {exc}") from exc
+        if isinstance(exc, sqlite3.Error):
+            raise error(f"{where}: {exc}") from exc
+        raise
+
+
+def user_version(db: sqlite3.Connection) -> int:
+    """The number of the last migration applied to this file."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration], where: Path,
+            error: ErrorFactory, applied: Applied | None = None) -> int:
+    """Apply the migrations this file lacks, all in one write transaction in which the version
+    is read again (another process may have migrated while this one waited for the lock);
+    ``applied(db, old_version, migrations)`` runs last in that transaction. A file from a
+    newer cardline is refused. Returns the version the file is at."""
+    latest = migrations[-1][0]
+    if user_version(db) == latest:
+        return latest
+    with write(db, where, error):
+        version = user_version(db)
+        if version > latest:
+            raise error(f"{where} is at schema v{version}; this cardline knows up to "
+                        f"v{latest}: upgrade cardline")
+        pending = [m for m in migrations if m[0] > version]
+        for _, _, statements in pending:
+            for statement in statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {latest}")
+        if pending and applied is not None:
+            applied(db, version, pending)
+    return latest
+
+
 class SQLiteJournal:
     """The journal of one line in a SQLite file; a context manager that closes it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = connect(path, self._error)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                       timeout=BUSY_TIMEOUT_MS / 1000)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA secure_delete = ON")  # purged data is overwritten
         except sqlite3.Error as exc:
             raise JournalError(f"journal {path}: cannot open: {exc}") from exc
-        if mode != "wal":
-            raise JournalError(f"journal {path}: the file system refuses WAL mode ({mode})")
         self._lock = threading.RLock()
-        self.migrate()
+        with self._lock:
+            migrate(self._db, MIGRATIONS, path, self._error, self._migrated)
+
+    @staticmethod
+    def _error(message: str) -> JournalError:
+        return JournalError(f"journal {message}")
 
     @classmethod
     def open(cls, url: str) -> Self:
@@ -142,25 +211,9 @@ class SQLiteJournal:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise JournalError(f"journal {self.path}: cannot start a write: {exc}") from exc
-            try:
-                yield self._db
-            except BaseException as exc:
-                if self._db.in_transaction:  # SQLite may have rolled back by itself
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                    raise JournalError(f"journal {self.path}: {exc}") from exc
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise JournalError(f"journal {self.path}: commit failed: {exc}") from exc
+        with self._lock, write(self._db, self.path, self._error,
+                               lambda message: ConflictError(f"journal {message}")) as db:
+            yield db
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -205,40 +258,48 @@ class SQLiteJournal:
 
     @property
     def schema_version(self) -> int:
-        """The schema version this file is at."""
-        return int(self._read("PRAGMA user_version")[0][0])
+        """The number of the last migration applied to this file."""
+        with self._lock:
+            return user_version(self._db)
 
-    def migrate(self) -> None:
-        """Bring the schema up to date, one migration per transaction."""
-        version = self.schema_version
-        if version > LATEST:
-            raise JournalError(f"journal {self.path} is at schema v{version}; this cardline "
-                               f"knows up to v{LATEST}: upgrade cardline")
-        for number, title, statements in MIGRATIONS:
-            if number <= version:
-                continue
-            with self._write() as db:
-                if db.execute("PRAGMA user_version").fetchone()[0] >= number:
-                    continue  # another process migrated it while we waited for the lock
-                for statement in statements:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
-                self._append(db, None, None, "journal.migrated",
-                             {"version": number, "title": title})
+    def _migrated(self, db: sqlite3.Connection, old: int,
+                  applied: Sequence[Migration]) -> None:
+        self._append(db, None, None, "journal.migrated", {
+            "version": applied[-1][0], "from": old,
+            "migrations": [f"{number}: {title}" for number, title, _ in applied]})
 
     # -- batches ----------------------------------------------------------------------------
 
-    def _taken_documents(self, numbers: Sequence[str]) -> dict[str, str]:
+    @staticmethod
+    def _taken_documents(db: sqlite3.Connection, numbers: Sequence[str]) -> dict[str, str]:
         """Document numbers already handed out, or queued in a batch, mapped to that batch."""
         taken: dict[str, str] = {}
         for start in range(0, len(numbers), 500):
             chunk = list(numbers[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            for number, batch in self._read(
+            for number, batch in db.execute(
                     f"SELECT document_number, batch FROM applications WHERE state != "  # noqa: S608 - placeholders only
                     f"'failed' AND document_number IN ({marks})", chunk):
                 taken[number] = batch
         return taken
+
+    @staticmethod
+    def _hold_once(name: str, valid: Sequence[tuple[int, Application, str]],
+                   invalid: Sequence[InvalidRecord], taken: dict[str, str],
+                   ) -> tuple[list[tuple[int, Application, str]], list[InvalidRecord]]:
+        """Split ``valid`` into the applications to queue and those whose document number is
+        already held (by an earlier line of the file, or by another batch)."""
+        accepted, refused = [], list(invalid)
+        for line, application, number in valid:
+            if number in taken:
+                where = "earlier in this file" if taken[number] == name else \
+                    f"in batch {taken[number]!r}"
+                refused.append(InvalidRecord(line, application.application_id, (FieldError(
+                    "personal_id", f"document number {number} is already held {where}"),)))
+                continue
+            taken[number] = name
+            accepted.append((line, application, number))
+        return accepted, refused
 
     def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
                      valid: Sequence[tuple[int, Application, str]],
@@ -246,41 +307,29 @@ class SQLiteJournal:
         """A new batch: ``valid`` as (line, application, document number) queued in order,
         ``invalid`` quarantined with their reasons — and so is an application whose document
         number another application (in this file or any batch not failed) already holds."""
-        taken = self._taken_documents([number for _, _, number in valid])
-        accepted, invalid = [], list(invalid)
-        for line, application, number in valid:
-            if number in taken:
-                where = "earlier in this file" if taken[number] == name else \
-                    f"in batch {taken[number]!r}"
-                invalid.append(InvalidRecord(line, application.application_id, (FieldError(
-                    "personal_id", f"document number {number} is already held {where}"),)))
-                continue
-            taken[number] = name
-            accepted.append((line, application, number))
-        valid = accepted
-        try:
-            with self._write() as db:
-                db.execute("INSERT INTO batches (name, created_at, source, profile, "
-                           "max_attempts, state) VALUES (?, ?, ?, ?, ?, 'open')",
-                           (name, _now(), source, profile, max_attempts))
-                db.executemany(
-                    "INSERT INTO applications (batch, application_id, seq, line, "
-                    "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                    [(name, a.application_id, seq, line, number, dump_application(a))
-                     for seq, (line, a, number) in enumerate(valid)])
-                db.executemany(
-                    "INSERT INTO quarantine (batch, line, application_id, errors) "
-                    "VALUES (?, ?, ?, ?)",
-                    [(name, r.line, r.application_id,
-                      json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False))
-                     for r in invalid])
-                self._append(db, name, None, "batch.created",
-                             {"source": source, "accepted": len(valid),
-                              "quarantined": len(invalid), "max_attempts": max_attempts})
-        except sqlite3.IntegrityError as exc:
-            if "batches.name" in str(exc):
-                raise BatchExistsError(name) from exc
-            raise JournalError(f"batch {name!r} not created: {exc}") from exc
+        with self._write() as db:
+            created = db.execute(
+                "INSERT INTO batches (name, created_at, source, profile, max_attempts, state) "
+                "VALUES (?, ?, ?, ?, ?, 'open') ON CONFLICT (name) DO NOTHING",
+                (name, _now(), source, profile, max_attempts)).rowcount
+            if created != 1:
+                raise BatchExistsError(name)
+            taken = self._taken_documents(db, [number for _, _, number in valid])
+            queued, refused = self._hold_once(name, valid, invalid, taken)
+            db.executemany(
+                "INSERT INTO applications (batch, application_id, seq, line, "
+                "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                [(name, a.application_id, seq, line, number, dump_application(a))
+                 for seq, (line, a, number) in enumerate(queued)])
+            db.executemany(
+                "INSERT INTO quarantine (batch, line, application_id, errors) "
+                "VALUES (?, ?, ?, ?)",
+                [(name, r.line, r.application_id,
+                  json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False))
+                 for r in refused])
+            self._append(db, name, None, "batch.created",
+                         {"source": source, "accepted": len(queued),
+                          "quarantined": len(refused), "max_attempts": max_attempts})
         return self.batch(name)
 
     def batch(self, name: str) -> BatchInfo:
@@ -411,7 +460,7 @@ class SQLiteJournal:
                 if result.outcome is not None:
                     data["outcome"] = result.outcome.value
                 self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
-        except sqlite3.IntegrityError as exc:
+        except ConflictError as exc:  # one chip per card, one handed-out card per document
             raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
         return moved
 

@@ -1,12 +1,15 @@
-"""The journal's schema, as numbered migrations (``PRAGMA user_version`` is the version).
+"""The journal's SQLite schema, as numbered migrations: (number, title, statements).
 
-Each migration runs once, inside the transaction that bumps the version. Never edit a
-migration that has shipped: add the next one.
+The SQLite adapter applies the ones a file lacks in one write transaction and records the
+number in ``PRAGMA user_version`` there. Never edit a migration that has shipped: add the
+next one.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+Migration = tuple[int, str, tuple[str, ...]]
+
+MIGRATIONS: list[Migration] = [
     (1, "batches, applications, cards, stations, hash-chained events", (
         """CREATE TABLE batches (
             name TEXT PRIMARY KEY,

@@ -1,0 +1,92 @@
+"""The SQLite adapter's own promises: WAL with full sync, numbered migrations in
+``user_version`` applied once, its URL, and a purge that leaves nothing in the file or its
+WAL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
+from personalization.cardstate import Event, Kind, step
+from personalization.journal import JournalError, SQLiteJournal
+from personalization.journal.sqlite import sqlite_path
+from personalization.journal.sqlite_schema import LATEST
+from personalization.prep import document_number
+from personalization.profile import load_profile
+
+HAPPY = [Kind.FED, Kind.ENCODED, Kind.QA_PASSED, Kind.PRINTED, Kind.EJECTED]
+
+
+@pytest.fixture(scope="module")
+def apps(synth_dir: Path) -> list[Application]:
+    """Validated synthetic applications."""
+    result = read_applications(synth_dir / "apps.jsonl", load_profile("cccd").intake_rules(),
+                               date(2026, 11, 24))
+    return [a for _, a in result.valid]
+
+
+@pytest.fixture()
+def journal(tmp_path: Path) -> SQLiteJournal:
+    """A fresh journal file."""
+    return SQLiteJournal(tmp_path / "journal.db")
+
+
+def test_a_new_journal_is_migrated_in_wal_with_full_sync(journal: SQLiteJournal) -> None:
+    """Schema at the latest version, WAL journal mode, synchronous FULL (2)."""
+    assert journal.schema_version == LATEST
+    db = sqlite3.connect(journal.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._read("PRAGMA synchronous")[0][0] == 2
+
+
+def test_only_sqlite_urls_are_accepted() -> None:
+    """The URL names the file; anything else is a clear error."""
+    assert sqlite_path("sqlite:////var/j.db") == Path("/var/j.db")
+    assert sqlite_path("sqlite:///rel/j.db") == Path("rel/j.db")
+    with pytest.raises(JournalError, match="SQLite"):
+        sqlite_path("postgresql://db/line")
+
+
+def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Six connections opening the same new file together: the version is read again under
+    the write lock, so the migrations run once and the log has one migration event."""
+    path, opened, errors = tmp_path / "j.db", [], []  # type: ignore[var-annotated]
+
+    def open_one() -> None:
+        try:
+            opened.append(SQLiteJournal(path))
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(opened) == 6
+    events = opened[0]._read("SELECT kind FROM events")
+    assert [e[0] for e in events] == ["journal.migrated"]
+
+
+def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
+                                                         apps: list[Application]) -> None:
+    """With retention 0 the application records go at once: not even in freed pages or the
+    WAL (secure_delete and a truncating checkpoint)."""
+    journal.create_batch("B1", source="apps.jsonl", profile="cccd", max_attempts=2,
+                         valid=[(1, apps[0], document_number(apps[0]))], invalid=[])
+    card = journal.begin_card("B1", apps[0].application_id, "s1")
+    for kind in HAPPY:
+        card = journal.move(card, step(card.machine(2), Event(kind)),
+                            chip_serial="CHIP-1" if kind is Kind.FED else None)
+    assert journal.close_batch("B1", 0)
+    raw = journal.path.read_bytes() + Path(str(journal.path) + "-wal").read_bytes()
+    for value in (apps[0].full_name, apps[0].personal_id, apps[0].place_of_residence):
+        assert value.encode("utf-8") not in raw  # not even in freed pages or the WAL
+    rows = journal._read("SELECT count(*) FROM applications WHERE record IS NOT NULL")
+    assert rows[0][0] == 0
