@@ -9,11 +9,15 @@ import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from hsm.errors import HSMUnavailable
+from hsm.pkcs11 import release_module
 
 SOFTHSM_MODULE_CANDIDATES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -114,3 +118,37 @@ def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
           "--so-pin", so_pin, "--pin", user_pin], conf)
     _log.info("hsm.softhsm.token_created", token=token_label)
     return conf
+
+
+@dataclass(frozen=True, slots=True)
+class SoftHSMToken:
+    """Where a SoftHSM token is and how to log in to it."""
+
+    module: str
+    label: str
+    pin: str
+    data_dir: Path
+    conf: Path
+
+
+@contextmanager
+def throwaway_token(data_dir: Path, token_label: str) -> Iterator[SoftHSMToken]:
+    """A private SoftHSM token under ``data_dir``, the process's SoftHSM configuration while open.
+
+    For tests and benchmarks, which must never touch a line's real keys or counts. SoftHSM reads
+    ``SOFTHSM2_CONF`` when the module is initialised, so the module is released on entry and on
+    exit; the previous ``SOFTHSM2_CONF`` is restored afterwards.
+    """
+    conf = ensure_embedded_token(data_dir, token_label)
+    module = str(softhsm_module())
+    previous = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    try:
+        release_module(module)
+        yield SoftHSMToken(module, token_label, read_embedded_pin(data_dir), data_dir, conf)
+    finally:
+        release_module(module)
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous

@@ -3,7 +3,6 @@ validated synthetic applications, so benchmarks never touch a line's real keys o
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +12,9 @@ from pathlib import Path
 
 from hsm.ceremony import init_csca, new_ds
 from hsm.inventory import KeyInventory
-from hsm.pkcs11 import HSM, release_module
+from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
-from hsm.softhsm import ensure_embedded_token, read_embedded_pin, softhsm_module
+from hsm.softhsm import throwaway_token
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.profile import DocumentProfile
@@ -40,29 +39,17 @@ class BenchHSM:
 @contextmanager
 def bench_hsm(root: Path, algorithm: str = "ecdsa-p256") -> Iterator[BenchHSM]:
     """A fresh SoftHSM token under ``root`` with a CSCA and a DS of a million documents."""
-    data_dir = root / "hsm-data"
-    conf = ensure_embedded_token(data_dir, BENCH_TOKEN)
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    module = str(softhsm_module())
-    release_module(module)
-    pin = read_embedded_pin(data_dir)
     now = datetime.now(UTC)
-    try:
-        with KeyInventory(data_dir / "hsm" / "inventory.db") as inventory:
-            with HSM(module, BENCH_TOKEN, pin) as hsm:
-                csca = init_csca(hsm, inventory, officers=BENCH_OFFICERS, at=now,
-                                 label="CSCA-BENCH", algorithm=algorithm)
-                new_ds(hsm, inventory, officers=BENCH_OFFICERS, at=now, usage_days=30,
-                       max_documents=10_000_000, algorithm=algorithm, label_prefix="DS-BENCH")
-            with DSSigner(module, BENCH_TOKEN, pin, inventory, block=4096) as signer:
-                yield BenchHSM(signer, csca.certificate, data_dir, module, BENCH_TOKEN, pin)
-    finally:
-        release_module(module)
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
+    with throwaway_token(root / "hsm-data", BENCH_TOKEN) as token, \
+            KeyInventory(token.data_dir / "hsm" / "inventory.db") as inventory:
+        with HSM(token.module, token.label, token.pin) as hsm:
+            csca = init_csca(hsm, inventory, officers=BENCH_OFFICERS, at=now,
+                             label="CSCA-BENCH", algorithm=algorithm)
+            new_ds(hsm, inventory, officers=BENCH_OFFICERS, at=now, usage_days=30,
+                   max_documents=10_000_000, algorithm=algorithm, label_prefix="DS-BENCH")
+        with DSSigner(token.module, token.label, token.pin, inventory, block=4096) as signer:
+            yield BenchHSM(signer, csca.certificate, token.data_dir, token.module, token.label,
+                           token.pin)
 
 
 def bench_applications(root: Path, profile: DocumentProfile, count: int,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import pytest
 
 from hsm.ceremony import init_csca, new_ds
 from hsm.inventory import KeyInventory, KeyRecord
-from hsm.pkcs11 import HSM, release_module
-from hsm.softhsm import ensure_embedded_token, softhsm_module
+from hsm.pkcs11 import HSM
+from hsm.softhsm import SoftHSMToken as Token
+from hsm.softhsm import softhsm_module, throwaway_token
 
 MODULE = str(softhsm_module())
 TOKEN = "cardline-test"
@@ -20,27 +20,11 @@ AT = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 OFFICERS = ("Nguyen Van An", "Tran Thi Binh")
 
 
-@dataclass(frozen=True)
-class Token:
-    """Where the test token is and how to log in."""
-
-    module: str
-    label: str
-    pin: str
-    data_dir: Path
-    conf: Path
-
-
 @pytest.fixture
-def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Token]:
+def token(tmp_path: Path) -> Iterator[Token]:
     """A fresh SoftHSM token; the module is finalised around the test so it re-reads its conf."""
-    data_dir = tmp_path / "data"
-    conf = ensure_embedded_token(data_dir, TOKEN)
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    release_module(MODULE)
-    pin = (data_dir / "softhsm" / "user.pin").read_text(encoding="utf-8").strip()
-    yield Token(MODULE, TOKEN, pin, data_dir, conf)
-    release_module(MODULE)
+    with throwaway_token(tmp_path / "data", TOKEN) as opened:
+        yield opened
 
 
 @pytest.fixture

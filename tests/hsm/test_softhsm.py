@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from hsm.softhsm import ensure_embedded_token, token_exists
+from hsm.pkcs11 import HSM
+from hsm.softhsm import ensure_embedded_token, throwaway_token, token_exists
 
 pytestmark = pytest.mark.softhsm
 
@@ -31,3 +33,14 @@ def test_missing_tool_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(HSMUnavailable, match="softhsm2"):
         ensure_embedded_token(tmp_path, "embedded")
+
+
+def test_throwaway_token_is_the_configuration_only_while_open(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While open, SOFTHSM2_CONF names the new token, which logs in; afterwards it is restored."""
+    monkeypatch.setenv("SOFTHSM2_CONF", "/previous/softhsm2.conf")
+    with throwaway_token(tmp_path, "throwaway") as token:
+        assert os.environ["SOFTHSM2_CONF"] == str(token.conf)
+        with HSM(token.module, token.label, token.pin) as opened:
+            assert opened is not None
+    assert os.environ["SOFTHSM2_CONF"] == "/previous/softhsm2.conf"
