@@ -7,6 +7,7 @@ import getpass
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from personalization.cli.common import (
 )
 from personalization.config import DEFAULT_CONFIG
 from personalization.service import batches
-from personalization.service.batches import Control, RunResult
+from personalization.service.batches import Control, RunResult, Tick
 
 app = typer.Typer(help="Batches: create one from approved applications, run it on the line, "
                        "resume it, pause or stop it from another terminal, see its status and "
@@ -60,28 +61,25 @@ def create(
         raise typer.Exit(1)
 
 
-def run_with_progress(run: Any, title: str, show: bool) -> RunResult:
-    """Call ``run(on_tick, stop)`` with a live progress table (when ``show``) and Ctrl-C
-    asking the run to stop after the cards in hand."""
+def run_with_progress(run: Callable[[Tick, threading.Event], RunResult],
+                      title: str) -> RunResult:
+    """Call ``run(on_tick, stop)`` with a live progress table and Ctrl-C asking the run to
+    stop after the cards in hand."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        if not show:
-            result: RunResult = run(None, stop)
-            return result
         with Live(console=console, refresh_per_second=4) as live:
-            result = run(lambda views: live.update(progress_table(title, views)), stop)
-        return result
+            return run(lambda views: live.update(progress_table(title, views)), stop)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _run(config_path: Path, name: str, resume: bool) -> None:
+def _run(config_path: Path, name: str) -> None:
     setup = line_setup(config_path)
     with reported():
         result = run_with_progress(
-            lambda tick, stop: batches.run(setup, name, resume=resume, on_tick=tick, stop=stop),
-            f"batch {name}", show=True)
+            lambda tick, stop: batches.run(setup, name, on_tick=tick, stop=stop),
+            f"batch {name}")
     state = "finished" if result.finished else "stopped" if result.errors else "paused"
     console.print(f"batch {name} {state} after {result.seconds:.1f} s: {result.handed_out} "
                   f"handed out, {result.rejected} rejected this run", highlight=False,
@@ -99,14 +97,14 @@ def _run(config_path: Path, name: str, resume: bool) -> None:
 def run(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Run a batch on the line's stations: progress per station; Ctrl-C stops cleanly (each
     station finishes the card in hand)."""
-    _run(config, batch, resume=False)
+    _run(config, batch)
 
 
 @app.command()
 def resume(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Carry on with a stopped or crashed batch: cards left in doubt are settled first (read
     back from the chip, or spoiled and their applications queued again)."""
-    _run(config, batch, resume=True)
+    _run(config, batch)
 
 
 def _control(config: Path, name: str, action: Control) -> None:

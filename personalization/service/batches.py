@@ -37,9 +37,24 @@ from personalization.service.line import station_specs
 from personalization.service.setup import LineSetup
 from qa.passive_auth import TrustStore
 
-__all__ = ["Control", "Created", "Journal", "Outputs", "RunResult", "StationLive",
-           "StationSpec", "create", "live", "open_journal", "report", "request", "run",
-           "status", "write_report"]
+__all__ = [
+    "Control",
+    "Created",
+    "Journal",
+    "Outputs",
+    "RunResult",
+    "StationLive",
+    "StationSpec",
+    "Tick",
+    "create",
+    "live",
+    "open_journal",
+    "report",
+    "request",
+    "run",
+    "status",
+    "write_report",
+]
 
 Control = Literal["pause", "resume", "stop"]
 Tick = Callable[[list[StationLive]], None]
@@ -107,21 +122,19 @@ def line_parts(config: LineConfig, profile: DocumentProfile,
                             config.journal.retention_days)
 
 
-def run(setup: LineSetup, name: str, *, resume: bool = False,
-        specs: list[StationSpec] | None = None, outputs: Outputs | None = None,
+def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
+        outputs: Outputs | None = None,
         on_tick: Tick | None = None, stop: threading.Event | None = None,
         journal: Journal | None = None) -> RunResult:
-    """Run (``resume``: carry on with) a batch on the line's stations until it is done, an
-    operator stops or pauses it, or ``stop`` is set (the CLI sets it on Ctrl-C).
+    """Run a batch on the line's stations until it is done, an operator stops it, or
+    ``stop`` is set (the CLI sets it on Ctrl-C). Any open batch runs, whenever an earlier run
+    ended or died: cards it left in doubt are settled first.
 
     ``specs`` and ``journal`` default to the line's own (the demo passes its private line).
     """
     config = setup.config
     with _journal(config, journal) as store:
         store.batch(name)  # a clear error when there is no such batch
-        if resume and not store.cards(name):
-            raise ServiceError(f"batch {name!r} has not been run yet; use "
-                               f"`cardline batch run {name}`")
         if journal is None:
             store.purge_due()
         stations = specs if specs is not None else station_specs(config)

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from applets.errors import CardError
-from applets.transport.pcsc import list_readers
+from applets.transport.pcsc import PCSCTransport, list_readers
 from applets.virtual.bank import EncoderBank
 from applets.virtual.store import ChipStore
 from personalization.config import LineConfig
@@ -20,6 +20,7 @@ from personalization.simline import PrinterLine
 # pcsc-lite names a reader "<friendly name> <reader number> <slot number>", two hex digits each
 _SLOT = re.compile(r"^(?P<device>.+ [0-9A-F]{2}) [0-9A-F]{2}$")
 _START_THE_LINE = "start it with `cardline line up`"
+CARD_SEEN_S = 5.0  # pcscd polls a vpcd reader every 400 ms
 
 
 def encoder_bank(config: LineConfig, readers: int | None = None) -> EncoderBank:
@@ -144,7 +145,8 @@ def status(config: LineConfig) -> list[EncoderSlot] | None:
 
 
 def insert(config: LineConfig, chip_serial: str, reader: str | None = None) -> str:
-    """Put a stored chip into the named encoder or the first free one; returns its reader."""
+    """Put a stored chip into the named encoder or the first free one; returns its reader
+    once PC/SC reports the card there (so a ``qa verify`` right after it finds the card)."""
     bank = encoder_bank(config)
     if reader is not None:
         index = reader_index(config, reader)
@@ -154,13 +156,16 @@ def insert(config: LineConfig, chip_serial: str, reader: str | None = None) -> s
             raise ServiceError("no encoder is free; remove a chip first (`cardline line remove`)")
         index = free[0]
     bank.client().insert(index, chip_serial)
-    return bank.reader_name(index)
+    name = bank.reader_name(index)
+    with PCSCTransport(name) as pcsc:  # pcscd sees a vpcd card only at its presence poll
+        pcsc.wait_for_card(CARD_SEEN_S)
+    return name
 
 
 def remove(config: LineConfig, chip_serial: str | None = None,
            reader: str | None = None) -> tuple[str, str | None]:
     """Pull the chip out of an encoder chosen by reader or by the chip's serial; returns the
-    reader and the serial removed (None when it was empty)."""
+    reader and the serial removed (None when it was empty), once PC/SC sees the reader empty."""
     if (reader is None) == (chip_serial is None):
         raise ServiceError("name exactly one of --reader or CHIP_SERIAL")
     bank = encoder_bank(config)
@@ -171,7 +176,11 @@ def remove(config: LineConfig, chip_serial: str | None = None,
         if not held:
             raise NotFound(f"chip {chip_serial} is in no encoder")
         index = held[0]
-    return bank.reader_name(index), bank.client().remove(index)
+    removed = bank.client().remove(index)
+    name = bank.reader_name(index)
+    with PCSCTransport(name) as pcsc:
+        pcsc.wait_for_removal(CARD_SEEN_S)
+    return name, removed
 
 
 def blanks(config: LineConfig, count: int, prefix: str = "CHIP") -> list[str]:
