@@ -221,13 +221,20 @@ class SQLiteJournal:
 
     def _append(self, db: sqlite3.Connection, batch: str | None, card: int | None, kind: str,
                 data: dict[str, Any]) -> None:
-        last = db.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        at, text = _now(), json.dumps(data, ensure_ascii=False, sort_keys=True)
+        """The next event, numbered and chained from the one-row chain head inside the
+        caller's write transaction: the head row is the point every appender passes one at a
+        time (here under SQLite's write lock), so numbers never repeat or skip."""
+        last, prev = db.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+        seq, at = last + 1, _now()
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        digest = event_hash(prev, seq, at, batch, card, kind, text)
+        moved = db.execute("UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?",
+                           (seq, digest, last)).rowcount
+        if moved != 1:
+            raise JournalError(f"journal {self.path}: the event chain moved under a write")
         db.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (seq, at, batch, card, kind, text, prev,
-                    event_hash(prev, seq, at, batch, card, kind, text)))
+                   (seq, at, batch, card, kind, text, prev, digest))
 
     def note(self, batch: str | None, kind: str, **data: Any) -> None:
         """Append an event that changes no state (run started, paused, reconciled…)."""
@@ -235,17 +242,32 @@ class SQLiteJournal:
             self._append(db, batch, None, kind, data)
 
     def verify_chain(self) -> ChainCheck:
-        """Re-hash the whole event log; report the first event that does not follow."""
+        """Re-hash the whole event log, from one snapshot; report the first event that does
+        not follow (a changed event, a gap), or the one after the last when the log ends
+        before the chain head (events cut off its end)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                rows = self._db.execute("SELECT seq, at, batch, card, kind, data, prev, hash "
+                                        "FROM events ORDER BY seq").fetchall()
+                head = tuple(self._db.execute("SELECT seq, hash FROM chain_head").fetchone())
+            finally:
+                self._db.execute("COMMIT")
         prev, count = GENESIS, 0
-        for row in self._read("SELECT seq, at, batch, card, kind, data, prev, hash FROM events "
-                              "ORDER BY seq"):
+        for row in rows:
             count += 1
             seq, at, batch, card, kind, data, stored_prev, stored = tuple(row)
+            if seq != count:
+                return ChainCheck(count, count)  # event number ``count`` is missing
             if stored_prev != prev or event_hash(prev, seq, at, batch, card, kind,
                                                  data) != stored:
                 return ChainCheck(count, seq)
             prev = stored
-        return ChainCheck(count, None)
+        if head == (count, prev):
+            return ChainCheck(count, None)
+        if head[0] != count:  # events cut off the end, or events past what the head says
+            return ChainCheck(count, min(head[0], count) + 1)
+        return ChainCheck(count, count)  # the last event is not the one the head names
 
     def events(self, batch: str) -> list[EventRow]:
         """A batch's events, oldest first."""

@@ -7,6 +7,8 @@ next one.
 
 from __future__ import annotations
 
+from personalization.journal.records import GENESIS
+
 Migration = tuple[int, str, tuple[str, ...]]
 
 MIGRATIONS: list[Migration] = [
@@ -81,6 +83,26 @@ MIGRATIONS: list[Migration] = [
            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
         """CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
            BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    )),
+    (2, "chain head: event numbers and hashes handed out from one row", (
+        """CREATE TABLE chain_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL)""",
+        f"""INSERT INTO chain_head (id, seq, hash)
+            SELECT 1, coalesce(max(seq), 0),
+                   coalesce((SELECT hash FROM events ORDER BY seq DESC LIMIT 1), '{GENESIS}')
+            FROM events""",  # noqa: S608 - a constant
+        # the head only ever moves one event forward, and each new event is the head
+        """CREATE TRIGGER chain_head_forward BEFORE UPDATE ON chain_head
+           WHEN NEW.seq != OLD.seq + 1 OR NEW.id != OLD.id
+           BEGIN SELECT RAISE(ABORT, 'the chain head moves one event at a time'); END""",
+        """CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head
+           BEGIN SELECT RAISE(ABORT, 'the chain head is never deleted'); END""",
+        """CREATE TRIGGER events_follow_the_head BEFORE INSERT ON events
+           WHEN NEW.seq IS NOT (SELECT seq FROM chain_head WHERE id = 1)
+             OR NEW.hash IS NOT (SELECT hash FROM chain_head WHERE id = 1)
+           BEGIN SELECT RAISE(ABORT, 'an event must be the chain head'); END""",
     )),
 ]
 

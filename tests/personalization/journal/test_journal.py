@@ -3,6 +3,7 @@ number, the hash chain, append-only events, stock and the personal-data purge.""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -186,6 +187,41 @@ def test_concurrent_writers_keep_the_chain(journal_url: str) -> None:
         thread.join()
     check = first.verify_chain()
     assert check.ok and check.events == 101  # + the migration event
+
+
+def _append_notes(url: str, writer: str, count: int) -> None:
+    """Append ``count`` notes through a journal of one's own (a thread's or a process's)."""
+    with open_journal(url) as journal:
+        for index in range(count):
+            journal.note("T", "test.note", writer=writer, index=index)
+
+
+def test_threads_and_processes_appending_at_once_number_events_without_gaps(
+        journal: JournalPort, journal_url: str) -> None:
+    """Three processes and three threads (two with their own handle, one sharing the test's)
+    append at once: the events are numbered 1..N with no gap or duplicate, every note is
+    there exactly once and the chain verifies."""
+    count = 30
+    spawn = multiprocessing.get_context("spawn")
+    processes = [spawn.Process(target=_append_notes, args=(journal_url, f"p{i}", count))
+                 for i in range(3)]
+    threads = [threading.Thread(target=_append_notes, args=(journal_url, f"t{i}", count))
+               for i in range(2)]
+    threads.append(threading.Thread(target=lambda: [
+        journal.note("T", "test.note", writer="shared", index=i) for i in range(count)]))
+    for worker in [*processes, *threads]:
+        worker.start()
+    for thread in threads:
+        thread.join()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    notes = journal.events("T")
+    assert len(notes) == 6 * count
+    assert len({(e["data"]["writer"], e["data"]["index"]) for e in notes}) == 6 * count
+    check = journal.verify_chain()
+    assert check.ok and check.events == 6 * count + 1  # + the migration event
+    assert sorted(e["seq"] for e in notes) == list(range(2, check.events + 1))
 
 
 def test_closing_purges_personal_data_but_keeps_the_audit(journal: JournalPort,

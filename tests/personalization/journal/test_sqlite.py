@@ -4,6 +4,7 @@ WAL."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from datetime import date
@@ -15,8 +16,9 @@ from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.cardstate import Event, Kind, step
 from personalization.journal import JournalError, SQLiteJournal
-from personalization.journal.sqlite import sqlite_path
-from personalization.journal.sqlite_schema import LATEST
+from personalization.journal.records import GENESIS, event_hash
+from personalization.journal.sqlite import migrate, sqlite_path
+from personalization.journal.sqlite_schema import LATEST, MIGRATIONS
 from personalization.prep import document_number
 from personalization.profile import load_profile
 
@@ -72,6 +74,57 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) ->
     assert not errors and len(opened) == 6
     events = opened[0]._read("SELECT kind FROM events")
     assert [e[0] for e in events] == ["journal.migrated"]
+
+
+def _old_event(db: sqlite3.Connection, seq: int, prev: str, kind: str) -> str:
+    """An event as cardline wrote them before the chain head (number = last + 1)."""
+    at, data = f"2026-01-01T00:00:0{seq}+00:00", "{}"
+    digest = event_hash(prev, seq, at, None, None, kind, data)
+    db.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
+               "VALUES (?, ?, NULL, NULL, ?, ?, ?, ?)", (seq, at, kind, data, prev, digest))
+    return digest
+
+
+def test_an_older_file_is_brought_up_to_date_with_its_chain_intact(tmp_path: Path) -> None:
+    """A file at migration 1 with events in it gets the later migrations in one transaction
+    and one event naming them; the chain head starts from its last event, so the new events
+    follow on and the whole chain verifies."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:1], path, JournalError)
+    prev = GENESIS
+    for seq in (1, 2, 3):
+        prev = _old_event(db, seq, prev, "test.old")
+    db.close()
+    with SQLiteJournal(path) as journal:
+        assert journal.schema_version == LATEST
+        journal.note(None, "test.new")
+        rows = journal._read("SELECT seq, kind, data FROM events ORDER BY seq")
+        assert [(r[0], r[1]) for r in rows] == [(1, "test.old"), (2, "test.old"),
+                                               (3, "test.old"), (4, "journal.migrated"),
+                                               (5, "test.new")]
+        migrated = json.loads(rows[3][2])
+        assert migrated["from"] == 1 and migrated["version"] == LATEST
+        assert len(migrated["migrations"]) == LATEST - 1
+        check = journal.verify_chain()
+        assert check.ok and check.events == 5
+
+
+def test_events_cut_off_the_end_or_written_around_the_head_are_found(
+        journal: SQLiteJournal) -> None:
+    """Deleting the last events (around the append-only trigger) leaves the chain head ahead
+    of the log, and an event inserted without moving the head is refused."""
+    for index in range(3):
+        journal.note(None, "test.note", index=index)
+    db = sqlite3.connect(journal.path)
+    with pytest.raises(sqlite3.DatabaseError, match="chain head"):
+        db.execute("INSERT INTO events (seq, at, kind, data, prev, hash) "
+                   "VALUES (5, 'now', 'forged', '{}', 'x', 'y')")
+    db.execute("DROP TRIGGER events_append_only_delete")
+    db.execute("DELETE FROM events WHERE seq >= 3")
+    db.commit()
+    check = journal.verify_chain()
+    assert check.events == 2 and check.broken_at == 3
 
 
 def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
