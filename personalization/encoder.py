@@ -14,7 +14,9 @@ the chip, the step and the status word, and the card is then to be rejected):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
@@ -65,6 +67,33 @@ def chip_files(data: CardData, com: bytes, sod: bytes, chip_groups: dict[int, by
     return out
 
 
+def aa_groups(point: bytes) -> dict[int, bytes]:
+    """DG14 and DG15 of a chip whose Active Authentication public key is ``point``."""
+    return {14: encode_dg14_aa(), 15: encode_dg15_ec_point(point)}
+
+
+Seal = Callable[[dict[int, bytes]], dict[str, bytes]]
+"""Given the chip's DG14 and DG15: EF.SOD signed, and every file of the card in write order."""
+
+
+def write_chip(client: perso.PersoClient, seal: Seal, bac_key: tuple[str, str, str],
+               step: Callable[[str], None]) -> tuple[bytes, dict[str, bytes]]:
+    """Steps 2 to 5 but LOCK on a selected applet; returns the AA public point and the files.
+
+    ``step`` is told each step's name before it runs, so a failure can be named.
+    """
+    step("generate Active Authentication key")
+    point = client.generate_aa_key()
+    step("sign EF.SOD in the HSM")
+    written = seal(aa_groups(point))
+    for name, body in written.items():
+        step(f"write {name}")
+        client.put_file(files.by_name(name).fid, body)
+    step("set BAC seed")
+    client.put_bac_seed(*bac_key)
+    return point, written
+
+
 class EncoderStation:
     """One encoder (a PC/SC reader in a printer's encoding module) and what it needs."""
 
@@ -78,30 +107,20 @@ class EncoderStation:
         """Write, sign, seed and lock one chip; raise :class:`EncodeError` on any failure."""
         start = time.perf_counter()
         client = perso.PersoClient(self._transport, chunk=self._chunk)
-        step = "select applet"
+        steps = ["select applet"]  # the last one names the step that failed
         try:
             client.select_applet()
-            step = "read chip limits"
+            steps.append("read chip limits")
             chunk = self._chunk = client.max_chunk()
-            step = "generate Active Authentication key"
-            point = client.generate_aa_key()
-            chip_groups = {14: encode_dg14_aa(), 15: encode_dg15_ec_point(point)}
-            step = "sign EF.SOD in the HSM"
-            sod = self._preparer.sign(data, chip_groups)
-            written = chip_files(data, self._preparer.com(data, with_chip_groups=True), sod,
-                                 chip_groups)
-            for name, body in written.items():
-                step = f"write {name}"
-                client.put_file(files.by_name(name).fid, body)
-            step = "set BAC seed"
-            client.put_bac_seed(*data.bac_key)
-            step = "lock"
+            point, written = write_chip(client, partial(self._seal, data), data.bac_key,
+                                        steps.append)
+            steps.append("lock")
             client.lock()
         except StatusWordError as exc:
             self._chunk = None  # the next card may differ: ask its limits again
-            raise self._failed(chip_serial, step, exc, exc.sw) from exc
+            raise self._failed(chip_serial, steps[-1], exc, exc.sw) from exc
         except (CardError, HSMError) as exc:
-            raise self._failed(chip_serial, step, exc, None) from exc
+            raise self._failed(chip_serial, steps[-1], exc, None) from exc
         by_fid = {files.by_name(n).fid: body for n, body in written.items()}
         minimum = perso.min_apdus(by_fid, chunk)
         elapsed = time.perf_counter() - start
@@ -109,6 +128,11 @@ class EncoderStation:
                   ms=round(elapsed * 1000, 2))
         return EncodedCard(chip_serial, written, point, client.apdu_count, minimum, chunk,
                            elapsed)
+
+    def _seal(self, data: CardData, chip_groups: dict[int, bytes]) -> dict[str, bytes]:
+        """EF.SOD signed in the HSM over every DG, then EF.COM, the DGs and EF.SOD by name."""
+        sod = self._preparer.sign(data, chip_groups)
+        return chip_files(data, self._preparer.com(data, with_chip_groups=True), sod, chip_groups)
 
     def _failed(self, chip_serial: str, step: str, exc: Exception, sw: int | None) -> EncodeError:
         _log.warning("encoder.failed", station=self.name, step=step,

@@ -12,15 +12,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from applets.emrtd.lds.com import encode_com
-from applets.emrtd.lds.dg14 import encode_dg14_aa
-from applets.emrtd.lds.dg15 import encode_dg15_ec_point
-from applets.emrtd.lds.files import DATA_GROUPS, EF_COM, EF_SOD
+from applets.emrtd.lds.files import BY_FID, DATA_GROUPS, EF_COM, EF_SOD
 from applets.emrtd.lds.sod import SODBuilder
 from applets.emrtd.perso import PersoClient
 from applets.transport.base import Transport
 from hsm import certificates as certs
 from hsm.ecparams import explicit_spki
 from personalization.applications.model import Application
+from personalization.encoder import write_chip
 from personalization.prep import CardData, Preparer, build_dg13
 from personalization.profile import DocumentProfile
 from qa.checks import Expected
@@ -119,21 +118,27 @@ def prepare(profile: DocumentProfile, application: Application, pki: PKI) -> Pre
 def personalize(transport: Transport, prepared: Prepared, signer: SoftwareSigner, *,
                 lock: bool = True, before_sign: Callable[[Groups], None] | None = None,
                 after_sign: Callable[[Groups], None] | None = None) -> Groups:
-    """Personalize a blank chip the way the encoder does; hooks make it a bad card."""
+    """Personalize a blank chip with the encoder's own sequence; hooks make it a bad card.
+
+    Only sealing differs from the encoder: EF.COM lists the groups actually written and EF.SOD
+    is signed by ``signer``, so a hook can drop or change a group before or after signing.
+    """
+    written: Groups = {}
+
+    def seal(chip_groups: Groups) -> dict[str, bytes]:
+        groups = {**prepared.data.data_groups, **chip_groups}
+        if before_sign is not None:
+            before_sign(groups)
+        written[EF_COM.fid] = encode_com([DATA_GROUPS[n].tag or 0 for n in sorted(groups)])
+        written.update({DATA_GROUPS[n].fid: body for n, body in groups.items()})
+        written[EF_SOD.fid] = SODBuilder(signer).build(groups)
+        if after_sign is not None:
+            after_sign(written)
+        return {BY_FID[fid].name: body for fid, body in written.items()}
+
     client = PersoClient(transport)
     client.select_applet()
-    point = client.generate_aa_key()
-    groups = {**prepared.data.data_groups, 14: encode_dg14_aa(), 15: encode_dg15_ec_point(point)}
-    if before_sign is not None:
-        before_sign(groups)
-    files = {EF_COM.fid: encode_com([DATA_GROUPS[n].tag or 0 for n in sorted(groups)])}
-    files.update({DATA_GROUPS[n].fid: body for n, body in groups.items()})
-    files[EF_SOD.fid] = SODBuilder(signer).build(groups)
-    if after_sign is not None:
-        after_sign(files)
-    for fid, body in files.items():
-        client.put_file(fid, body)
-    client.put_bac_seed(*prepared.data.bac_key)
+    write_chip(client, seal, prepared.data.bac_key, lambda step: None)
     if lock:
         client.lock()
-    return files
+    return written
