@@ -76,7 +76,7 @@ def serve(state_dir: Path, stations: list[str], host_socket: Path, chips: Path, 
     with contextlib.ExitStack() as stack:
         for position, text in enumerate(stations):
             name, index = parse_station(text, position)
-            feeder = store.create_blanks(blanks, f"{name}-")
+            feeder = store.create_blanks(blanks, f"{name}-{store.store_id}-")
             emulator = stack.enter_context(PrinterEmulator(
                 name, blanks=feeder, timing=model, station=ChipArrival(client, index),
                 state_dir=state_dir))

@@ -81,6 +81,23 @@ class ChipStore:
         temporary.write_bytes(dump_memory(serial, memory))
         os.replace(temporary, path)  # atomic: readers see the old or the new snapshot
 
+    @property
+    def store_id(self) -> str:
+        """This store's own random id (made once, kept in the store), so serials it gives out
+        never repeat another store's, as a real chip's serial is unique to that chip."""
+        path = self.directory / ".store-id"
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".store-id.{os.getpid()}.{threading.get_ident()}")
+            temporary.write_text(secrets.token_hex(4).upper(), encoding="ascii")
+            try:
+                os.link(temporary, path)  # whole or not at all; the first store id wins
+            except FileExistsError:
+                pass
+            finally:
+                temporary.unlink()
+        return path.read_text(encoding="ascii").strip()
+
     def exists(self, serial: str) -> bool:
         """True when a chip with this serial is in the store."""
         return self._path(serial).is_file()

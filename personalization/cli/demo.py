@@ -72,5 +72,9 @@ def demo_command(
     json_file, html_file = result.report_files
     console.print(f"report: {json_file}, {html_file}; cards: {result.cards_dir}",
                   highlight=False, markup=False)
+    if result.qa_desk:
+        console.print("put a card of this demo on the QA desk:", highlight=False)
+        for command in result.qa_desk:
+            console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
     if result.run.errors or not result.run.finished:
         fail("the demo batch did not finish: " + "; ".join(result.run.errors))

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from applets.virtual.bank import EncoderBank
+from personalization.applications.intake import read_applications
 from personalization.config import LineConfig
 from personalization.journal import open_journal
 from personalization.line.context import Outputs
 from personalization.line.controller import RunResult
 from personalization.line.station import StationSpec
-from personalization.service import batches
+from personalization.prep import build_mrz
+from personalization.service import batches, line
 from personalization.service.batches import Tick
 from personalization.service.keys import ensure_keys
 from personalization.service.setup import LineSetup
@@ -56,6 +58,7 @@ class DemoResult:
     report: dict[str, Any]
     report_files: tuple[Path, Path]
     cards_dir: Path
+    qa_desk: list[str]
 
 
 def journal_url(config: LineConfig) -> str:
@@ -65,8 +68,9 @@ def journal_url(config: LineConfig) -> str:
 
 def _demo_line(config: LineConfig, options: DemoOptions) -> tuple[EncoderBank, PrinterLine]:
     folder = config.data_dir / "demo-line"
+    # the line's own chip store, so `cardline line up` can put a demo card on the QA desk
     bank = EncoderBank(folder, options.stations, config.simulation.base_port,
-                       timing=options.timing)
+                       timing=options.timing, chips_dir=config.data_dir / "chips")
     names = {f"station-{i + 1}": i for i in range(options.stations)}
     blanks = max(10, -(-options.cards * config.controller.max_attempts // options.stations) + 5)
     return bank, PrinterLine(folder, names, bank.host_socket, bank.chips_dir, options.timing,
@@ -104,4 +108,25 @@ def run_demo(setup: LineSetup, options: DemoOptions,
                           on_tick=on_tick, journal=journal)
         result = batches.report(config, name, journal=journal)
     files = batches.write_report(result, out)
-    return DemoResult(start, run, result, files, out / "cards")
+    return DemoResult(start, run, result, files, out / "cards",
+                      qa_desk(setup, result, out / "applications.jsonl", out / "csca.pem"))
+
+
+def qa_desk(setup: LineSetup, report: dict[str, Any], applications: Path,
+            csca: Path) -> list[str]:
+    """The commands that put the demo's first handed-out card on the QA desk (the line's
+    first encoder) and check it there; the demo's applicants are synthetic, so its MRZ may
+    be shown."""
+    handed = [c for c in report["cards"] if c["state"] == "handed_out"]
+    if not handed:
+        return []
+    card = handed[0]
+    intake = read_applications(applications, setup.profile().intake_rules(), date.today())
+    application = next(a for _, a in intake.valid
+                       if a.application_id == card["application_id"])
+    mrz = build_mrz(application, setup.profile()).text
+    reader = line.encoder_bank(setup.config).reader_name(0)
+    return ["cardline line up",
+            f"cardline line insert {card['chip_serial']} --reader 0",
+            f'cardline qa verify --reader "{reader}" --mrz "{mrz}" --trust {csca}',
+            f"cardline line remove {card['chip_serial']}"]

@@ -103,3 +103,12 @@ def test_timing_is_zero_by_default_and_realistic_adds_up():
     expected = 0.001 + 267 / 26_500 + 2 * 0.0035
     assert cost == pytest.approx(expected)
     assert CardTiming.realistic() is REALISTIC
+
+
+def test_two_stores_never_give_out_the_same_serial_prefix(tmp_path):
+    """Each chip store has its own id, kept across openings, so the serials of two stores
+    (the line's and the demo's) never name two different chips."""
+    first, second = ChipStore(tmp_path / "a"), ChipStore(tmp_path / "b")
+    assert first.store_id != second.store_id
+    assert ChipStore(tmp_path / "a").store_id == first.store_id
+    assert len(first.store_id) == 8 and int(first.store_id, 16) >= 0

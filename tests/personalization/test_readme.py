@@ -79,3 +79,30 @@ def test_a_reader_name_that_fits_several_encoders_is_a_clear_error() -> None:
         pick_reader("s1", "Encoder", readers)
     with pytest.raises(ConfigError, match="no PC/SC reader is called 'Encoder 7'"):
         pick_reader("s1", "Encoder 7", readers)
+
+
+def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: EncoderBank,
+                                                              tmp_path: Path) -> None:
+    """`cardline demo` on the shipped line.yaml after `make setup` hands out its cards, and
+    the QA-desk commands it prints, run verbatim, pass the card it names."""
+    shutil.copy(ROOT / "line.yaml", tmp_path / "line.yaml")
+    encoder_bank.down()
+    try:
+        assert _cardline(tmp_path, ["cardline", "keys", "setup-embedded"]).returncode == 0
+        demo = _cardline(tmp_path, ["cardline", "demo", "--cards", "3"])
+        assert demo.returncode == 0, demo.stderr
+        lines = demo.stdout.splitlines()
+        desk = [line.strip() for line in lines[lines.index(
+            "put a card of this demo on the QA desk:") + 1:]]
+        assert [c.split()[1] for c in desk] == ["line", "line", "qa", "line"]
+        for command in desk:
+            done = _cardline(tmp_path, shlex.split(command))
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            if " qa verify " in f" {command} ":
+                assert "PASS" in done.stdout
+    finally:
+        _cardline(tmp_path, ["cardline", "line", "down"])
+        encoder_bank.up()
+    report = json.loads((tmp_path / "demo-out" / "report.json").read_text("utf-8"))
+    assert report["applications"]["handed_out"] == 3
+    assert (tmp_path / "demo-out" / "cards").is_dir()
