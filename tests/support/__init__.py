@@ -1,1 +1,5 @@
-"""Helpers shared by the tests of several packages: software signers, test cards, tokens."""
+"""Helpers shared by the tests of several packages.
+
+The throwaway SoftHSM token is not here: the benchmark needs it too, so it is
+``hsm.softhsm.throwaway_token``.
+"""
