@@ -1,4 +1,8 @@
-"""Field rules for a CCCD application; each failure is its own FieldError (field + reason)."""
+"""Field rules for a CCCD application; each failure is its own FieldError (field + reason).
+
+A reason names the field and the rule it breaks, never the value: reasons reach the console,
+report.json and the journal, and the values are personal data (names, ids, dates).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeGuard
 
 from personalization.applications.model import FieldError
 from personalization.applications.provinces import PROVINCES
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII fields are matched with explicit ASCII classes: `\d` would also accept Arabic-Indic and
+# other Unicode decimal digits (Unicode TR #18 §1.2), which no registry field may hold.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _APPLICATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PERSONAL_ID = re.compile(r"[0-9]{12}")
+_FORMER_ID = re.compile(r"[0-9]{9}|[0-9]{12}")
 # The combining marks Vietnamese uses after NFD: grave, acute, circumflex, tilde, breve,
 # hook above, horn, dot below.
 _VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0306\u0309\u031b\u0323")
@@ -31,12 +40,12 @@ class Limits:
 def parse_date(field: str, value: str, errors: list[FieldError]) -> date | None:
     """A real calendar date written ``YYYY-MM-DD``."""
     if not _DATE.fullmatch(value):
-        errors.append(FieldError(field, f"{value!r} is not a date in the form YYYY-MM-DD"))
+        errors.append(FieldError(field, "is not a date in the form YYYY-MM-DD"))
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        errors.append(FieldError(field, f"{value!r} is not a real calendar date"))
+        errors.append(FieldError(field, "is not a real calendar date"))
         return None
 
 
@@ -75,8 +84,10 @@ def check_name(field: str, value: str, limits: Limits, errors: list[FieldError],
     elif _control_chars(name):
         errors.append(FieldError(field, "name contains control characters"))
     elif (bad := _non_vietnamese(name)) is not None:
-        errors.append(FieldError(field, f"name contains {bad!r} (U+{ord(bad):04X}), "
-                                        "which is not a Vietnamese letter"))
+        # The code point alone says what went wrong (a look-alike, a stray script) without
+        # printing any part of the name.
+        errors.append(FieldError(field, f"name contains U+{ord(bad):04X}, which is not a "
+                                        "Vietnamese letter"))
     if len(name) > limits.name_max:
         errors.append(FieldError(field, f"name is {len(name)} characters; at most "
                                         f"{limits.name_max} allowed"))
@@ -101,9 +112,14 @@ def check_text(field: str, value: str, limits: Limits, errors: list[FieldError])
     return text
 
 
+def is_application_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a well-formed registry id (and so safe to show and to store)."""
+    return isinstance(value, str) and _APPLICATION_ID.fullmatch(value) is not None
+
+
 def check_application_id(value: str, errors: list[FieldError]) -> None:
     """Registry ids become folder names: letters, digits, dot, dash, underscore; ≤ 64."""
-    if not _APPLICATION_ID.fullmatch(value):
+    if not is_application_id(value):
         errors.append(FieldError("application_id",
                                  "must be 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-', "
                                  "starting with a letter or digit"))
@@ -111,25 +127,23 @@ def check_application_id(value: str, errors: list[FieldError]) -> None:
 
 def check_personal_id(value: str, sex: str, birth: date | None, errors: list[FieldError]) -> None:
     """The 12-digit number (Thông tư 07/2016/TT-BCA): province, century+sex digit, birth year."""
-    if not re.fullmatch(r"\d{12}", value):
+    if not _PERSONAL_ID.fullmatch(value):
         errors.append(FieldError("personal_id", "must be exactly 12 digits"))
         return
     if value[:3] not in PROVINCES:
-        errors.append(FieldError("personal_id",
-                                 f"digits 1–3 ({value[:3]}) are not a province code"))
+        errors.append(FieldError("personal_id", "digits 1–3 are not a province code"))
     digit = int(value[3])
     century = 1900 + (digit // 2) * 100
     coded = "M" if digit % 2 == 0 else "F"
     if sex in ("M", "F") and coded != sex:
-        word = "male" if coded == "M" else "female"
-        errors.append(FieldError("personal_id", f"digit 4 ({digit}) says {word} but sex is {sex}"))
+        errors.append(FieldError("personal_id", "digit 4 (century and sex) does not match sex"))
     if birth is not None:
         if birth.year // 100 * 100 != century:
-            errors.append(FieldError("personal_id", f"digit 4 ({digit}) says born in the "
-                                     f"{century}s but date_of_birth is {birth.year}"))
+            errors.append(FieldError("personal_id", "digit 4 (century and sex) does not match "
+                                     "the century of date_of_birth"))
         if value[4:6] != f"{birth.year % 100:02d}":
-            errors.append(FieldError("personal_id", f"digits 5–6 ({value[4:6]}) differ from "
-                                     f"the birth year {birth.year}"))
+            errors.append(FieldError("personal_id", "digits 5–6 differ from the birth year of "
+                                     "date_of_birth"))
 
 
 def check_dates(birth: date | None, issue: date | None, today: date, limits: Limits,
@@ -141,7 +155,7 @@ def check_dates(birth: date | None, issue: date | None, today: date, limits: Lim
         elif birth < limits.earliest_birth:
             errors.append(FieldError("date_of_birth", f"is before {limits.earliest_birth}"))
     if issue is not None and issue > today:
-        errors.append(FieldError("issue_date", f"{issue} is in the future"))
+        errors.append(FieldError("issue_date", "is in the future"))
     if birth is None or issue is None:
         return
     if issue < birth:
@@ -149,8 +163,8 @@ def check_dates(birth: date | None, issue: date | None, today: date, limits: Lim
         return
     age = issue.year - birth.year - ((issue.month, issue.day) < (birth.month, birth.day))
     if age < limits.min_age:
-        errors.append(FieldError("date_of_birth", f"applicant is {age} at issue; the minimum "
-                                                  f"age is {limits.min_age}"))
+        errors.append(FieldError("date_of_birth", "applicant is too young at issue; the "
+                                                  f"minimum age is {limits.min_age}"))
 
 
 def check_former_id(value: str | None, errors: list[FieldError]) -> str | None:
@@ -158,6 +172,6 @@ def check_former_id(value: str | None, errors: list[FieldError]) -> str | None:
     if value is None:
         return None
     stripped = value.strip()
-    if not re.fullmatch(r"\d{9}|\d{12}", stripped):
+    if not _FORMER_ID.fullmatch(stripped):
         errors.append(FieldError("former_id_number", "must be 9 or 12 digits"))
     return stripped or None

@@ -118,8 +118,8 @@ def test_personal_id_digits_must_match_sex_and_birth(tmp_path: Path, synth_dir: 
                for i, p in enumerate((wrong_sex, wrong_century, wrong_year))]
     result = read_applications(_write(tmp_path, synth_dir, records), policy, TODAY)
     reasons = [" ".join(e.reason for e in r.errors) for r in result.invalid]
-    assert "says male" in reasons[0] or "says female" in reasons[0]
-    assert "born in the" in reasons[1]
+    assert "does not match sex" in reasons[0]
+    assert "century of date_of_birth" in reasons[1]
     assert "birth year" in reasons[2]
 
 
