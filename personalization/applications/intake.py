@@ -1,12 +1,17 @@
 """Reading approved applications from JSON Lines: every record checked, bad ones reported with
-their line number, application id and every reason; good ones go on."""
+their line number, application id and every reason; good ones go on.
+
+Each record is isolated: whatever a record does to the checks (wrong types, a hostile photo, a
+line too long to hold, an exception deep in a decoder), it is quarantined with reasons and the
+next record is read. Only a file that cannot be read at all raises (``OSError``). Reasons name
+the field and the rule, never the value (see :mod:`personalization.applications.rules`).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import hashlib
 import json
-from collections.abc import Iterator
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,6 +21,7 @@ from pydantic import ValidationError
 
 from personalization.applications import rules
 from personalization.applications.expiry import derive_expiry
+from personalization.applications.lines import bounded_lines
 from personalization.applications.model import (
     Application,
     ApplicationIn,
@@ -23,8 +29,13 @@ from personalization.applications.model import (
     InlinePhoto,
 )
 from personalization.applications.photo import PhotoError, PhotoSpec, normalize_photo
+from personalization.applications.sources import SourceError, inline_bytes, photo_file_bytes
 
-MAX_LINE_BYTES = 4 * 1024 * 1024  # an inline photo of a few MB at most
+MAX_LINE_BYTES = 4 * 1024 * 1024  # holds an inline photo of the default 2 MiB cap, base64
+MAX_ERRORS = 32  # per record: a line of a million unknown keys is one record, not a million rows
+# Unknown keys are shown by name only when they look like a key (a name typed into a key is
+# not echoed, nor a 4 MB key, nor one the journal's UTF-8 cannot store).
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,7 @@ class IntakeRules:
 
     photo: PhotoSpec
     limits: rules.Limits = field(default_factory=rules.Limits)
+    max_line_bytes: int = MAX_LINE_BYTES
     renewal_ages: tuple[int, ...] = (25, 40, 60)
     grace_years: int = 2
     nationality: str = "VNM"
@@ -65,17 +77,19 @@ class IntakeResult:
 
 
 def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's findings as field + rule; ``err["input"]`` (the value) is never used."""
     out = []
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else "(record)"
         if err["type"] == "extra_forbidden":
-            out.append(FieldError(name, "unknown field"))
+            out.append(FieldError(name, "unknown field") if _KEY_NAME.fullmatch(name)
+                       else FieldError("(record)", "unknown field whose name is not a plain key"))
         elif err["type"] == "missing":
             out.append(FieldError(name, "required field is missing"))
         elif name == "photo":
             out.append(FieldError("photo", 'must be a relative path or {"base64": "…"}'))
         else:
-            out.append(FieldError(name, f"must be text ({err['msg']})"))
+            out.append(FieldError(name, "must be text (a JSON string)"))
     return _dedupe(out)
 
 
@@ -83,25 +97,24 @@ def _dedupe(errors: list[FieldError]) -> list[FieldError]:
     seen: dict[tuple[str, str], FieldError] = {}
     for err in errors:
         seen.setdefault((err.field, err.reason), err)
-    return list(seen.values())
+    return _capped(list(seen.values()))
 
 
-def _photo_bytes(photo: str | InlinePhoto, base_dir: Path, errors: list[FieldError]) -> bytes:
-    if isinstance(photo, InlinePhoto):
-        try:
-            return base64.b64decode(photo.base64, validate=True)
-        except (binascii.Error, ValueError):
-            errors.append(FieldError("photo", "base64 is not valid"))
-            return b""
-    relative = Path(photo)
-    if relative.is_absolute() or ".." in relative.parts or not photo.strip():
-        errors.append(FieldError("photo", "path must be relative and stay inside the folder "
-                                          "of the applications file"))
-        return b""
+def _capped(errors: list[FieldError]) -> list[FieldError]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    more = len(errors) - MAX_ERRORS + 1
+    return [*errors[:MAX_ERRORS - 1], FieldError("(record)", f"{more} more errors not listed")]
+
+
+def _photo_bytes(photo: str | InlinePhoto, base_dir: Path, max_bytes: int,
+                 errors: list[FieldError]) -> bytes:
     try:
-        return (base_dir / relative).read_bytes()
-    except OSError as exc:
-        errors.append(FieldError("photo", f"cannot read {photo}: {exc.strerror or exc}"))
+        if isinstance(photo, InlinePhoto):
+            return inline_bytes(photo.base64, max_bytes)
+        return photo_file_bytes(photo, base_dir, max_bytes)
+    except SourceError as exc:
+        errors.append(FieldError("photo", str(exc)))
         return b""
 
 
@@ -114,9 +127,9 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
     birth = rules.parse_date("date_of_birth", raw.date_of_birth, errors)
     issue = rules.parse_date("issue_date", raw.issue_date, errors)
     if raw.sex not in ("M", "F"):
-        errors.append(FieldError("sex", f"{raw.sex!r} is not M or F"))
+        errors.append(FieldError("sex", "is not M or F"))
     if raw.nationality != policy.nationality:
-        errors.append(FieldError("nationality", f"{raw.nationality!r} is not {policy.nationality}"))
+        errors.append(FieldError("nationality", f"is not {policy.nationality}"))
     rules.check_personal_id(raw.personal_id, raw.sex, birth, errors)
     rules.check_dates(birth, issue, today, limits, errors)
     names = {f: rules.check_name(f, getattr(raw, f), limits, errors, required=f == "full_name",
@@ -129,7 +142,7 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
                        "identifying_marks")}
     former = rules.check_former_id(raw.former_id_number, errors)
     portrait = None
-    data = _photo_bytes(raw.photo, base_dir, errors)
+    data = _photo_bytes(raw.photo, base_dir, policy.photo.max_source_bytes, errors)
     if data:
         try:
             portrait = normalize_photo(data, policy.photo)
@@ -147,59 +160,81 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
     ), []
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line
-
-
-def _parse_line(line: bytes) -> tuple[dict[str, Any] | None, list[FieldError]]:
-    if len(line) > MAX_LINE_BYTES:
-        return None, [FieldError("(record)", f"line longer than {MAX_LINE_BYTES} bytes")]
+def _parse_line(line: bytes | None, limit: int,
+                ) -> tuple[dict[str, Any] | None, list[FieldError]]:
+    if line is None:
+        return None, [FieldError("(record)", f"line longer than {limit} bytes")]
     try:
         value = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
         return None, [FieldError("(record)", "line is not UTF-8")]
     except json.JSONDecodeError as exc:
         return None, [FieldError("(record)", f"not JSON: {exc.msg} at column {exc.colno}")]
+    except (ValueError, RecursionError) as exc:  # an integer past the digit limit, deep nesting
+        return None, [FieldError("(record)", f"not usable JSON ({exc.__class__.__name__})")]
     if not isinstance(value, dict):
         return None, [FieldError("(record)", "a record must be a JSON object")]
     return value, []
 
 
+def _check(value: dict[str, Any], base_dir: Path, policy: IntakeRules, today: date,
+           ) -> tuple[Application | None, list[FieldError]]:
+    try:
+        raw = ApplicationIn.model_validate(value)
+    except ValidationError as exc:
+        return None, _pydantic_errors(exc)
+    application, errors = validate_record(raw, base_dir, policy, today)
+    return application, _capped(errors)
+
+
+def _record(number: int, line: bytes | None, base_dir: Path, policy: IntakeRules, today: date,
+            first_seen: dict[tuple[str, bytes], int]) -> tuple[Application | None, InvalidRecord]:
+    """One line checked; the application (if any) and what is wrong with it (maybe nothing)."""
+    value, errors = _parse_line(line, policy.max_line_bytes)
+    app_id = value.get("application_id") if value is not None else None
+    shown = app_id if rules.is_application_id(app_id) else None
+    application = None
+    if value is not None:
+        try:
+            application, errors = _check(value, base_dir, policy, today)
+        except Exception as exc:
+            # Per-record isolation: any failure while checking one record quarantines that
+            # record, with the kind of failure, and intake carries on with the next line.
+            application = None
+            errors = [FieldError("(record)", f"record could not be checked "
+                                             f"({exc.__class__.__name__})")]
+        errors += _duplicates(value, number, first_seen)
+    return application, InvalidRecord(number, shown, tuple(errors))
+
+
 def read_applications(path: Path, policy: IntakeRules, today: date) -> IntakeResult:
-    """Check every record of a JSON Lines file; duplicates are rejected on their later line."""
+    """Check every record of a JSON Lines file; duplicates are rejected on their later line.
+
+    Raises ``OSError`` only when the file itself cannot be opened or read."""
     result = IntakeResult()
-    first_seen: dict[tuple[str, str], int] = {}
-    for number, line in _lines(path):
-        value, errors = _parse_line(line)
-        app_id = value.get("application_id") if value else None
-        app_id = app_id if isinstance(app_id, str) else None
-        application = None
-        if value is not None:
-            try:
-                raw = ApplicationIn.model_validate(value)
-            except ValidationError as exc:
-                errors = _pydantic_errors(exc)
+    first_seen: dict[tuple[str, bytes], int] = {}
+    with path.open("rb") as handle:
+        for number, line in bounded_lines(handle, policy.max_line_bytes):
+            if line is not None and not line.strip():
+                continue
+            application, verdict = _record(number, line, path.parent, policy, today, first_seen)
+            if verdict.errors or application is None:
+                result.invalid.append(verdict)
             else:
-                application, errors = validate_record(raw, path.parent, policy, today)
-        errors += _duplicates(value or {}, number, first_seen)
-        if errors or application is None:
-            result.invalid.append(InvalidRecord(number, app_id, tuple(errors)))
-        else:
-            result.valid.append((number, application))
+                result.valid.append((number, application))
     return result
 
 
 def _duplicates(value: dict[str, Any], number: int,
-                first_seen: dict[tuple[str, str], int]) -> list[FieldError]:
+                first_seen: dict[tuple[str, bytes], int]) -> list[FieldError]:
     errors = []
     for key in ("application_id", "personal_id"):
         item = value.get(key)
         if not isinstance(item, str):
             continue
-        seen = first_seen.setdefault((key, item), number)
+        # A digest, not the text: a few bytes per record however long the value was.
+        digest = hashlib.sha256(item.encode("utf-8", "surrogatepass")).digest()
+        seen = first_seen.setdefault((key, digest), number)
         if seen != number:
             errors.append(FieldError(key, f"duplicate of line {seen}"))
     return errors
