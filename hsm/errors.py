@@ -12,7 +12,7 @@ class HSMError(CardlineError):
     """Root of every error raised by ``hsm``."""
 
 
-class HSMUnavailable(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class HSMUnavailable(HSMError):  # noqa: N818 -- public name; says what happened
     """The PKCS#11 module cannot be loaded or the device stopped answering."""
 
     def __init__(self, module: str, reason: str) -> None:
@@ -21,7 +21,7 @@ class HSMUnavailable(HSMError):  # noqa: N818 -- name fixed by the issue's publi
         self.reason = reason
 
 
-class TokenNotFound(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class TokenNotFound(HSMError):  # noqa: N818 -- public name; says what happened
     """No token with this label is present in any slot of the module."""
 
     def __init__(self, token: str) -> None:
@@ -29,7 +29,7 @@ class TokenNotFound(HSMError):  # noqa: N818 -- name fixed by the issue's public
         self.token = token
 
 
-class PINIncorrect(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class PINIncorrect(HSMError):  # noqa: N818 -- public name; says what happened
     """The token refused the user PIN (wrong, locked or expired); the PIN itself is never shown."""
 
     def __init__(self, token: str, reason: str = "PIN incorrect") -> None:
@@ -38,7 +38,7 @@ class PINIncorrect(HSMError):  # noqa: N818 -- name fixed by the issue's public 
         self.reason = reason
 
 
-class KeyNotFound(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class KeyNotFound(HSMError):  # noqa: N818 -- public name; says what happened
     """No key object with this label (and ID) exists on the token."""
 
     def __init__(self, label: str) -> None:
@@ -46,7 +46,7 @@ class KeyNotFound(HSMError):  # noqa: N818 -- name fixed by the issue's public A
         self.label = label
 
 
-class KeyPolicyViolation(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class KeyPolicyViolation(HSMError):  # noqa: N818 -- public name; says what happened
     """A key's attributes break the key policy (extractable, not sensitive, wrong type…)."""
 
     def __init__(self, label: str, attribute: str) -> None:
@@ -55,7 +55,7 @@ class KeyPolicyViolation(HSMError):  # noqa: N818 -- name fixed by the issue's p
         self.attribute = attribute
 
 
-class SigningRefused(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class SigningRefused(HSMError):  # noqa: N818 -- public name; says what happened
     """The HSM (or the inventory) refused one signature."""
 
     def __init__(self, label: str, reason: str) -> None:
@@ -64,7 +64,7 @@ class SigningRefused(HSMError):  # noqa: N818 -- name fixed by the issue's publi
         self.reason = reason
 
 
-class KeyRetired(HSMError):  # noqa: N818 -- name fixed by the issue's public API
+class KeyRetired(HSMError):  # noqa: N818 -- public name; says what happened
     """The DS key's usage period or document count is used up; a new DS key is needed."""
 
     def __init__(self, label: str, reason: str) -> None:

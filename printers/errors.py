@@ -21,7 +21,7 @@ class PrinterError(CardlineError):
         return clone
 
 
-class PrinterFault(PrinterError):  # noqa: N818 - names are the interface agreed in the issue
+class PrinterFault(PrinterError):  # noqa: N818 - public name; says what happened
     """The printer reported a condition an operator must clear (the reply is kept)."""
 
     def __init__(self, printer: str, message: str, reply: str = "") -> None:
@@ -57,11 +57,11 @@ class CommandRefused(PrinterFault):
     """The printer refused a command (unknown command, bad parameter, wrong state)."""
 
 
-class PrinterOffline(PrinterError):  # noqa: N818 - names are the interface agreed in the issue
+class PrinterOffline(PrinterError):  # noqa: N818 - public name; says what happened
     """The printer did not answer within the timeout, or the link could not be opened."""
 
 
-class GarbledReply(PrinterError):  # noqa: N818 - names are the interface agreed in the issue
+class GarbledReply(PrinterError):  # noqa: N818 - public name; says what happened
     """The printer answered something that is not a reply of the protocol."""
 
     def __init__(self, printer: str, message: str, raw: bytes = b"") -> None:
@@ -73,7 +73,7 @@ class LayoutError(PrinterError):
     """The card-face layout is wrong, or a field does not fit its box."""
 
 
-class FontMissing(PrinterError):  # noqa: N818 - names are the interface agreed in the issue
+class FontMissing(PrinterError):  # noqa: N818 - public name; says what happened
     """A font the card face needs is not installed; the message names the Debian package."""
 
 
