@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personalization.applications.intake import IntakeRules
-from personalization.applications.photo import PhotoSpec
+from personalization.applications.intake import MAX_LINE_BYTES, IntakeRules
+from personalization.applications.photo import (
+    DEFAULT_MAX_SOURCE_BYTES,
+    DEFAULT_MAX_SOURCE_PIXELS,
+    PhotoSpec,
+)
 from personalization.applications.rules import Limits
 from personalization.errors import ConfigError
 
@@ -32,6 +36,16 @@ class DG2Spec(_Frozen):
     max_bytes: int = Field(ge=2000, le=200_000)
     min_source_width: int = Field(ge=60)
     min_source_height: int = Field(ge=80)
+    # Caps on the registry's photo, checked before it is read whole or decoded; the pixel cap
+    # stays within Pillow's process-wide guard (photo.py), which would refuse above it anyway.
+    max_source_bytes: int = Field(DEFAULT_MAX_SOURCE_BYTES, ge=64 * 1024, le=16 * 1024 * 1024)
+    max_source_pixels: int = Field(DEFAULT_MAX_SOURCE_PIXELS, ge=1_000_000, le=50_000_000)
+
+
+class IntakeSpec(_Frozen):
+    """How much of a registry file intake holds at once."""
+
+    max_line_bytes: int = Field(MAX_LINE_BYTES, ge=64 * 1024, le=64 * 1024 * 1024)
 
 
 class ExpirySpec(_Frozen):
@@ -60,6 +74,7 @@ class DocumentProfile(_Frozen):
     dg2: DG2Spec
     expiry: ExpirySpec = ExpirySpec()
     min_age: int = Field(14, ge=0, le=30)
+    intake: IntakeSpec = IntakeSpec()
     card_face: dict[str, Any] | None = None
 
     @field_validator("data_groups")
@@ -71,11 +86,23 @@ class DocumentProfile(_Frozen):
             raise ValueError("data groups are distinct numbers 1–16")
         return tuple(sorted(value))
 
+    @model_validator(mode="after")
+    def _inline_photo_fits_a_line(self) -> DocumentProfile:
+        # RFC 4648 §4: base64 takes 4 characters per 3 bytes; 16 KiB is left for the text fields.
+        needed = 4 * -(-self.dg2.max_source_bytes // 3) + 16 * 1024
+        if self.intake.max_line_bytes < needed:
+            raise ValueError(f"intake.max_line_bytes must be at least {needed} to hold an inline "
+                             "photo of dg2.max_source_bytes")
+        return self
+
     def intake_rules(self) -> IntakeRules:
         """What application intake needs from this profile."""
         photo = PhotoSpec(self.dg2.width, self.dg2.height, self.dg2.max_bytes,
-                          self.dg2.min_source_width, self.dg2.min_source_height)
+                          self.dg2.min_source_width, self.dg2.min_source_height,
+                          max_source_bytes=self.dg2.max_source_bytes,
+                          max_source_pixels=self.dg2.max_source_pixels)
         return IntakeRules(photo=photo, limits=Limits(min_age=self.min_age),
+                           max_line_bytes=self.intake.max_line_bytes,
                            renewal_ages=self.expiry.renewal_ages,
                            grace_years=self.expiry.grace_years, nationality=self.nationality)
 
