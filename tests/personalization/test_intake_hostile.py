@@ -393,8 +393,7 @@ def test_reasons_never_quote_the_values(folder: Path, policy: IntakeRules,
 
 
 def test_the_profile_carries_the_caps() -> None:
-    """The CCCD profile sets the line, photo-file and pixel caps; a line cap too small for an
-    inline photo is a configuration error."""
+    """The CCCD profile sets the three caps and refuses a line cap too small for its photo."""
     rules = load_profile("cccd").intake_rules()
     assert rules.max_line_bytes == 4 * MiB
     assert (rules.photo.max_source_bytes, rules.photo.max_source_pixels) == (2 * MiB, 25_000_000)
@@ -536,11 +535,10 @@ def _check_result(lines: list[bytes], records: list[object], result: IntakeResul
                     assert value not in text, (key, text)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(120)  # a hang anywhere fails the test; ``deadline`` bounds each example
 def test_fuzz_intake_never_raises_and_never_quotes_personal_values(
         folder: Path, policy: IntakeRules, good: dict[str, Any], jpeg: bytes) -> None:
-    """Random and mutated records, wrong types, huge strings and broken images: intake always
-    answers, each line once, and no reason contains the record's name, id or birth date."""
+    """Fuzzed records and images are each answered once, no reason quoting a personal value."""
 
     @settings(max_examples=400, deadline=timedelta(seconds=5),
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
