@@ -33,6 +33,7 @@ from personalization.journal.records import (
     QuarantineRow,
     StationRow,
 )
+from personalization.reasons import Reason
 
 
 class JournalError(PersonalizationError):
@@ -126,7 +127,7 @@ class JournalPort(Protocol):
     def applications(self, name: str) -> list[ApplicationRow]:
         """Every application's state, attempts and reasons (no personal data)."""
 
-    def fail_application(self, name: str, application_id: str, reason: str) -> None:
+    def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
         """A pending application that cannot be made into a card at all: failed, with why."""
 
     # -- cards --------------------------------------------------------------------------------
@@ -162,4 +163,21 @@ class JournalPort(Protocol):
         """Raise (text) or clear (None) a station's alarm."""
 
     def stations(self, name: str) -> list[StationRow]:
-        """Each station of a batch: printer counters and alarm."""
+        """Each station of a batch: printer counters, alarm and live state."""
+
+    def set_station_live(self, name: str, station: str, live: dict[str, Any]) -> None:
+        """Publish what a station is doing now (no event: one short write, called often; no
+        personal data: states, card and application ids, status words)."""
+
+    # -- run control --------------------------------------------------------------------------
+
+    def request_control(self, name: str, action: str, by: str) -> None:
+        """Ask the process running batch ``name`` to ``pause`` (stations finish the card in
+        hand and wait), ``resume`` or ``stop`` (the run ends; the batch stays open); the
+        latest request replaces an earlier one not yet obeyed. Journaled as ``run.control``."""
+
+    def control(self, name: str) -> str | None:
+        """The latest requested action the running controller has not obeyed yet."""
+
+    def ack_control(self, name: str, action: str) -> None:
+        """The controller obeyed ``action`` (journaled as ``run.obeyed``)."""

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from personalization.applications.model import Application
 from personalization.applications.photo import Portrait
 from personalization.cardstate import Card, State
+from personalization.reasons import Reason
 
 _DATES = ("date_of_birth", "issue_date", "expiry_date")
 GENESIS = "0" * 64  # the "previous hash" of the first event
@@ -93,7 +94,7 @@ class CardRow:
     chip_serial: str | None
     document_number: str
     state: State
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
     qa: dict[str, Any] | None
     started_at: float
     updated_at: float
@@ -103,7 +104,8 @@ class CardRow:
         """A card from a stored row (column name → value; ``reasons`` and ``qa`` as JSON)."""
         return cls(int(row["id"]), row["batch"], row["application_id"], int(row["attempt"]),
                    row["station"], row["chip_serial"], row["document_number"],
-                   State(row["state"]), tuple(_decoded(row["reasons"])),
+                   State(row["state"]),
+                   tuple(Reason.from_dict(r) for r in _decoded(row["reasons"])),
                    _decoded(row["qa"]) if row["qa"] else None, float(row["started_at"]),
                    float(row["updated_at"]))
 
@@ -117,7 +119,7 @@ class CardRow:
             "card": self.id, "application_id": self.application_id,
             "document_number": self.document_number, "chip_serial": self.chip_serial,
             "station": self.station, "attempt": self.attempt, "state": self.state.value,
-            "reasons": list(self.reasons), "qa": self.qa or {},
+            "reasons": [r.as_dict() for r in self.reasons], "qa": self.qa or {},
             "seconds": round(self.updated_at - self.started_at, 3),
         }
 
@@ -143,7 +145,8 @@ class ApplicationRow(TypedDict):
     document_number: str
     state: str  # pending | active | handed_out | failed
     attempts: int
-    reasons: list[dict[str, Any]]  # one entry per failed attempt: attempt, card, reasons
+    # one entry per failed attempt: attempt, card, reasons (each as Reason.as_dict gives it)
+    reasons: list[dict[str, Any]]
 
 
 class QuarantineRow(TypedDict):
@@ -155,12 +158,15 @@ class QuarantineRow(TypedDict):
 
 
 class StationRow(TypedDict):
-    """A station of a batch: its printer's counters and its alarm."""
+    """A station of a batch: its printer's counters, its alarm, and what its controller last
+    published of it (``live``, as of ``live_at``)."""
 
     station: str
     counter_start: int | None
     counter_last: int | None
     alarm: str | None
+    live: dict[str, Any] | None
+    live_at: str | None
 
 
 class EventRow(TypedDict):

@@ -44,6 +44,7 @@ from personalization.journal.records import (
     load_application,
 )
 from personalization.journal.sqlite_schema import MIGRATIONS, Migration
+from personalization.reasons import Reason
 
 _CARD_QUERIES = {
     "batch": "SELECT * FROM cards WHERE batch = ? ORDER BY id",
@@ -60,6 +61,10 @@ def _now() -> str:
 
 def _mapping(row: sqlite3.Row) -> dict[str, Any]:
     return dict(zip(row.keys(), row, strict=True))
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    return json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)
 
 
 def sqlite_path(url: str) -> Path:
@@ -407,7 +412,7 @@ class SQLiteJournal:
                 for r in self._read("SELECT * FROM applications WHERE batch = ? ORDER BY seq",
                                     (name,))]
 
-    def fail_application(self, name: str, application_id: str, reason: str) -> None:
+    def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
         """A pending application that cannot be made into a card at all: failed, with why."""
         with self._write() as db:
             row = db.execute("SELECT reasons FROM applications WHERE batch = ? AND "
@@ -415,7 +420,7 @@ class SQLiteJournal:
                              (name, application_id)).fetchone()
             if row is not None:
                 reasons = [*json.loads(row[0]), {"attempt": None, "card": None,
-                                                 "reasons": [reason]}]
+                                                 "reasons": [reason.as_dict()]}]
                 db.execute("UPDATE applications SET state = 'failed', reasons = ? WHERE "
                            "batch = ? AND application_id = ?",
                            (json.dumps(reasons, ensure_ascii=False), name, application_id))
@@ -423,7 +428,7 @@ class SQLiteJournal:
                 raise JournalError(f"application {application_id!r} of batch {name!r} is not "
                                    "pending")
             self._append(db, name, None, "application.failed",
-                         {"application": application_id, "reason": reason})
+                         {"application": application_id, "reason": reason.as_dict()})
 
     # -- cards ------------------------------------------------------------------------------
 
@@ -465,7 +470,7 @@ class SQLiteJournal:
                 changed = db.execute(
                     "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
                     "updated_at = ? WHERE id = ? AND state = ? RETURNING *",
-                    (new.state.value, json.dumps(new.reasons, ensure_ascii=False), serial,
+                    (new.state.value, _reasons_json(new.reasons), serial,
                      json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
                      now, card.id, card.state.value)).fetchall()
                 if len(changed) != 1:
@@ -476,7 +481,7 @@ class SQLiteJournal:
                 data: dict[str, Any] = {"station": card.station, "from": card.state.value,
                                         "chip": serial}
                 if new.reasons != card.reasons:
-                    data["reason"] = new.reasons[-1]
+                    data["reason"] = new.reasons[-1].as_dict()
                 if qa is not None:
                     data["qa"] = qa.get("verdict")
                 if result.outcome is not None:
@@ -499,7 +504,7 @@ class SQLiteJournal:
             old = db.execute("SELECT reasons FROM applications WHERE batch = ? AND "
                              "application_id = ?", key).fetchone()[0]
             reasons = [*json.loads(old), {"attempt": card.attempt, "card": card.id,
-                                          "reasons": list(result.reasons)}]
+                                          "reasons": [r.as_dict() for r in result.reasons]}]
             state = "pending" if outcome is Outcome.RETRY else "failed"
             db.execute("UPDATE applications SET state = ?, reasons = ? WHERE batch = ? AND "
                        "application_id = ?", (state, json.dumps(reasons, ensure_ascii=False),
@@ -561,11 +566,46 @@ class SQLiteJournal:
                          {"station": station, "alarm": alarm})
 
     def stations(self, name: str) -> list[StationRow]:
-        """Each station of a batch: printer counters and alarm."""
+        """Each station of a batch: printer counters, alarm and live state."""
         return [{"station": r["station"], "counter_start": r["counter_start"],
-                 "counter_last": r["counter_last"], "alarm": r["alarm"]} for r in self._read(
-            "SELECT station, counter_start, counter_last, alarm FROM stations WHERE batch = ? "
-            "ORDER BY station", (name,))]
+                 "counter_last": r["counter_last"], "alarm": r["alarm"],
+                 "live": json.loads(r["live"]) if r["live"] else None, "live_at": r["live_at"]}
+                for r in self._read("SELECT station, counter_start, counter_last, alarm, live, "
+                                    "live_at FROM stations WHERE batch = ? ORDER BY station",
+                                    (name,))]
+
+    def set_station_live(self, name: str, station: str, live: dict[str, Any]) -> None:
+        """Publish what a station is doing now (no event; one short write)."""
+        with self._write() as db:
+            db.execute("INSERT INTO stations (batch, station, live, live_at) VALUES "
+                       "(?, ?, ?, ?) ON CONFLICT (batch, station) DO UPDATE SET "
+                       "live = excluded.live, live_at = excluded.live_at",
+                       (name, station, json.dumps(live, sort_keys=True), _now()))
+
+    # -- run control ------------------------------------------------------------------------
+
+    def request_control(self, name: str, action: str, by: str) -> None:
+        """Ask the running controller of ``name`` to pause, resume or stop."""
+        with self._write() as db:
+            db.execute("INSERT INTO run_control (batch, requested, requested_by, requested_at, "
+                       "obeyed) VALUES (?, ?, ?, ?, 0) ON CONFLICT (batch) DO UPDATE SET "
+                       "requested = excluded.requested, requested_by = excluded.requested_by, "
+                       "requested_at = excluded.requested_at, obeyed = 0",
+                       (name, action, by, _now()))
+            self._append(db, name, None, "run.control", {"action": action, "by": by})
+
+    def control(self, name: str) -> str | None:
+        """The latest requested action not yet obeyed."""
+        rows = self._read("SELECT requested FROM run_control WHERE batch = ? AND obeyed = 0",
+                          (name,))
+        return str(rows[0][0]) if rows else None
+
+    def ack_control(self, name: str, action: str) -> None:
+        """The controller obeyed ``action``."""
+        with self._write() as db:
+            if db.execute("UPDATE run_control SET obeyed = 1 WHERE batch = ? AND requested = ? "
+                          "AND obeyed = 0", (name, action)).rowcount:
+                self._append(db, name, None, "run.obeyed", {"action": action})
 
     # -- closing and purging ----------------------------------------------------------------
 

@@ -104,6 +104,16 @@ MIGRATIONS: list[Migration] = [
              OR NEW.hash IS NOT (SELECT hash FROM chain_head WHERE id = 1)
            BEGIN SELECT RAISE(ABORT, 'an event must be the chain head'); END""",
     )),
+    (3, "run control from other processes, each station's live state", (
+        """CREATE TABLE run_control (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            requested TEXT NOT NULL CHECK (requested IN ('pause', 'resume', 'stop')),
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            obeyed INTEGER NOT NULL DEFAULT 0)""",
+        "ALTER TABLE stations ADD COLUMN live TEXT",
+        "ALTER TABLE stations ADD COLUMN live_at TEXT",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]
