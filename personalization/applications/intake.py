@@ -44,10 +44,10 @@ class IntakeRules:
 
     photo: PhotoSpec
     limits: rules.Limits = field(default_factory=rules.Limits)
-    max_line_bytes: int = MAX_LINE_BYTES
     renewal_ages: tuple[int, ...] = (25, 40, 60)
     grace_years: int = 2
     nationality: str = "VNM"
+    max_line_bytes: int = MAX_LINE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
