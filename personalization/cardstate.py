@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from personalization.reasons import Code, Reason
+
 
 class State(StrEnum):
     """Where one physical card is in its life."""
@@ -84,7 +86,7 @@ class Event:
     """One thing that happened; ``reason`` says why for failures."""
 
     kind: Kind
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class Card:
     state: State
     attempt: int  # 1 for the application's first card
     max_attempts: int
-    reasons: tuple[str, ...] = ()
+    reasons: tuple[Reason, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class Step:
     card: Card
     command: Command | None = None
     outcome: Outcome | None = None
-    reasons: tuple[str, ...] = field(default=())
+    reasons: tuple[Reason, ...] = field(default=())
 
 
 class IllegalTransition(ValueError):  # noqa: N818 - the name says what it is
@@ -132,7 +134,8 @@ def step(card: Card, event: Event) -> Step:
         return Step(_with(card, new), command)
     if state is State.FEEDING and kind is Kind.NO_CARD:
         return Step(_with(card, State.VOID), None, Outcome.REQUEUE)
-    why = event.reason or kind.value  # a rejected card always says why
+    # a rejected card always says why
+    why = event.reason or Reason(Code.UNEXPLAINED, {"event": kind.value})
     if state in _WORKING and kind is Kind.FAILED:
         return Step(_with(card, State.REJECTING, why), Command.REJECT)
     if state is State.EJECTING and kind is Kind.EJECTED:
@@ -145,7 +148,7 @@ def step(card: Card, event: Event) -> Step:
     raise IllegalTransition(state, kind)
 
 
-def _with(card: Card, state: State, reason: str | None = None) -> Card:
+def _with(card: Card, state: State, reason: Reason | None = None) -> Card:
     reasons = card.reasons + ((reason,) if reason else ())
     return Card(state, card.attempt, card.max_attempts, reasons)
 
@@ -192,7 +195,7 @@ def settle(card: Card, seen: Observation) -> Event | Command:
             return Event(Kind.EJECTED)
         if state is State.REJECTING:
             return Event(Kind.REJECTED)
-        return Event(Kind.MISSING, f"card missing from the printer while {state.value}")
+        return Event(Kind.MISSING, Reason(Code.CARD_MISSING, {"state": state.value}))
     return _settle_inside(card, seen)
 
 
@@ -203,11 +206,11 @@ def _settle_inside(card: Card, seen: Observation) -> Event | Command:
     if state is State.ENCODING:
         if place is Place.ENCODER and seen.chip_ok:
             return Event(Kind.ENCODED)  # written in full before the crash: QA runs again next
-        return Event(Kind.FAILED, "in doubt: encoding interrupted, chip not as prepared")
+        return Event(Kind.FAILED, Reason(Code.ENCODING_INTERRUPTED))
     if state is State.VERIFYING:
         return Command.VERIFY if place is Place.ENCODER else Event(
-            Kind.FAILED, "in doubt: card left the encoder before QA passed")
+            Kind.FAILED, Reason(Code.LEFT_ENCODER_BEFORE_QA))
     # PRINTING: at the encoder nothing was printed yet; at the head the print may be partial
     if place is Place.ENCODER:
         return Command.PRINT
-    return Event(Kind.FAILED, "in doubt: printing interrupted")
+    return Event(Kind.FAILED, Reason(Code.PRINTING_INTERRUPTED))

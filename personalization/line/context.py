@@ -17,6 +17,7 @@ from personalization.journal.port import JournalPort
 from personalization.line.dispatch import Dispatcher, Work
 from personalization.prep import Preparer, build_dg13
 from personalization.profile import DocumentProfile
+from personalization.reasons import preparation_failed
 from printers.face import RenderedCard
 from printers.layout import CardLayout
 from qa.passive_auth import TrustStore
@@ -75,8 +76,8 @@ class LineContext:
         try:
             return self.load_work(application_id)
         except (CardError, PersonalizationError) as exc:
-            reason = f"preparation: {exc.__class__.__name__}"
-            _log.warning("line.prep_failed", application=application_id, error=reason)
+            reason = preparation_failed(exc)
+            _log.warning("line.prep_failed", application=application_id, **reason.as_dict())
             self.journal.fail_application(self.batch, application_id, reason)
             return None
 

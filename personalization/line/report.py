@@ -13,8 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from personalization.cardstate import State
 from personalization.journal.port import JournalPort
 from personalization.journal.records import CardRow, StationRow
+from personalization.reasons import Reason, render
 
 TIMELINE_POINTS = 60
 
@@ -40,9 +42,21 @@ def reconcile(stock: dict[str, int], stations: Sequence[StationRow],
             "differences": differences}
 
 
-def _reason_code(reason: str) -> str:
-    """A reject reason without its status word, so reasons group by kind."""
-    return reason.split(" (SW")[0]
+def reject_reasons(cards: Sequence[CardRow]) -> dict[str, int]:
+    """Reasons of the rejected cards grouped by kind — the code and the details every card
+    failing that way shares (not the status word) — each group named in English."""
+    return dict(Counter(render(r.kind) for c in cards if c.state is State.REJECTED
+                        for r in c.reasons))
+
+
+def reject_codes(cards: Sequence[CardRow]) -> dict[str, int]:
+    """Reasons of the rejected cards counted by code alone."""
+    return dict(Counter(r.code for c in cards if c.state is State.REJECTED for r in c.reasons))
+
+
+def _text(reasons: Sequence[dict[str, Any] | str]) -> str:
+    """Reasons as the report keeps them (codes), as one line a person reads."""
+    return "; ".join(render(Reason.from_dict(r)) for r in reasons)
 
 
 def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
@@ -107,8 +121,8 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
         "stations": _stations(fed, span),
         "alarms": [{"at": e["at"], **e["data"]} for e in journal.events(batch)
                    if e["kind"] in ("station.alarm", "station.cleared")],
-        "reject_reasons": dict(Counter(_reason_code(r) for c in fed
-                                       if c.state.value == "rejected" for r in c.reasons)),
+        "reject_reasons": reject_reasons(fed),
+        "reject_codes": reject_codes(fed),
         "throughput": {"seconds": round(span, 3),
                        "cards_per_hour": round(handed / span * 3600, 1) if span > 0 else 0.0,
                        "timeline": _timeline(fed, start, span)},
@@ -176,10 +190,10 @@ def render_html(report: dict[str, Any]) -> str:
                    f"<li>{_e(d)}</li>" for d in stock["differences"]) + "</ul>")
     utilisation = {s["name"]: round(s["utilisation"] * 100, 1) for s in report["stations"]}
     cards = [(c["application_id"], c["document_number"], c["chip_serial"], c["station"],
-              c["attempt"], "; ".join(c["reasons"]) or c["qa"].get("verdict", ""), c["state"])
+              c["attempt"], _text(c["reasons"]) or c["qa"].get("verdict", ""), c["state"])
              for c in report["cards"]]
     failed = [(a["application_id"], a["attempts"],
-               " | ".join("; ".join(r["reasons"]) for r in a["reasons"]))
+               " | ".join(_text(r["reasons"]) for r in a["reasons"]))
               for a in report["failed_applications"]]
     return "".join([
         f"<!doctype html><html lang='en'><meta charset='utf-8'><title>cardline batch "

@@ -43,10 +43,12 @@ from personalization.cardstate import (
     step,
 )
 from personalization.encoder import EncodeError, EncoderStation
+from personalization.errors import PersonalizationError
 from personalization.face import card_face
 from personalization.journal.records import CardRow
 from personalization.line.context import LineContext
 from personalization.line.dispatch import Work
+from personalization.reasons import Code, Reason, encode_failed, qa_failed
 from printers.driver import PrinterDriver
 from printers.errors import PrinterError
 from printers.face import render_card
@@ -55,7 +57,7 @@ from printers.protocol import Position
 from qa.checks import Expected
 from qa.errors import QAError
 from qa.readback import keys_from_fields
-from qa.reasons import Reason
+from qa.reasons import Reason as QAReason
 from qa.verify import Verdict, verify_card
 
 _log = structlog.get_logger(__name__)
@@ -70,7 +72,7 @@ _LINE_STOPPERS = (KeyRetired, KeyNotFound, KeyPolicyViolation, HSMUnavailable, P
                   TokenNotFound)
 
 
-class StationAlarm(Exception):  # noqa: N818 - an alarm, as operators call it
+class StationAlarm(PersonalizationError):  # noqa: N818 - an alarm, as operators call it
     """The station cannot go on until the operator (or the printer) clears the trouble."""
 
 
@@ -283,15 +285,14 @@ class Station:
             transport.wait_for_card(CARD_WAIT_S)
             encoder.personalize(work.data, card.chip_serial or "")
         except NoCardError:
-            return Event(Kind.FAILED, "encode: no chip answered at the encoder")
+            return Event(Kind.FAILED, Reason(Code.NO_CHIP))
         except EncodeError as exc:
             if isinstance(exc.__cause__, _READER_GONE):
                 raise StationAlarm(f"encoder: {exc.__cause__}") from exc
             if isinstance(exc.__cause__, _LINE_STOPPERS):
                 # every card would fail the same way: spoil this one, stop the line
                 self.line.halt(f"HSM: {exc.__cause__}")
-            status = f" (SW {exc.sw:04X})" if exc.sw is not None else ""
-            return Event(Kind.FAILED, f"encode: {exc.step} failed{status}")
+            return Event(Kind.FAILED, encode_failed(exc.step, exc.sw))
         return Event(Kind.ENCODED)
 
     def _verify(self, work: Work) -> tuple[Event, dict[str, Any]]:
@@ -299,8 +300,8 @@ class Station:
             verdict = self._qa(work)
         except (QAError, CardError) as exc:
             self._alarm_if_reader_gone(exc)
-            unread = Reason.READ_FAILED
-            return Event(Kind.FAILED, f"qa: {unread.value}"), {
+            unread = QAReason.READ_FAILED
+            return Event(Kind.FAILED, qa_failed([unread.value])), {
                 "qa": {"verdict": "fail",
                        "reasons": [{"code": unread.value, "message": unread.message}]}}
         summary = {"verdict": "pass" if verdict.passed else "fail",
@@ -308,7 +309,7 @@ class Station:
         if verdict.passed:
             self.line.save_chip_files(work.application.application_id, verdict.files)
             return Event(Kind.QA_PASSED), {"qa": summary}
-        return Event(Kind.FAILED, "qa: " + ", ".join(verdict.codes)), {"qa": summary}
+        return Event(Kind.FAILED, qa_failed(list(verdict.codes))), {"qa": summary}
 
     def _qa(self, work: Work) -> Verdict:
         transport = self._reader()

@@ -22,9 +22,11 @@ from personalization.cardstate import (
     settle,
     step,
 )
+from personalization.reasons import Code, Reason, encode_failed, qa_failed, render
 
 kinds = st.sampled_from(list(Kind))
-events = st.builds(Event, kinds, st.one_of(st.none(), st.sampled_from(["x", "qa: aa_failed"])))
+events = st.builds(Event, kinds, st.one_of(st.none(), st.sampled_from(
+    [Reason(Code.NO_CHIP), qa_failed(["aa_failed"])])))
 attempts = st.integers(1, 5).flatmap(lambda m: st.tuples(st.integers(1, m), st.just(m)))
 
 
@@ -82,11 +84,11 @@ def test_the_happy_path_issues_each_command_once() -> None:
 def test_a_failure_rejects_and_the_last_attempt_fails_the_application() -> None:
     """A failed step sends the card to the reject box; with no attempt left the application
     is failed with every reason."""
-    card = step(Card(State.ENCODING, 3, 3), Event(Kind.FAILED, "encode: lock failed")).card
+    card = step(Card(State.ENCODING, 3, 3), Event(Kind.FAILED, encode_failed("lock", None))).card
     assert card.state is State.REJECTING
     result = step(card, Event(Kind.REJECTED))
     assert result.outcome is Outcome.FAILED
-    assert result.reasons == ("encode: lock failed",)
+    assert tuple(render(r) for r in result.reasons) == ("encode: lock failed",)
 
 
 non_terminal = st.sampled_from([s for s in State if s not in TERMINAL])

@@ -18,6 +18,7 @@ from personalization.journal.port import BatchExistsError
 from personalization.journal.records import dump_application, load_application
 from personalization.prep import document_number
 from personalization.profile import load_profile
+from personalization.reasons import Code, Reason, encode_failed, preparation_failed
 from tests.personalization.journal.conftest import Backdoor, Refused
 
 
@@ -41,8 +42,8 @@ def _drive(journal: JournalPort, name: str, app_id: str, station: str, serial: s
            kinds: list[Kind], attempts: int = 2) -> State:
     card = journal.begin_card(name, app_id, station)
     for kind in kinds:
-        result = step(card.machine(attempts), Event(kind, "broken" if kind is Kind.FAILED
-                                                     else None))
+        result = step(card.machine(attempts), Event(kind, Reason(Code.NO_CHIP)
+                                                     if kind is Kind.FAILED else None))
         card = journal.move(card, result, chip_serial=serial if kind is Kind.FED else None)
     return card.state
 
@@ -248,3 +249,23 @@ def test_retention_days_delay_the_purge(journal: JournalPort, apps: list[Applica
     assert journal.purge_due(datetime.now(UTC) + timedelta(days=8)) == ["B1"]
     with pytest.raises(JournalError, match="purged"):
         journal.application("B1", apps[0].application_id)
+
+
+def test_reasons_are_kept_as_codes(journal: JournalPort, apps: list[Application]) -> None:
+    """A rejected card's reasons and a failed application's come back as the codes and
+    details they went in with, and its events carry the code, not prose."""
+    _batch(journal, apps[:2], attempts=1)
+    card = journal.begin_card("B1", apps[0].application_id, "s1")
+    why = encode_failed("lock", 0x6985)
+    for event in (Event(Kind.FED), Event(Kind.FAILED, why), Event(Kind.REJECTED)):
+        card = journal.move(card, step(card.machine(1), event),
+                            chip_serial="C1" if event.kind is Kind.FED else None)
+    assert journal.cards("B1")[0].reasons == (why,)
+    journal.fail_application("B1", apps[1].application_id, preparation_failed(ValueError()))
+    rows = {r["application_id"]: r for r in journal.applications("B1")}
+    assert rows[apps[0].application_id]["reasons"][0]["reasons"] == [
+        {"code": "encode_failed", "step": "lock", "sw": "6985"}]
+    assert rows[apps[1].application_id]["reasons"][0]["reasons"] == [
+        {"code": "preparation_failed", "error": "ValueError"}]
+    rejecting = [e for e in journal.events("B1") if e["kind"] == "card.rejecting"]
+    assert rejecting[0]["data"]["reason"] == why.as_dict()
