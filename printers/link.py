@@ -6,6 +6,7 @@ Works on a device path (``/dev/ttyUSB0``), a pseudo-terminal (``/dev/pts/N``) or
 
 from __future__ import annotations
 
+import errno
 import time
 from types import TracebackType
 
@@ -32,10 +33,17 @@ class SerialLink:
 
     def __enter__(self) -> SerialLink:
         try:
+            # exclusive: an advisory lock on the port, so a second program (a test card
+            # while a line runs) is refused instead of interleaving its commands
             self._port = serial.serial_for_url(
-                self.url, baudrate=self.baudrate, timeout=0.05, write_timeout=self.timeout
+                self.url, baudrate=self.baudrate, timeout=0.05, write_timeout=self.timeout,
+                exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as exc:
+            if isinstance(exc, serial.SerialException) and exc.errno in (errno.EAGAIN,
+                                                                         errno.EWOULDBLOCK):
+                raise PrinterOffline(self.url, "another program holds the printer port (a "
+                                     "running line?); wait for it or stop it") from exc
             raise PrinterOffline(self.url, f"cannot open the printer port: {exc}") from exc
         return self
 

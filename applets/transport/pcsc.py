@@ -38,8 +38,12 @@ class ReaderError(CardError):
         super().__init__(f"reader {reader!r}: {reason}")
 
 
-class ReaderNotFound(ReaderError):  # noqa: N818 - the name the team agreed in issue 3
+class ReaderNotFound(ReaderError):  # noqa: N818 - reads as what happened
     """No reader of that name is attached to pcscd."""
+
+
+class CardInUseError(ReaderError):
+    """Another program holds the card in this reader (each terminal connects exclusively)."""
 
 
 class NoCardError(ReaderError):
@@ -59,6 +63,7 @@ _ERRORS: dict[int, type[ReaderError]] = {
     scard.SCARD_E_READER_UNAVAILABLE: ReaderNotFound,
     scard.SCARD_E_NO_READERS_AVAILABLE: ReaderNotFound,
     scard.SCARD_E_NO_SMARTCARD: NoCardError,
+    scard.SCARD_E_SHARING_VIOLATION: CardInUseError,
     scard.SCARD_E_TIMEOUT: NoCardError,
     scard.SCARD_W_REMOVED_CARD: CardRemovedError,
     scard.SCARD_E_NO_SERVICE: PCSCServiceError,
@@ -112,6 +117,8 @@ class PCSCTransport:
     """One PC/SC reader as a :class:`~applets.transport.base.Transport` (a context manager).
 
     Entering connects if a card is present; :meth:`wait_for_card` waits for one otherwise.
+    The card is held exclusively (``SCARD_SHARE_EXCLUSIVE``): while an encoder or a QA desk
+    talks to it, no other program on the machine can slip commands in between.
     """
 
     def __init__(self, reader_name: str, *, max_command_data: int | None = None) -> None:
@@ -179,7 +186,7 @@ class PCSCTransport:
         context = self._require_context()
         self._disconnect(scard.SCARD_LEAVE_CARD)
         code, card, protocol = scard.SCardConnect(
-            context, self.reader, scard.SCARD_SHARE_SHARED, _PROTOCOLS
+            context, self.reader, scard.SCARD_SHARE_EXCLUSIVE, _PROTOCOLS
         )
         _check(code, self.reader, "cannot connect to the card")
         self._card, self._protocol = card, protocol
@@ -192,7 +199,7 @@ class PCSCTransport:
             return self.connect()
         disposition = scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD
         code, protocol = scard.SCardReconnect(
-            self._card, scard.SCARD_SHARE_SHARED, _PROTOCOLS, disposition
+            self._card, scard.SCARD_SHARE_EXCLUSIVE, _PROTOCOLS, disposition
         )
         if code != scard.SCARD_S_SUCCESS:
             self._disconnect(scard.SCARD_LEAVE_CARD)
@@ -250,8 +257,9 @@ class PCSCTransport:
         if state & scard.SCARD_STATE_UNKNOWN:
             raise ReaderNotFound(self.reader, "no such reader is attached to pcscd")
         if state & scard.SCARD_STATE_PRESENT and not state & scard.SCARD_STATE_MUTE:
-            # The card may leave while we look: then the transport opens empty.
-            with contextlib.suppress(NoCardError, CardRemovedError):
+            # The card may leave while we look, or another terminal may hold it: then the
+            # transport opens unconnected (watching the reader needs no connection).
+            with contextlib.suppress(NoCardError, CardRemovedError, CardInUseError):
                 self.connect()
 
     def _read_atr(self) -> bytes:

@@ -11,6 +11,7 @@ from applets.errors import APDUError
 from applets.iso7816.apdu import CommandAPDU
 from applets.transport.pcsc import (
     UNREPORTED_MAX_COMMAND_DATA,
+    CardInUseError,
     CardRemovedError,
     NoCardError,
     PCSCTransport,
@@ -216,3 +217,19 @@ def test_measure_roundtrip_rejects_zero_samples(slot: EchoSlot) -> None:
 def test_slot_names_are_stable() -> None:
     """reader_name gives pyscard's '<friendly name> 00 <slot>' form."""
     assert (reader_name(0), reader_name(3, 1)) == ("Encoder 0 00 00", "Encoder 3 00 01")
+
+
+def test_a_second_terminal_on_a_held_card_is_refused(slot: EchoSlot) -> None:
+    """A card is held exclusively: a second terminal opens the reader unconnected and its
+    commands fail with CardInUseError (nothing slips into an encoder's session); once the
+    first lets go, the second connects."""
+    first = _open(slot.name)
+    try:
+        with PCSCTransport(slot.name) as second:
+            assert not second.connected
+            with pytest.raises(CardInUseError, match="0x8010000B"):
+                second.transmit(CommandAPDU(0, 1, 0, 0, b"x"))
+    finally:
+        first.close()
+    with PCSCTransport(slot.name) as third:
+        assert third.connected
