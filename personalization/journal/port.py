@@ -52,6 +52,16 @@ class ConflictError(JournalError):
     """A uniqueness rule of the journal refused the change (chip serial, handed-out card)."""
 
 
+CONTROL_ACTIONS = ("pause", "resume", "stop")
+
+
+def control_action(action: str) -> str:
+    """``action`` when it is one of :data:`CONTROL_ACTIONS`, else :class:`JournalError`."""
+    if action not in CONTROL_ACTIONS:
+        raise JournalError(f"unknown run control {action!r}; use pause, resume or stop")
+    return action
+
+
 class JournalPort(Protocol):
     """The journal of one line, as the controller, stations, reports and front ends use it."""
 
@@ -173,11 +183,17 @@ class JournalPort(Protocol):
 
     def request_control(self, name: str, action: str, by: str) -> None:
         """Ask the process running batch ``name`` to ``pause`` (stations finish the card in
-        hand and wait), ``resume`` or ``stop`` (the run ends; the batch stays open); the
-        latest request replaces an earlier one not yet obeyed. Journaled as ``run.control``."""
+        hand and wait), ``resume`` (carry on) or ``stop`` (the run ends; the batch stays open
+        for ``batch resume``). The latest request replaces an earlier one, obeyed or not.
+        Journaled as ``run.control`` {action, by}; :class:`JournalError` for an unknown batch
+        or action."""
 
     def control(self, name: str) -> str | None:
-        """The latest requested action the running controller has not obeyed yet."""
+        """The latest requested action the controller has not acknowledged yet, or None.
+        A pause stays in force once acknowledged — the controller keeps its stations waiting
+        — until a ``resume`` or ``stop`` is requested; the journal only remembers requests."""
 
     def ack_control(self, name: str, action: str) -> None:
-        """The controller obeyed ``action`` (journaled as ``run.obeyed``)."""
+        """The controller carried out ``action``: :meth:`control` stops returning it.
+        Journaled as ``run.obeyed`` {action}, once; acknowledging an action that is no longer
+        the latest request (a newer one came meanwhile) changes nothing."""

@@ -29,7 +29,12 @@ from typing import Any, Self
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
 from personalization.cardstate import Outcome, Step
-from personalization.journal.port import BatchExistsError, ConflictError, JournalError
+from personalization.journal.port import (
+    BatchExistsError,
+    ConflictError,
+    JournalError,
+    control_action,
+)
 from personalization.journal.records import (
     GENESIS,
     ApplicationRow,
@@ -585,8 +590,11 @@ class SQLiteJournal:
     # -- run control ------------------------------------------------------------------------
 
     def request_control(self, name: str, action: str, by: str) -> None:
-        """Ask the running controller of ``name`` to pause, resume or stop."""
+        """Ask the running controller of ``name`` to pause, resume or stop (see the port)."""
+        control_action(action)
         with self._write() as db:
+            if db.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone() is None:
+                raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
             db.execute("INSERT INTO run_control (batch, requested, requested_by, requested_at, "
                        "obeyed) VALUES (?, ?, ?, ?, 0) ON CONFLICT (batch) DO UPDATE SET "
                        "requested = excluded.requested, requested_by = excluded.requested_by, "
@@ -595,13 +603,14 @@ class SQLiteJournal:
             self._append(db, name, None, "run.control", {"action": action, "by": by})
 
     def control(self, name: str) -> str | None:
-        """The latest requested action not yet obeyed."""
+        """The latest requested action not yet acknowledged (see the port)."""
         rows = self._read("SELECT requested FROM run_control WHERE batch = ? AND obeyed = 0",
                           (name,))
         return str(rows[0][0]) if rows else None
 
     def ack_control(self, name: str, action: str) -> None:
-        """The controller obeyed ``action``."""
+        """The controller carried out ``action`` (see the port)."""
+        control_action(action)
         with self._write() as db:
             if db.execute("UPDATE run_control SET obeyed = 1 WHERE batch = ? AND requested = ? "
                           "AND obeyed = 0", (name, action)).rowcount:
