@@ -51,3 +51,24 @@ class MRZError(LDSError):
     def __init__(self, field: str, reason: str) -> None:
         self.field = field
         super().__init__("MRZ", f"{field}: {reason}")
+
+
+class ResponseTooLongError(APDUError):
+    """A card answered with more data than the command's Le asked for (ISO 7816-4 §5.1: Ne is
+    the maximum number of bytes expected); the bytes are refused, never taken as data."""
+
+    def __init__(self, command: str, ne: int, received: int) -> None:
+        self.command = command
+        self.ne = ne
+        self.received = received
+        super().__init__(f"{command or 'command'}: {received} bytes of response data, "
+                         f"Le asked for at most {ne}")
+
+
+class GetResponseLimitError(APDUError):
+    """A card kept answering 61xx (more data available) past the cap on GET RESPONSE rounds."""
+
+    def __init__(self, command: str, rounds: int) -> None:
+        self.command = command
+        self.rounds = rounds
+        super().__init__(f"{command or 'command'}: still 61xx after {rounds} GET RESPONSE rounds")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from applets.errors import CardError, StatusWordError
+from applets.errors import APDUError, CardError, StatusWordError
 
 
 class SMCheck(Enum):
@@ -44,3 +44,22 @@ class AccessDeniedError(StatusWordError):
 
 class AAError(CardError):
     """Active Authentication failed: the signature does not verify for the challenge."""
+
+
+class FileTooLargeError(CardError):
+    """An elementary file's header declares more bytes than the reader accepts for that file."""
+
+    def __init__(self, fid: int, declared: int, cap: int) -> None:
+        self.fid = fid
+        self.declared = declared
+        self.cap = cap
+        super().__init__(f"EF {fid:04X} declares {declared} bytes, more than the {cap} accepted")
+
+
+class FileStructureError(APDUError):
+    """An elementary file does not start with a TLV header, or ends before its declared length."""
+
+    def __init__(self, fid: int, reason: str) -> None:
+        self.fid = fid
+        self.reason = reason
+        super().__init__(f"EF {fid:04X} {reason}")
