@@ -207,7 +207,7 @@ def load_certificate(cert_der: bytes) -> x509.Certificate:
     try:
         certificate = x509.Certificate.load(cert_der, strict=True)
         certificate.native  # noqa: B018 -- forces asn1crypto's lazy parser over every field
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:  # KeyError: an OID asn1crypto does not know
         raise CertificateError(f"malformed certificate: {exc}") from exc
     return certificate
 

@@ -22,9 +22,10 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from asn1crypto import algos, pem
+from asn1crypto import algos, keys, pem
 
 from applets.emrtd.lds.com import decode_com
+from applets.emrtd.lds.dg15 import rsa_key_problem
 from applets.emrtd.lds.files import dg_for_tag
 from applets.emrtd.lds.sod import SOD, parse_sod
 from applets.errors import CardError, LDSError
@@ -119,12 +120,24 @@ def signer_certificate(sod: SOD) -> bytes | None:
     return None
 
 
+def _rsa_problem(spki_der: bytes) -> str | None:
+    """Why the chip-supplied DS key is refused before an RSA operation (see dg15's bounds)."""
+    info = keys.PublicKeyInfo.load(spki_der, strict=True)
+    if info["algorithm"]["algorithm"].native not in ("rsa", "rsassa_pss"):
+        return None
+    numbers = info["public_key"].parsed
+    return rsa_key_problem(int(numbers["modulus"].native), int(numbers["public_exponent"].native))
+
+
 def check_signature(sod: SOD, ds_der: bytes) -> list[Finding]:
     """RFC 5652 §5.4/§11.2: message digest over eContent, signature over the signed attributes."""
     digest = hashlib.new(sod.digest_algorithm, sod.econtent).digest()
     if not hmac.compare_digest(digest, sod.message_digest):
         return [Finding(Reason.SOD_DIGEST_MISMATCH)]
     try:
+        problem = _rsa_problem(_spki(ds_der))
+        if problem is not None:
+            return [Finding(Reason.DS_CERTIFICATE_INVALID, problem)]
         algorithm = algos.SignedDigestAlgorithm.load(sod.signature_algorithm_der)
         verify_signature(_spki(ds_der), algorithm, sod.signature, sod.signed_attrs_der)
     except (CertificateError, ValueError, KeyError) as exc:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from applets.emrtd.errors import AAError
+from applets.emrtd.lds.dg15 import rsa_key_problem
 from applets.errors import TLVError
 from applets.iso7816 import tlv
 
@@ -71,6 +72,9 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
 
 def _recover_representative(key: rsa.RSAPublicKey, signature: bytes) -> bytes:
     numbers = key.public_numbers()
+    problem = rsa_key_problem(numbers.n, numbers.e)  # before s^e mod n, whose cost they set
+    if problem is not None:
+        raise AAError(problem)
     size = (numbers.n.bit_length() + 7) // 8
     value = int.from_bytes(signature, "big")
     if len(signature) != size or value >= numbers.n:

@@ -2,12 +2,14 @@
 
 ICAO 9303-10 Table 78 / 9303-11 §6.1.5. Chip EC keys carry EXPLICIT domain parameters
 (ICAO 9303-12 §4.1.6, BSI TR-03111 §4.1.1), which pyca/cryptography cannot load; they
-are parsed with asn1crypto and matched, parameter by parameter, to a named curve.
+are parsed with asn1crypto and matched, parameter by parameter, to a named curve. An RSA key
+must pass :func:`rsa_key_problem` before anyone computes with it.
 """
 
 from __future__ import annotations
 
 from asn1crypto import keys
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -23,6 +25,26 @@ ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"  # ANSI X9.62 / RFC 3279
 ID_PRIME_FIELD = "1.2.840.10045.1.1"
 
 DG15PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+# A chip's RSA key is bounded before any operation with it, since s^e mod n costs grow with
+# both: a 32768-bit modulus makes one Active Authentication take about a minute. The modulus
+# bound is our policy (4096 bits is the largest size in use for AA and Document Signer keys);
+# the exponent's upper bound is FIPS 186-5 §A.1.1's (e < 2^256).
+MAX_RSA_MODULUS_BITS = 4096
+MAX_RSA_EXPONENT_BITS = 256
+
+
+def rsa_key_problem(modulus: int, exponent: int) -> str | None:
+    """Why an RSA public key (n, e) is refused before any operation with it; None if it is not."""
+    if modulus.bit_length() > MAX_RSA_MODULUS_BITS:
+        return f"RSA modulus of {modulus.bit_length()} bits exceeds {MAX_RSA_MODULUS_BITS}"
+    if modulus < 3 or modulus % 2 == 0:
+        return "RSA modulus is not an odd number above 2"
+    # RFC 8017 §3.1: 3 ≤ e ≤ n − 1 with gcd(e, λ(n)) = 1, so e is odd (λ(n) is even).
+    if exponent < 3 or exponent % 2 == 0 or exponent >= modulus:
+        return "RSA public exponent is not an odd number between 3 and n − 1"
+    if exponent.bit_length() > MAX_RSA_EXPONENT_BITS:
+        return f"RSA public exponent of {exponent.bit_length()} bits exceeds 2^256 (FIPS 186-5)"
+    return None
 
 
 def encode_dg15(public_key_spki_der: bytes) -> bytes:
@@ -84,17 +106,39 @@ def _ec_key(info: keys.PublicKeyInfo, spki: bytes) -> ec.EllipticCurvePublicKey:
     return ec.EllipticCurvePublicKey.from_encoded_point(params.curve(), point)
 
 
-def decode_dg15(data: bytes) -> DG15PublicKey:
-    """The public key of DG15: RSA, or EC with a named curve or explicit parameters."""
-    spki = asn1.single(data, DG15_TAG, FILE)
+def _algorithm(spki: bytes) -> str:
+    """The key algorithm OID, read with our own codec (RFC 5280 §4.1.2.7: SEQUENCE { SEQUENCE
+    { OID, parameters }, BIT STRING }): asn1crypto raises KeyError for an OID it does not know."""
     try:
-        info = keys.PublicKeyInfo.load(spki, strict=True)
-        algorithm = info["algorithm"]["algorithm"].dotted
+        fields = asn1.children(asn1.single(spki, DERTag.SEQUENCE, FILE), FILE)
+        if len(fields) != 2:
+            raise LDSError(FILE, "not SEQUENCE { algorithm, subjectPublicKey }")
+        identifier = asn1.children(asn1.expect(fields[0], DERTag.SEQUENCE, FILE, "algorithm"),
+                                   FILE)
+        if not identifier:
+            raise LDSError(FILE, "empty AlgorithmIdentifier")
+        return asn1.decode_oid(asn1.expect(identifier[0], DERTag.OID, FILE, "algorithm"), FILE)
+    except LDSError as exc:
+        raise LDSError(FILE, f"unreadable SubjectPublicKeyInfo: {exc.reason}") from exc
+
+
+def decode_dg15(data: bytes) -> DG15PublicKey:
+    """The public key of DG15: RSA (within :func:`rsa_key_problem`'s bounds), or EC with a named
+    curve or explicit parameters."""
+    spki = asn1.single(data, DG15_TAG, FILE)
+    algorithm = _algorithm(spki)
+    try:
         if algorithm == ID_EC_PUBLIC_KEY:
-            return _ec_key(info, spki)
+            return _ec_key(keys.PublicKeyInfo.load(spki, strict=True), spki)
         key = load_der_public_key(spki)
-    except (ValueError, TypeError) as exc:
+    except UnsupportedAlgorithm:
+        raise LDSError(FILE, f"unsupported key algorithm {algorithm}") from None
+    except (ValueError, TypeError, KeyError) as exc:  # KeyError: an OID asn1crypto does not know
         raise LDSError(FILE, f"unreadable SubjectPublicKeyInfo: {exc}") from exc
     if not isinstance(key, rsa.RSAPublicKey):
         raise LDSError(FILE, f"unsupported key algorithm {algorithm}")
+    numbers = key.public_numbers()
+    problem = rsa_key_problem(numbers.n, numbers.e)
+    if problem is not None:
+        raise LDSError(FILE, problem)
     return key
