@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,6 +26,8 @@ from applets.errors import CardError
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
+from applets.virtual import hostile
+from applets.virtual.hostile import Hostile
 from common.curves import SECP256R1 as AA_CURVE
 
 HISTORICAL = b"cardline eMRTD"
@@ -50,6 +53,7 @@ class ChipMemory:
     bac_keys: tuple[bytes, bytes] | None = None
     aa_scalar: bytes | None = None  # the AA private key: never returned by any command
     locked: bool = False
+    hostile: Hostile | None = None  # a test mode: how the chip misbehaves once locked
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -130,10 +134,17 @@ class VirtualEMRTD:
 
     def _execute_locked(self, command: bytes) -> bytes:
         self.last_eeprom_bytes = 0
+        if self._hostile is Hostile.SLOW:
+            time.sleep(hostile.SLOW_SECONDS)
         try:
             return self._execute(bytes(command)).encode()
         except Exception:
             return SW.UNKNOWN.to_bytes(2, "big")
+
+    @property
+    def _hostile(self) -> Hostile | None:
+        """The chip's test mode; it only shows once the chip is locked."""
+        return self.memory.hostile if self.memory.locked else None
 
     @property
     def secure_session(self) -> bool:
@@ -174,12 +185,21 @@ class VirtualEMRTD:
         return session.wrap_response(self._dispatch(plain))
 
     def _dispatch(self, command: CommandAPDU) -> ResponseAPDU:
+        answer = self._hostile_answer(command)
+        if answer is not None:
+            return answer
         handler = self._HANDLERS.get(command.ins)
         if handler is None:
             return _sw(SW.INS_NOT_SUPPORTED)
         if command.ins != 0xA4 and not self._applet:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
         return handler(self, command)
+
+    def _hostile_answer(self, command: CommandAPDU) -> ResponseAPDU | None:
+        """get_response_forever: after BAC, reads and GET RESPONSE always have "more" (61xx)."""
+        forever = self._hostile is Hostile.GET_RESPONSE_FOREVER and self._sm is not None
+        reading = command.ins in (0xB0, 0xB1, 0xC0)
+        return _sw(hostile.MORE_AVAILABLE) if forever and reading else None
 
     def _changed(self, eeprom_bytes: int) -> None:
         self.last_eeprom_bytes += eeprom_bytes
@@ -246,7 +266,7 @@ class VirtualEMRTD:
         return self._read_at(self._current, offset, command.ne, wrap=True)
 
     def _read_at(self, fid: int, offset: int, ne: int | None, wrap: bool) -> ResponseAPDU:
-        content = self.memory.files[fid]
+        content = hostile.served(self._hostile, fid, self.memory.files[fid])
         if ne is None:
             return _sw(SW.WRONG_LENGTH)
         if offset > len(content):
@@ -255,8 +275,10 @@ class VirtualEMRTD:
         while wrap and count > 0 and len(tlv.encode(0x53, bytes(count))) > ne:
             count -= 1
         data = bytes(content[offset : offset + count])
-        body = tlv.encode(0x53, data) if wrap else data
-        return _sw(SW.OK if len(data) == count else 0x6282, body)  # 6282: end of file first
+        status = SW.OK if len(data) == count else 0x6282  # 6282: end of file first
+        if self._hostile is Hostile.LONGER_THAN_LE:
+            data = hostile.overlong(data, count)
+        return _sw(status, tlv.encode(0x53, data) if wrap else data)
 
     def _create(self, command: CommandAPDU) -> ResponseAPDU:
         if self.memory.locked:
@@ -296,6 +318,8 @@ class VirtualEMRTD:
         # ISO 7816-4 §12.7.1: extended length information, max command / response data
         limit = min(self.max_command_data, 0xFFFF)
         response_limit = 0xFFFF if self.max_command_data > 255 else 256
+        if self._hostile is Hostile.LONGER_THAN_LE:  # keeps Le + 64 within any reader's buffer
+            response_limit = min(response_limit, hostile.RESPONSE_LIMIT)
         body = tlv.encode(0x02, limit.to_bytes(2, "big"))
         body += tlv.encode(0x02, response_limit.to_bytes(2, "big"))
         return _sw(SW.OK, tlv.encode(0x7F66, body))

@@ -19,6 +19,7 @@ from typing import Any
 
 from applets.errors import CardError
 from applets.virtual.card import RNG, ChipMemory, VirtualEMRTD
+from applets.virtual.hostile import Hostile
 
 SUFFIX = ".chip"
 FORMAT = 1
@@ -42,6 +43,8 @@ def dump_memory(serial: str, memory: ChipMemory) -> bytes:
         "aa_scalar": memory.aa_scalar.hex() if memory.aa_scalar else None,
         "files": {f"{fid:04X}": content.hex() for fid, content in memory.files.items()},
     }
+    if memory.hostile is not None:  # absent for every well-behaved chip
+        document["hostile"] = memory.hostile.value
     return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
@@ -53,11 +56,13 @@ def load_memory(serial: str, raw: bytes) -> ChipMemory:
             raise ValueError("format or serial does not match")
         keys = document["bac_keys"]
         scalar = document["aa_scalar"]
+        mode = document.get("hostile")
         return ChipMemory(
             files={int(fid, 16): bytearray.fromhex(v) for fid, v in document["files"].items()},
             bac_keys=(bytes.fromhex(keys[0]), bytes.fromhex(keys[1])) if keys else None,
             aa_scalar=bytes.fromhex(scalar) if scalar else None,
             locked=bool(document["locked"]),
+            hostile=Hostile(mode) if mode is not None else None,
         )
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ChipStoreError(serial, f"memory file is malformed: {exc}") from exc
@@ -132,6 +137,15 @@ class ChipStore:
         return VirtualEMRTD(serial, memory, rng, max_command_data,
                             on_change=lambda m: self._write(serial, m),
                             write_through=write_through)
+
+    def set_hostile(self, serial: str, mode: Hostile | None) -> None:
+        """Make a stored chip misbehave once locked (a test mode), or behave again with None."""
+        try:
+            memory = load_memory(serial, self._path(serial).read_bytes())
+        except FileNotFoundError as exc:
+            raise ChipStoreError(serial, "no such chip") from exc
+        memory.hostile = mode
+        self._write(serial, memory)
 
     def remove(self, serial: str) -> None:
         """Delete a chip's memory file."""
