@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from applets.emrtd.aa import CHALLENGE_LENGTH, verify_aa
 from applets.emrtd.lds.dg14 import decode_dg14
 from applets.emrtd.lds.dg15 import DG15PublicKey, decode_dg15
-from applets.errors import CardError, LDSError
+from applets.emrtd.reader import check_length
+from applets.errors import CardError, LDSError, ResponseTooLongError
 from applets.iso7816.apdu import CommandAPDU
 from applets.iso7816.sw import SW
 from applets.transport.base import Transport
@@ -57,10 +58,13 @@ def _key(dg15: bytes | None) -> DG15PublicKey | Finding:
 
 def internal_authenticate(transport: Transport, challenge: bytes) -> bytes | Finding:
     """INTERNAL AUTHENTICATE ``00 88 00 00 08 <RND.IFD> 00``; the signature or a finding."""
+    command = CommandAPDU(0x00, 0x88, 0x00, 0x00, challenge, ne=256)
     try:
-        response = transport.transmit(CommandAPDU(0x00, 0x88, 0x00, 0x00, challenge, ne=256))
+        response = check_length(command, transport.transmit(command), "INTERNAL AUTHENTICATE")
     except ReaderError:
         raise
+    except ResponseTooLongError as exc:
+        return Finding(Reason.RESPONSE_TOO_LONG, str(exc))
     except CardError as exc:
         return Finding(Reason.AA_FAILED, str(exc))
     if response.sw != SW.OK:

@@ -4,32 +4,58 @@ Strict and chip-agnostic (it must read any ICAO 9303 BAC chip, not only ours): t
 size comes from the chip's ISO 7816-4 extended length information when it offers one
 (extended Le under SM), else short Le blocks of 223 bytes; 6Cxx, 61xx, 6282 and the
 odd-INS READ BINARY beyond offset 32767 are handled by :mod:`applets.emrtd.reader`.
+
+Bounded, because the desk reads chips the factory did not make: every APDU first checks the
+check's deadline, a response longer than its Le is refused, and each file's declared size is
+capped (:data:`DEFAULT_MAX_FILE_BYTES`, overridable per file or as one cap).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from applets.emrtd import bac, reader
-from applets.emrtd.lds.files import EFInfo
+from applets.emrtd.errors import FileStructureError
+from applets.emrtd.lds.files import DATA_GROUPS, EF_SOD, EFInfo
 from applets.emrtd.lds.mrz import NO_EXPIRY, parse_td1
 from applets.emrtd.perso import parse_length_info, select_applet_command
-from applets.emrtd.sm import SecureMessaging
-from applets.errors import APDUError, CardError, MRZError, StatusWordError, TLVError
-from applets.iso7816 import tlv
+from applets.emrtd.sm import SM_CLA_BITS, SecureMessaging
+from applets.errors import (
+    APDUError,
+    CardError,
+    LDSError,
+    MRZError,
+    ResponseTooLongError,
+    StatusWordError,
+    TLVError,
+)
 from applets.iso7816.apdu import SHORT_MAX_LC, CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
 from applets.transport.base import Transport
 from applets.transport.pcsc import ReaderError
-from qa.errors import AccessKeyError
+from qa.errors import AccessKeyError, QAError
 from qa.reasons import Finding, Reason
 
 RNG = Callable[[int], bytes]
+Clock = Callable[[], float]
 SM_RESPONSE_OVERHEAD = 64  # DO87 header + padding + DO99 + DO8E around an extended block
 _LENGTH_INFO = CommandAPDU(0x00, 0xCA, 0x7F, 0x66, ne=256)  # ISO 7816-4 §12.7.1
 _SM_ABORTED = (SW.SM_DATA_OBJECTS_MISSING, SW.SM_DATA_OBJECTS_INCORRECT)
 _RETRY_SHORT = (SW.WRONG_LENGTH, SW.WRONG_P1P2)
+# Per-file caps on the declared size (header included). Images (DG2 face, DG3 fingers, DG4
+# irises, DG5/DG6 displayed portrait, DG7 displayed signature) get 64 KiB, over four times the
+# CCCD profile's 15 000-byte DG2 budget; EF.SOD 16 KiB (a CMS SignedData with its certificate);
+# every other LDS1 file a few KiB.
+IMAGE_FILE_BYTES = 0x10000
+SOD_FILE_BYTES = 0x4000
+OTHER_FILE_BYTES = 0x2000
+DEFAULT_MAX_FILE_BYTES: Mapping[str, int] = MappingProxyType({
+    **{DATA_GROUPS[n].name: IMAGE_FILE_BYTES for n in (2, 3, 4, 5, 6, 7)},
+    EF_SOD.name: SOD_FILE_BYTES,
+})
+FileCaps = Mapping[str, int] | int
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +102,23 @@ def keys_from_mrz(text: str) -> DocumentKeys:
     return DocumentKeys(td1.document_number, td1.date_of_birth, td1.date_of_expiry)
 
 
+def file_cap(caps: FileCaps | None, name: str) -> int:
+    """The most bytes accepted for file ``name``: one cap for all, or the mapping's value for
+    the file, falling back to :data:`DEFAULT_MAX_FILE_BYTES` and then :data:`OTHER_FILE_BYTES`."""
+    if isinstance(caps, int):
+        return caps
+    given = caps.get(name) if caps is not None else None
+    return given if given is not None else DEFAULT_MAX_FILE_BYTES.get(name, OTHER_FILE_BYTES)
+
+
+class DeadlineError(QAError):
+    """The check's deadline passed before the next APDU: the card fails with ``deadline``."""
+
+    def __init__(self, apdus: int) -> None:
+        self.apdus = apdus
+        super().__init__(f"deadline passed after {apdus} APDUs")
+
+
 class CountingTransport:
     """A :class:`Transport` that counts the APDUs crossing it (every retry included)."""
 
@@ -92,6 +135,46 @@ class CountingTransport:
         """Count and forward."""
         self.count += 1
         return self.inner.transmit(command)
+
+
+class GuardedTransport(CountingTransport):
+    """Counts, refuses to send once ``clock()`` has reached ``deadline`` (:class:`DeadlineError`),
+    and refuses a plain response longer than its command's Le. A protected response is held to
+    the Le in its command's DO97 (ICAO 9303-11 §9.8.5) once unwrapped, by the reader above SM."""
+
+    def __init__(self, inner: Transport, deadline: float | None, clock: Clock) -> None:
+        super().__init__(inner)
+        self.deadline = deadline
+        self.clock = clock
+
+    def transmit(self, command: CommandAPDU) -> ResponseAPDU:
+        """Check the deadline, count, forward, check a plain response's length."""
+        if self.deadline is not None and self.clock() >= self.deadline:
+            raise DeadlineError(self.count)
+        response = super().transmit(command)
+        if command.cla & SM_CLA_BITS != SM_CLA_BITS:
+            reader.check_length(command, response)
+        return response
+
+
+def reason_for(exc: Exception) -> Reason:
+    """The reason code of a check cut short by ``exc``.
+
+    Past the deadline: ``deadline``; more data than Le: ``response_too_long``; bytes that do
+    not parse (a file that is not a TLV or is shorter than declared, an LDS or ASN.1 structure,
+    an unknown algorithm OID surfacing as a library's KeyError): ``malformed``; any other chip
+    or protocol refusal (status words, secure messaging, endless 61xx, an oversized file):
+    ``read_failed``.
+    """
+    if isinstance(exc, DeadlineError):
+        return Reason.DEADLINE
+    if isinstance(exc, ResponseTooLongError):
+        return Reason.RESPONSE_TOO_LONG
+    if isinstance(exc, FileStructureError | TLVError | LDSError):
+        return Reason.MALFORMED
+    if isinstance(exc, CardError | QAError):
+        return Reason.READ_FAILED
+    return Reason.MALFORMED
 
 
 def select_application(transport: Transport) -> int:
@@ -131,26 +214,16 @@ def open_session(transport: Transport, keys: DocumentKeys, rng: RNG) -> SecureMe
         return bac.perform_bac(transport, keys.mrz_information(), rng)
     except ReaderError:
         raise
+    except ResponseTooLongError as exc:
+        return Finding(Reason.RESPONSE_TOO_LONG, str(exc))
     except CardError as exc:
         return Finding(Reason.BAC_FAILED, str(exc))
 
 
-def _read_rest(transport: Transport, content: bytes, plan: ReadPlan) -> bytes:
-    try:
-        total = tlv.total_length(content)
-    except TLVError as exc:
-        raise APDUError(f"file does not start with a TLV header: {exc}") from exc
-    while len(content) < total:
-        size = min(plan.block, total - len(content))
-        piece = reader.read_binary(transport, len(content), size, plan.extended)
-        if not piece:
-            raise APDUError(f"file ended at {len(content)} of {total} bytes")
-        content += piece
-    return content[:total]
-
-
-def read_ef(transport: Transport, fid: int, plan: ReadPlan) -> bytes:
-    """SELECT and read one TLV-structured EF, the first READ already a full block."""
+def read_ef(transport: Transport, fid: int, plan: ReadPlan,
+            max_bytes: int = reader.DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """SELECT and read one TLV-structured EF of at most ``max_bytes``, the first READ already a
+    full block."""
     reader.select_file(transport, fid)
     try:
         first = reader.read_binary(transport, 0, plan.block, plan.extended)
@@ -159,15 +232,17 @@ def read_ef(transport: Transport, fid: int, plan: ReadPlan) -> bytes:
             raise
         # A chip that will not answer a block longer than the file: learn the length first.
         first = reader.read_binary(transport, 0, reader.HEADER_READ, plan.extended)
-    return _read_rest(transport, first, plan)
+    return reader.read_to_end(transport, fid, first, plan.block, plan.extended, max_bytes)
 
 
 class FileReader:
     """Reads EFs over a secure transport, keeping what was read, missing, or failed."""
 
-    def __init__(self, transport: Transport, plan: ReadPlan) -> None:
+    def __init__(self, transport: Transport, plan: ReadPlan,
+                 max_file_bytes: FileCaps | None = None) -> None:
         self.transport = transport
         self.plan = plan
+        self.max_file_bytes = max_file_bytes
         self.files: dict[str, bytes] = {}
         self.missing: list[str] = []
         self.failure: Finding | None = None
@@ -177,7 +252,8 @@ class FileReader:
         if self.failure is not None:
             return None
         try:
-            data = read_ef(self.transport, ef.fid, self.plan)
+            data = read_ef(self.transport, ef.fid, self.plan,
+                           file_cap(self.max_file_bytes, ef.name))
         except ReaderError:
             raise
         except StatusWordError as exc:
@@ -187,7 +263,7 @@ class FileReader:
             self.failure = Finding(Reason.READ_FAILED, f"{ef.name}: SW {exc.sw:04X}")
             return None
         except CardError as exc:
-            self.failure = Finding(Reason.READ_FAILED, f"{ef.name}: {exc}")
+            self.failure = Finding(reason_for(exc), f"{ef.name}: {exc}")
             return None
         self.files[ef.name] = data
         return data

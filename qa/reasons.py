@@ -39,6 +39,9 @@ class Reason(StrEnum):
     DG2_MISMATCH = "dg2_mismatch"
     NOT_LOCKED = "not_locked"
     PLAIN_READ_ALLOWED = "plain_read_allowed"
+    MALFORMED = "malformed"
+    RESPONSE_TOO_LONG = "response_too_long"
+    DEADLINE = "deadline"
 
     @property
     def message(self) -> str:
@@ -75,6 +78,10 @@ MESSAGES: dict[Reason, str] = {
     Reason.DG2_MISMATCH: "The portrait on the chip (DG2) differs from the prepared image.",
     Reason.NOT_LOCKED: "The chip accepted a personalization command: it is not locked.",
     Reason.PLAIN_READ_ALLOWED: "The chip let a file be read without access control.",
+    Reason.MALFORMED: "The chip answered with bytes that do not parse (a broken TLV, a length "
+                      "that disagrees with the content, an unknown structure).",
+    Reason.RESPONSE_TOO_LONG: "The chip answered with more data than the command asked for.",
+    Reason.DEADLINE: "The check did not finish in the time allowed for one card.",
 }
 
 

@@ -3,6 +3,8 @@
 Order matters: the lock probes go first, in plain, because any plain APDU after BAC would end
 the secure-messaging session (ICAO 9303-11 §9.8.6). A failed card is a :class:`Verdict`
 with reasons; only operational trouble (reader or card gone) raises, as :class:`QAError`.
+Whatever else goes wrong while judging a card — a protocol error, bytes no parser accepts, the
+deadline — ends its check with a failing verdict whose last reason says why.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from applets.emrtd.sm import SecureTransport
 from applets.iso7816.sw import SW
 from applets.transport.base import Transport
 from applets.transport.pcsc import ReaderError
+from common.errors import CardlineError
 from qa import active_auth, checks, passive_auth, readback
 from qa.checks import Expected
 from qa.errors import QAError, ReaderUnavailableError
 from qa.passive_auth import EAC_PROTECTED, TrustStore
-from qa.readback import DocumentKeys, FileReader
+from qa.readback import DocumentKeys, FileCaps, FileReader
 from qa.reasons import Finding, Reason
 
 _log = structlog.get_logger()
@@ -152,10 +155,9 @@ def _access(run: _Run, counter: readback.CountingTransport, keys: DocumentKeys,
     return SecureTransport(counter, session), plan
 
 
-def _check(run: _Run, secure: SecureTransport, plan: readback.ReadPlan, keys: DocumentKeys,
-           trust: TrustStore, at: datetime, rng: RNG, expected: Expected | None,
-           policy: Policy) -> FileReader:
-    files = FileReader(secure, plan)
+def _check(run: _Run, files: FileReader, keys: DocumentKeys, trust: TrustStore, at: datetime,
+           rng: RNG, expected: Expected | None, policy: Policy) -> None:
+    secure = files.transport
     com, sod_raw = files.read(EF_COM), files.read(EF_SOD)
     sod = passive_auth.read_sod(sod_raw)
     _read_groups(files, sod if not isinstance(sod, Finding) else None, com)
@@ -177,26 +179,47 @@ def _check(run: _Run, secure: SecureTransport, plan: readback.ReadPlan, keys: Do
     elif dg15 is None:
         run.skipped.append("Active Authentication (no DG15, not required)")
     run.lap("active")
-    return files
+
+
+def _cut_short(run: _Run, exc: Exception) -> None:
+    """The check ends here: ``exc`` becomes the card's last reason."""
+    reason = readback.reason_for(exc)
+    detail = str(exc) if isinstance(exc, CardlineError) else f"{type(exc).__name__}: {exc}"
+    run.add([Finding(reason, detail[:200])])
+    _log.info("qa_cut_short", reason=reason.value, error=type(exc).__name__)
 
 
 def verify_card(
     transport: Transport, keys: DocumentKeys, trust: TrustStore, *, at: datetime,
     expected: Expected | None = None, policy: Policy = Policy(),
     rng: RNG = secrets.token_bytes, clock: Clock = time.perf_counter,
+    deadline_s: float | None = None, max_file_bytes: FileCaps | None = None,
 ) -> Verdict:
-    """QA one card in ``transport``'s reader; ``at`` is the (timezone-aware) check time."""
+    """QA one card in ``transport``'s reader; ``at`` is the (timezone-aware) check time.
+
+    ``deadline_s``: seconds on ``clock`` from the start of this check after which no further
+    APDU is sent and the card fails with ``deadline`` (None: no limit). ``max_file_bytes``: the
+    cap on each file's declared size, one for all or by file name (``{"EF.DG2": 15000}``),
+    else :data:`qa.readback.DEFAULT_MAX_FILE_BYTES`. Only a reader or card that went away
+    raises (:class:`ReaderUnavailableError`); anything else wrong gives a failing verdict.
+    """
     if at.tzinfo is None:
         raise QAError("the check time must be timezone-aware (UTC)")
     run = _Run(clock)
-    counter = readback.CountingTransport(transport)
+    deadline = None if deadline_s is None else run.start + deadline_s
+    guard = readback.GuardedTransport(transport, deadline, clock)
+    files: dict[str, bytes] = {}
     try:
-        access = _access(run, counter, keys, rng)
-        files = {} if access is None else _check(
-            run, *access, keys, trust, at, rng, expected, policy).files
+        access = _access(run, guard, keys, rng)
+        if access is not None:
+            reader = FileReader(*access, max_file_bytes)
+            files = reader.files  # filled as it reads: what was read survives a cut-short check
+            _check(run, reader, keys, trust, at, rng, expected, policy)
     except ReaderError as exc:
         raise ReaderUnavailableError(exc.reader, exc.reason) from exc
-    verdict = run.verdict(files, counter.count)
+    except Exception as exc:  # any other failure is this card's verdict, not the caller's
+        _cut_short(run, exc)
+    verdict = run.verdict(files, guard.count)
     _log.info("qa_verdict", verdict="pass" if verdict.passed else "fail",
               reasons=verdict.codes, apdus=verdict.apdus, ms=round(verdict.timings_ms["total"], 2))
     return verdict
