@@ -1,12 +1,12 @@
 """The journal adapter for SQLite: batches, applications, one row per physical card,
-stations and an append-only, hash-chained event log in one file. The only module of the
-journal that knows SQLite: its PRAGMAs, placeholders, triggers and error classes stay here.
+stations and an append-only, hash-chained event log in one file. With ``sqlite_base``
+(connections, writes, migrations) and ``sqlite_schema`` (the migrations), the only code that
+knows SQLite: its PRAGMAs, placeholders, triggers and error codes stay here.
 
-Durability: WAL, ``synchronous=FULL``, every writer opens ``BEGIN IMMEDIATE`` (a deferred
-read-then-write transaction can fail with SQLITE_BUSY_SNAPSHOT that no retry fixes). The
-schema comes from numbered migrations (``sqlite_schema.py``), their number in
-``PRAGMA user_version``. One connection per ``SQLiteJournal``, shared by the controller's
-threads under a lock; other processes (``batch status``) open their own.
+Durability: WAL, ``synchronous=FULL``, every writer opens ``BEGIN IMMEDIATE``. One connection
+per ``SQLiteJournal``, shared by the controller's threads under a lock; other processes
+(``batch status``) open their own. Event numbers come from the one-row ``chain_head`` that
+each append moves inside its write transaction.
 
 Events carry no personal data: card ids, chip serials, stations, states and reason codes.
 """
@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +48,8 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
-from personalization.journal.sqlite_schema import MIGRATIONS, Migration
+from personalization.journal.sqlite_base import Migration, connect, migrate, user_version, write
+from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.reasons import Reason
 
 _CARD_QUERIES = {
@@ -57,7 +58,6 @@ _CARD_QUERIES = {
             "'void') ORDER BY id",
     "chip": "SELECT * FROM cards WHERE chip_serial = ? ORDER BY id",
 }
-BUSY_TIMEOUT_MS = 10_000
 
 
 def _now() -> str:
@@ -79,86 +79,6 @@ def sqlite_path(url: str) -> Path:
             f"journal {url!r}: this version keeps its journal in SQLite only; "
             "use journal.url: sqlite:///PATH in line.yaml")
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
-
-
-# -- what every SQLite store of cardline shares: durable connections, writes, migrations ------
-
-ErrorFactory = Callable[[str], Exception]
-Applied = Callable[[sqlite3.Connection, int, Sequence[Migration]], None]
-_UNIQUE = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY})
-
-
-def connect(path: Path, error: ErrorFactory) -> sqlite3.Connection:
-    """A connection in WAL mode with ``synchronous=FULL`` (WAL with NORMAL may lose the last
-    commits on power loss), foreign keys on, and rows readable by column name."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                             timeout=BUSY_TIMEOUT_MS / 1000)
-        db.row_factory = sqlite3.Row
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
-    except (OSError, sqlite3.Error) as exc:
-        raise error(f"{path}: cannot open: {exc}") from exc
-    if mode != "wal":
-        db.close()
-        raise error(f"{path}: the file system refuses WAL mode ({mode})")
-    return db
-
-
-@contextmanager
-def write(db: sqlite3.Connection, where: Path, error: ErrorFactory,
-          conflict: ErrorFactory | None = None) -> Iterator[sqlite3.Connection]:
-    """One ``BEGIN IMMEDIATE`` transaction: it takes the write lock first, so a read inside
-    it never goes stale (a deferred read-then-write can fail with SQLITE_BUSY_SNAPSHOT, which
-    no retry fixes). SQLite errors leave as ``error``, a broken UNIQUE rule as ``conflict``."""
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        raise error(f"{where}: cannot start a write: {exc}") from exc
-    try:
-        yield db
-        db.execute("COMMIT")
-    except BaseException as exc:
-        if db.in_transaction:  # SQLite may have rolled back by itself
-            db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.IntegrityError) and conflict is not None \
-                and exc.sqlite_errorcode in _UNIQUE:
-            raise conflict(f"{where}: a UNIQUE rule refused the change: {exc}") from exc
-        if isinstance(exc, sqlite3.Error):
-            raise error(f"{where}: {exc}") from exc
-        raise
-
-
-def user_version(db: sqlite3.Connection) -> int:
-    """The number of the last migration applied to this file."""
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite3.Connection, migrations: Sequence[Migration], where: Path,
-            error: ErrorFactory, applied: Applied | None = None) -> int:
-    """Apply the migrations this file lacks, all in one write transaction in which the version
-    is read again (another process may have migrated while this one waited for the lock);
-    ``applied(db, old_version, migrations)`` runs last in that transaction. A file from a
-    newer cardline is refused. Returns the version the file is at."""
-    latest = migrations[-1][0]
-    if user_version(db) == latest:
-        return latest
-    with write(db, where, error):
-        version = user_version(db)
-        if version > latest:
-            raise error(f"{where} is at schema v{version}; this cardline knows up to "
-                        f"v{latest}: upgrade cardline")
-        pending = [m for m in migrations if m[0] > version]
-        for _, _, statements in pending:
-            for statement in statements:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {latest}")
-        if pending and applied is not None:
-            applied(db, version, pending)
-    return latest
 
 
 class SQLiteJournal:

@@ -10,7 +10,8 @@ import pytest
 from personalization.journal import JournalError, SQLiteJournal, open_journal
 
 ROOT = Path(__file__).resolve().parents[3]
-SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "hsm/inventory.py"}
+SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "personalization/journal/sqlite_base.py",
+                   "hsm/inventory.py"}
 
 
 def test_a_sqlite_url_opens_the_sqlite_adapter(tmp_path: Path) -> None:
