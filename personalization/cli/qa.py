@@ -41,6 +41,8 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 WaitOption = Annotated[float, typer.Option("--wait", help="seconds to wait for a card")]
 AAOption = Annotated[bool, typer.Option(
     "--require-aa/--no-require-aa", help="fail chips without Active Authentication (DG15)")]
+DeadlineOption = Annotated[float | None, typer.Option(
+    "--deadline", min=0.0, help="seconds the check may take; past them the card fails 'deadline'")]
 
 
 def _show(verdict: Verdict, reader: str, trust_paths: tuple[Path, ...]) -> None:
@@ -69,12 +71,13 @@ def _show(verdict: Verdict, reader: str, trust_paths: tuple[Path, ...]) -> None:
 def verify(reader: ReaderOption, mrz: MRZOption = None, document_number: NumberOption = None,
            birth: BirthOption = None, expiry: ExpiryOption = None, trust: TrustOption = None,
            config: ConfigOpt = None, wait: WaitOption = 0.0, require_aa: AAOption = True,
-           as_json: JsonOption = False) -> None:
+           deadline: DeadlineOption = None, as_json: JsonOption = False) -> None:
     """Check the chip in READER: access, passive and active authentication, lock, DG1."""
     with reported():
         access = access_keys(mrz, document_number, birth, expiry)
         trusted = trust_store(trust or (), config=config)
-        verdict = verify_chip(reader, access, trusted.store, wait=wait, require_aa=require_aa)
+        verdict = verify_chip(reader, access, trusted.store, wait=wait, require_aa=require_aa,
+                              deadline_s=deadline)
     if as_json:
         print(json.dumps({**verdict.as_dict(), "reader": reader}, ensure_ascii=False))
     else:

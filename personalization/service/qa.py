@@ -95,16 +95,19 @@ def _reader(name: str, wait: float) -> Iterator[PCSCTransport]:
 
 
 def verify_chip(reader: str, access: AccessKeys, trust: TrustStore, *, wait: float = 0.0,
-                require_aa: bool = True, at: datetime | None = None) -> Verdict:
+                require_aa: bool = True, at: datetime | None = None,
+                deadline_s: float | None = None) -> Verdict:
     """Check the chip in ``reader``: access, passive and active authentication, lock, DG1.
 
     ``wait`` is how many seconds to wait for a card; a DS key past its usage period is a
-    warning, not a failure (an old card at a desk).
+    warning, not a failure (an old card at a desk); past ``deadline_s`` seconds the check
+    stops and the card fails with ``deadline``.
     """
     policy = Policy(require_active_authentication=require_aa, usage_period_is_failure=False)
     with _reader(reader, wait) as transport:
         return verify_card(transport, access.keys, trust, at=at or datetime.now(UTC),
-                           expected=access.expected, policy=policy, rng=secrets.token_bytes)
+                           expected=access.expected, policy=policy, rng=secrets.token_bytes,
+                           deadline_s=deadline_s)
 
 
 def _summary(verdict: Verdict, reader: str) -> dict[str, Any]:
