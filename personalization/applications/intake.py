@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, BinaryIO, Literal, cast
 
 from pydantic import ValidationError
 
@@ -36,6 +37,8 @@ MAX_ERRORS = 32  # per record: a line of a million unknown keys is one record, n
 # Unknown keys are shown by name only when they look like a key (a name typed into a key is
 # not echoed, nor a 4 MB key, nor one the journal's UTF-8 cannot store).
 _KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+UNIQUE_FIELDS = ("application_id", "personal_id")  # one line per value in a file
+KEY_BYTES = 16  # of a SHA-256 per unique field: collisions are out of reach at any batch size
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +190,23 @@ def _check(value: dict[str, Any], base_dir: Path, policy: IntakeRules, today: da
     return application, _capped(errors)
 
 
-def _record(number: int, line: bytes | None, base_dir: Path, policy: IntakeRules, today: date,
-            first_seen: dict[tuple[str, bytes], int]) -> tuple[Application | None, InvalidRecord]:
-    """One line checked; the application (if any) and what is wrong with it (maybe nothing)."""
+@dataclass(frozen=True, slots=True)
+class Inspected:
+    """One line checked on its own: the application (or None), what is wrong with it, the id
+    safe to show, and the keys that must be unique in the file (a digest per field, so a few
+    bytes per record however long the value was). Picklable: worker processes return it."""
+
+    line: int
+    application: Application | None
+    errors: tuple[FieldError, ...]
+    application_id: str | None
+    keys: tuple[tuple[str, bytes], ...] = ()
+
+
+def inspect_line(number: int, line: bytes | None, base_dir: Path, policy: IntakeRules,
+                 today: date) -> Inspected:
+    """One line checked; never raises (per-record isolation). Duplicates need the rest of the
+    file: :func:`screen` finds them."""
     value, errors = _parse_line(line, policy.max_line_bytes)
     app_id = value.get("application_id") if value is not None else None
     shown = app_id if rules.is_application_id(app_id) else None
@@ -203,38 +220,77 @@ def _record(number: int, line: bytes | None, base_dir: Path, policy: IntakeRules
             application = None
             errors = [FieldError("(record)", f"record could not be checked "
                                              f"({exc.__class__.__name__})")]
-        errors += _duplicates(value, number, first_seen)
-    return application, InvalidRecord(number, shown, tuple(errors))
+    keys = _unique_keys(value) if value is not None else ()
+    return Inspected(number, application, tuple(errors), shown, keys)
+
+
+def failed_record(number: int, why: str) -> Inspected:
+    """A record whose check itself could not run to the end (its worker process died)."""
+    return Inspected(number, None, (FieldError("(record)", f"record could not be checked "
+                                                           f"({why})"),), None)
+
+
+def _unique_keys(value: dict[str, Any]) -> tuple[tuple[str, bytes], ...]:
+    keys = []
+    for name in UNIQUE_FIELDS:
+        item = value.get(name)
+        if isinstance(item, str):
+            digest = hashlib.sha256(name.encode("ascii") + b"\0"
+                                    + item.encode("utf-8", "surrogatepass")).digest()
+            keys.append((name, digest[:KEY_BYTES]))
+    return tuple(keys)
+
+
+@dataclass(slots=True)
+class Screened:
+    """A run of inspected records split into valid and invalid, duplicates refused, and the
+    keys first seen in it (line by key) for the records that follow."""
+
+    valid: list[tuple[int, Application]] = field(default_factory=list)
+    invalid: list[InvalidRecord] = field(default_factory=list)
+    keys: dict[bytes, int] = field(default_factory=dict)
+
+
+def screen(records: Sequence[Inspected], earlier: Mapping[bytes, int]) -> Screened:
+    """Split ``records`` (in file order) into valid and invalid; a record whose
+    ``application_id`` or ``personal_id`` an earlier line holds (``earlier`` maps the keys of
+    the lines before these to their line) is rejected on its later line."""
+    out = Screened()
+    for record in records:
+        errors = list(record.errors)
+        for name, key in record.keys:
+            first = earlier[key] if key in earlier else out.keys.setdefault(key, record.line)
+            if first != record.line:
+                errors.append(FieldError(name, f"duplicate of line {first}"))
+        if errors or record.application is None:
+            out.invalid.append(InvalidRecord(record.line, record.application_id, tuple(errors)))
+        else:
+            out.valid.append((record.line, record.application))
+    return out
+
+
+def records(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line number, bytes or None, end offset)`` of each record of a JSON Lines file (blank
+    lines skipped; None for a line over ``limit``); the end offset is where the next line
+    starts, so a chunk of records ends at a known byte of the file."""
+    for number, line in bounded_lines(handle, limit):
+        if line is not None and not line.strip():
+            continue
+        yield number, line, handle.tell()
 
 
 def read_applications(path: Path, policy: IntakeRules, today: date) -> IntakeResult:
-    """Check every record of a JSON Lines file; duplicates are rejected on their later line.
+    """Check every record of a JSON Lines file in this process; duplicates are rejected on
+    their later line. (:mod:`personalization.applications.stream` does the same in chunks,
+    on every core.)
 
     Raises ``OSError`` only when the file itself cannot be opened or read."""
     result = IntakeResult()
-    first_seen: dict[tuple[str, bytes], int] = {}
+    seen: dict[bytes, int] = {}
     with path.open("rb") as handle:
-        for number, line in bounded_lines(handle, policy.max_line_bytes):
-            if line is not None and not line.strip():
-                continue
-            application, verdict = _record(number, line, path.parent, policy, today, first_seen)
-            if verdict.errors or application is None:
-                result.invalid.append(verdict)
-            else:
-                result.valid.append((number, application))
+        for number, line, _ in records(handle, policy.max_line_bytes):
+            found = screen([inspect_line(number, line, path.parent, policy, today)], seen)
+            seen.update(found.keys)
+            result.valid += found.valid
+            result.invalid += found.invalid
     return result
-
-
-def _duplicates(value: dict[str, Any], number: int,
-                first_seen: dict[tuple[str, bytes], int]) -> list[FieldError]:
-    errors = []
-    for key in ("application_id", "personal_id"):
-        item = value.get(key)
-        if not isinstance(item, str):
-            continue
-        # A digest, not the text: a few bytes per record however long the value was.
-        digest = hashlib.sha256(item.encode("utf-8", "surrogatepass")).digest()
-        seen = first_seen.setdefault((key, digest), number)
-        if seen != number:
-            errors.append(FieldError(key, f"duplicate of line {seen}"))
-    return errors
