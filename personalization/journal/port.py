@@ -14,14 +14,16 @@ which database is underneath. Its promises, which every adapter keeps and the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application
+from personalization.applications.stream import Mark
 from personalization.cardstate import Step
 from personalization.errors import PersonalizationError
 from personalization.journal.records import (
@@ -50,6 +52,20 @@ class BatchExistsError(JournalError):
 
 class ConflictError(JournalError):
     """A uniqueness rule of the journal refused the change (chip serial, handed-out card)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportState:
+    """A batch being imported in chunks: where it came from and how far its file was read
+    (``mark``), with the applications accepted and the records quarantined so far."""
+
+    name: str
+    source: str
+    profile: str
+    max_attempts: int
+    mark: Mark
+    accepted: int
+    quarantined: int
 
 
 CONTROL_ACTIONS = ("pause", "resume", "stop")
@@ -106,6 +122,36 @@ class JournalPort(Protocol):
         """A new batch of ``valid`` (line, application, document number) in queue order and
         ``invalid`` quarantined; so is an application whose document number is already held.
         Raises :class:`BatchExistsError` when the name is taken."""
+
+    # -- chunked import: a batch written a chunk of its file at a time, each chunk one short
+    # transaction; runnable only once the whole file is in ---------------------------------
+
+    def begin_import(self, name: str, *, source: str, profile: str,
+                     max_attempts: int) -> ImportState:
+        """A new batch in state ``importing`` (never run, never finished, never closed), or
+        the unfinished import of that name as it was left, to carry on from its mark.
+        Raises :class:`BatchExistsError` when a batch of that name is already complete."""
+
+    def import_seen(self, name: str, keys: Collection[bytes]) -> dict[bytes, int]:
+        """Of these unique-value keys, those an earlier chunk of the import holds, with the
+        line that holds each."""
+
+    def import_chunk(self, name: str, *, start: Mark, end: Mark,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord],
+                     keys: Mapping[bytes, int]) -> list[InvalidRecord]:
+        """One chunk in one transaction: ``valid`` queued (as in :meth:`create_batch`, an
+        application whose document number is already held is quarantined instead),
+        ``invalid`` quarantined, ``keys`` (first line by key) kept for later chunks, and the
+        import moved from ``start`` to ``end``. Returns the records quarantined.
+        :class:`JournalError` when the import is not at ``start`` (another process moved it)."""
+
+    def finish_import(self, name: str, end: Mark) -> BatchInfo:
+        """The whole file is in: the batch becomes ``open`` (runnable), its import keys go."""
+
+    def discard_import(self, name: str) -> int:
+        """Remove an unfinished import and everything it wrote, in short transactions;
+        returns the applications removed. :class:`JournalError` for a complete batch."""
 
     def batch(self, name: str) -> BatchInfo:
         """One batch by name (:class:`JournalError` when there is none)."""

@@ -78,8 +78,9 @@ class BatchInfo:
 
     @property
     def finished(self) -> bool:
-        """Every application handed out or failed."""
-        return self.applications.get("pending", 0) + self.applications.get("active", 0) == 0
+        """Every application handed out or failed (never while the batch is importing)."""
+        return self.state != "importing" and \
+            self.applications.get("pending", 0) + self.applications.get("active", 0) == 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +28,12 @@ from typing import Any, Self
 
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
+from personalization.applications.stream import START, Mark
 from personalization.cardstate import Outcome, Step
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
+    ImportState,
     JournalError,
     control_action,
 )
@@ -58,6 +60,20 @@ _CARD_QUERIES = {
             "'void') ORDER BY id",
     "chip": "SELECT * FROM cards WHERE chip_serial = ? ORDER BY id",
 }
+
+
+# An unfinished import is removed this many rows per transaction, to keep each one short.
+_DELETE_ROWS = 2000
+_DELETE_SOME = {
+    "import_keys": "DELETE FROM import_keys WHERE batch = ?1 AND key IN "
+                   "(SELECT key FROM import_keys WHERE batch = ?1 LIMIT ?2)",
+    **{table: f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - table names are constants
+              f"(SELECT rowid FROM {table} WHERE batch = ?1 LIMIT ?2)"
+       for table in ("quarantine", "applications")},
+}
+_DELETE_ALL = {table: f"DELETE FROM {table} WHERE batch = ?"  # noqa: S608 - constants
+               for table in ("import_keys", "quarantine", "applications", "stations",
+                             "run_control", "imports")}
 
 
 def _now() -> str:
@@ -273,20 +289,141 @@ class SQLiteJournal:
                 "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
                 [(name, a.application_id, seq, line, number, dump_application(a))
                  for seq, (line, a, number) in enumerate(queued)])
-            db.executemany(
-                "INSERT INTO quarantine (batch, line, application_id, errors) "
-                "VALUES (?, ?, ?, ?)",
-                [(name, r.line, r.application_id,
-                  json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False))
-                 for r in refused])
+            self._quarantine(db, name, refused)
             self._append(db, name, None, "batch.created",
                          {"source": source, "accepted": len(queued),
                           "quarantined": len(refused), "max_attempts": max_attempts})
         return self.batch(name)
 
+    @staticmethod
+    def _quarantine(db: sqlite3.Connection, name: str, refused: Sequence[InvalidRecord]) -> None:
+        db.executemany(
+            "INSERT INTO quarantine (batch, line, application_id, errors) VALUES (?, ?, ?, ?)",
+            [(name, r.line, r.application_id,
+              json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False)) for r in refused])
+
+    # -- chunked import ---------------------------------------------------------------------
+
+    def begin_import(self, name: str, *, source: str, profile: str,
+                     max_attempts: int) -> ImportState:
+        """A new batch in state ``importing``, or the unfinished import of that name."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT b.source, b.profile, b.max_attempts, i.lines, i.bytes, i.digest, "
+                "i.accepted, i.quarantined FROM batches b LEFT JOIN imports i "
+                "ON i.batch = b.name WHERE b.name = ?", (name,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO batches (name, created_at, source, profile, "
+                           "max_attempts, state) VALUES (?, ?, ?, ?, ?, 'open')",
+                           (name, _now(), source, profile, max_attempts))
+                db.execute("INSERT INTO imports (batch, started_at, digest) VALUES (?, ?, ?)",
+                           (name, _now(), START.digest))
+                self._append(db, name, None, "batch.importing",
+                             {"source": source, "max_attempts": max_attempts})
+                return ImportState(name, source, profile, max_attempts, START, 0, 0)
+        if row["lines"] is None:
+            raise BatchExistsError(name)
+        return ImportState(name, row["source"], row["profile"], row["max_attempts"],
+                           Mark(row["lines"], row["bytes"], row["digest"]), row["accepted"],
+                           row["quarantined"])
+
+    def import_seen(self, name: str, keys: Collection[bytes]) -> dict[bytes, int]:
+        """Of these keys, those an earlier chunk of the import holds, with their line."""
+        found: dict[bytes, int] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for key, line in self._read(
+                    f"SELECT key, line FROM import_keys WHERE batch = ? AND key IN ({marks})",  # noqa: S608 - placeholders only
+                    (name, *part)):
+                found[bytes(key)] = line
+        return found
+
+    def import_chunk(self, name: str, *, start: Mark, end: Mark,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord],
+                     keys: Mapping[bytes, int]) -> list[InvalidRecord]:
+        """One chunk of an import in one short transaction (see the port)."""
+        texts = {line: dump_application(a) for line, a, _ in valid}  # before taking the lock
+        with self._write() as db:
+            row = db.execute("SELECT lines, bytes, next_seq FROM imports WHERE batch = ?",
+                             (name,)).fetchone()
+            if row is None or (row[0], row[1]) != (start.lines, start.offset):
+                raise JournalError(f"batch {name!r} is no longer being imported from line "
+                                   f"{start.lines}: another process imported, finished or "
+                                   "discarded it meanwhile")
+            taken = self._taken_documents(db, [number for _, _, number in valid])
+            queued, refused = self._hold_once(name, valid, invalid, taken)
+            db.executemany(
+                "INSERT INTO applications (batch, application_id, seq, line, "
+                "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                [(name, a.application_id, row[2] + i, line, number, texts[line])
+                 for i, (line, a, number) in enumerate(queued)])
+            self._quarantine(db, name, refused)
+            db.executemany("INSERT INTO import_keys (batch, key, line) VALUES (?, ?, ?)",
+                           [(name, key, line) for key, line in keys.items()])
+            db.execute("UPDATE imports SET lines = ?, bytes = ?, digest = ?, "
+                       "next_seq = next_seq + ?, accepted = accepted + ?, "
+                       "quarantined = quarantined + ? WHERE batch = ?",
+                       (end.lines, end.offset, end.digest, len(queued), len(queued),
+                        len(refused), name))
+        return refused
+
+    def finish_import(self, name: str, end: Mark) -> BatchInfo:
+        """The whole file is in: the import's keys go (a bounded number per transaction),
+        then the batch becomes runnable in one last short transaction."""
+        while self._delete_some(name, "import_keys") == _DELETE_ROWS:
+            pass
+        with self._write() as db:
+            row = db.execute("SELECT accepted, quarantined FROM imports WHERE batch = ?",
+                             (name,)).fetchone()
+            if row is None:
+                raise JournalError(f"batch {name!r} is not being imported")
+            info = db.execute("SELECT source, max_attempts FROM batches WHERE name = ?",
+                              (name,)).fetchone()
+            db.execute("DELETE FROM import_keys WHERE batch = ?", (name,))
+            db.execute("DELETE FROM imports WHERE batch = ?", (name,))
+            self._append(db, name, None, "batch.created",
+                         {"source": info[0], "accepted": row[0], "quarantined": row[1],
+                          "max_attempts": info[1], "lines": end.lines, "sha256": end.digest})
+        return self.batch(name)
+
+    def discard_import(self, name: str) -> int:
+        """Remove an unfinished import and all it wrote, a bounded number of rows at a time."""
+        removed = 0
+        for table in ("import_keys", "quarantine", "applications"):
+            while True:
+                gone = self._delete_some(name, table)
+                removed += gone if table == "applications" else 0
+                if gone < _DELETE_ROWS:
+                    break
+        with self._write() as db:
+            self._importing(db, name)
+            for table, sql in _DELETE_ALL.items():  # and what a chunk wrote meanwhile
+                gone = db.execute(sql, (name,)).rowcount
+                removed += gone if table == "applications" else 0
+            db.execute("DELETE FROM batches WHERE name = ?", (name,))
+            self._append(db, name, None, "batch.discarded", {"applications": removed})
+        return removed
+
+    def _importing(self, db: sqlite3.Connection, name: str) -> None:
+        if db.execute("SELECT 1 FROM imports WHERE batch = ?", (name,)).fetchone() is None:
+            raise JournalError(f"batch {name!r} is not an unfinished import"
+                               if db.execute("SELECT 1 FROM batches WHERE name = ?",
+                                             (name,)).fetchone()
+                               else f"no batch named {name!r} (see `cardline batch status`)")
+
+    def _delete_some(self, name: str, table: str) -> int:
+        """Up to ``_DELETE_ROWS`` rows of an unfinished import's ``table``, one transaction."""
+        with self._write() as db:
+            self._importing(db, name)
+            return int(db.execute(_DELETE_SOME[table], (name, _DELETE_ROWS)).rowcount)
+
     def batch(self, name: str) -> BatchInfo:
-        """One batch by name."""
-        rows = self._read("SELECT * FROM batches WHERE name = ?", (name,))
+        """One batch by name (``importing`` while its file is still being read in)."""
+        rows = self._read("SELECT b.*, i.batch IS NOT NULL AS importing FROM batches b "
+                          "LEFT JOIN imports i ON i.batch = b.name WHERE b.name = ?", (name,))
         if not rows:
             raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
         row = rows[0]
@@ -295,8 +432,8 @@ class SQLiteJournal:
             "SELECT state, count(*) FROM applications WHERE batch = ? GROUP BY state", (name,))})
         quarantined = self._read("SELECT count(*) FROM quarantine WHERE batch = ?", (name,))
         return BatchInfo(row["name"], row["created_at"], row["source"], row["profile"],
-                         row["max_attempts"], row["state"], row["closed_at"], row["purged_at"],
-                         counts, quarantined[0][0])
+                         row["max_attempts"], "importing" if row["importing"] else row["state"],
+                         row["closed_at"], row["purged_at"], counts, quarantined[0][0])
 
     def batches(self) -> list[BatchInfo]:
         """Every batch, oldest first."""
@@ -361,6 +498,8 @@ class SQLiteJournal:
         """A new card row in FEEDING for a pending application (journaled before the feed)."""
         now = time.time()
         with self._write() as db:
+            if db.execute("SELECT 1 FROM imports WHERE batch = ?", (name,)).fetchone():
+                raise JournalError(f"batch {name!r} is still being imported: it cannot run")
             row = db.execute("SELECT state, attempts, document_number FROM applications "
                              "WHERE batch = ? AND application_id = ?",
                              (name, application_id)).fetchone()

@@ -113,6 +113,26 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE stations ADD COLUMN live TEXT",
         "ALTER TABLE stations ADD COLUMN live_at TEXT",
     )),
+    (4, "chunked imports: a batch being imported, its progress and its unique keys", (
+        # A batch with a row here is still being imported: not runnable, not finished.
+        """CREATE TABLE imports (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            started_at TEXT NOT NULL,
+            lines INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            digest TEXT NOT NULL,
+            next_seq INTEGER NOT NULL DEFAULT 0,
+            accepted INTEGER NOT NULL DEFAULT 0,
+            quarantined INTEGER NOT NULL DEFAULT 0)""",
+        # digests of the values that must be unique in one file, with their first line
+        """CREATE TABLE import_keys (
+            batch TEXT NOT NULL REFERENCES imports(batch),
+            key BLOB NOT NULL,
+            line INTEGER NOT NULL,
+            PRIMARY KEY (batch, key)) WITHOUT ROWID""",
+        # the document-number check of each chunk, without a scan of every application
+        "CREATE INDEX applications_document ON applications(document_number)",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]
