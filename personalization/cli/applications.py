@@ -10,9 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import ConfigOption, JsonOption, console, fail, reported
+from personalization.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    fail,
+    intake_progress,
+    reported,
+)
 from personalization.service.applications import (
-    IntakeResult,
+    Checked,
     check_applications,
     synthesize_applications,
 )
@@ -36,7 +43,7 @@ def _as_of(value: str | None) -> date:
         fail(f"--as-of {value!r} is not a date YYYY-MM-DD")
 
 
-def _print_report(result: IntakeResult) -> None:
+def _print_report(result: Checked) -> None:
     if result.invalid:
         table = Table(title="Invalid applications", show_lines=False)
         for column in ("line", "application_id", "field", "reason"):
@@ -48,8 +55,10 @@ def _print_report(result: IntakeResult) -> None:
                               (record.application_id or "—") if first else "",
                               error.field, error.reason)
         console.print(table)
-    console.print(f"[bold]{len(result.valid)}[/] valid, "
-                  f"[bold {'red' if result.invalid else 'green'}]{len(result.invalid)}[/] invalid")
+    run = result.progress
+    console.print(f"[bold]{result.valid}[/] valid, "
+                  f"[bold {'red' if result.invalid else 'green'}]{len(result.invalid)}[/] invalid"
+                  f" ({run.records} records in {run.seconds:.1f} s, {run.records_per_s:.0f}/s)")
 
 
 @app.command()
@@ -59,13 +68,19 @@ def check(
     json_out: JsonOption = False,
     as_of: AsOfOption = None,
 ) -> None:
-    """Check every record; list each invalid one with its line, id and reasons.
+    """Check every record on every core (a progress bar with records/s and ETA); list each
+    invalid one with its line, id and reasons.
 
     Exit status 1 when any record is invalid. With --json prints
-    {"valid": n, "invalid": [{"line", "application_id", "errors": [{"field", "reason"}]}]}.
+    {"valid": n, "invalid": [{"line", "application_id", "errors": [{"field", "reason"}]}],
+    "progress": {"records", "seconds", "records_per_s", ...}}, and while checking one
+    {"progress": {...}} line a second on stderr.
     """
+    today = _as_of(as_of)
     with reported():
-        result = check_applications(file, LineSetup.load(config), _as_of(as_of))
+        setup = LineSetup.load(config)
+        with intake_progress(str(file), json_out) as progress:
+            result = check_applications(file, setup, today, on_progress=progress)
     if json_out:
         typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
     else:

@@ -20,6 +20,7 @@ from personalization.cli.common import (
     ConfigOption,
     JsonOption,
     console,
+    intake_progress,
     line_setup,
     print_batch_summary,
     progress_table,
@@ -44,21 +45,38 @@ def create(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
 ) -> None:
-    """Check every application; accept the valid ones into a new batch, quarantine the rest
-    with their reasons. Exit 1 when nothing could be accepted."""
-    with reported():
-        created = batches.create(line_setup(config), file, name, max_attempts)
+    """Check every application (on every core, a progress bar with records/s and ETA);
+    accept the valid ones into a new batch, quarantine the rest with their reasons. The
+    batch is written a chunk at a time and can run once the whole file is in; if this is
+    killed, the same command carries on where it stopped (or `batch discard NAME` removes
+    the unfinished batch). Exit 1 when nothing could be accepted."""
+    setup = line_setup(config)
+    with reported(), intake_progress(f"batch {name}", as_json) as progress:
+        created = batches.create(setup, file, name, max_attempts, on_progress=progress)
     if as_json:
         typer.echo(json.dumps(created.as_dict(), ensure_ascii=False))
     else:
+        run = created.imported.progress
         console.print(f"batch {created.name}: {created.accepted} application(s) accepted, "
-                      f"{len(created.quarantined)} quarantined", highlight=False, markup=False)
+                      f"{len(created.quarantined)} quarantined ({run.records} records read "
+                      f"in {run.seconds:.1f} s, {run.records_per_s:.0f}/s)", highlight=False,
+                      markup=False)
         for record in created.quarantined:
             reasons = "; ".join(f"{e.field}: {e.reason}" for e in record.errors)
             console.print(f"  line {record.line} ({record.application_id or '?'}): {reasons}",
                           highlight=False, markup=False)
     if not created.accepted:
         raise typer.Exit(1)
+
+
+@app.command()
+def discard(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Remove a batch whose import never finished (a killed `batch create`) and everything it
+    wrote; a complete batch is never removed."""
+    with reported():
+        removed = batches.discard(line_setup(config).config, batch)
+    console.print(f"batch {batch}: unfinished import removed ({removed} application(s))",
+                  highlight=False, markup=False)
 
 
 def run_with_progress(run: Callable[[Tick, threading.Event], RunResult],

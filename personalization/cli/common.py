@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -14,10 +15,13 @@ import structlog
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from common.errors import CardlineError
 from personalization.config import LineConfig, load_config
+from personalization.service.applications import OnProgress, Progress
 from personalization.service.batches import StationLive, summary_rows
 from personalization.service.setup import LineSetup
 
@@ -91,6 +95,34 @@ def progress_table(title: str, stations: list[StationLive], waiting: int | None 
     table.caption = f"{done} handed out this run" + (
         f"; {waiting} application(s) were waiting" if waiting is not None else "")
     return table
+
+
+@contextmanager
+def intake_progress(title: str, as_json: bool) -> Iterator[OnProgress]:
+    """A progress callback for a run over an applications file: a bar with records, records/s
+    and ETA on stderr — or, with ``--json``, the same numbers as a JSON line a second there."""
+    if as_json:
+        shown = [-1.0]
+
+        def emit(progress: Progress) -> None:
+            if progress.seconds - shown[0] >= 1.0:
+                shown[0] = progress.seconds
+                typer.echo(json.dumps({"progress": progress.as_dict()}), err=True)
+        yield emit
+        return
+    # no auto-refresh: no thread of ours is running when intake forks its workers
+    bar = ProgressBar(TextColumn(escape(title)), BarColumn(), TaskProgressColumn(),
+                      TextColumn("{task.fields[detail]}"), console=err_console,
+                      auto_refresh=False)
+    task = bar.add_task(title, total=1.0, detail="")
+
+    def show(progress: Progress) -> None:
+        eta = "—" if progress.eta_s is None else f"{progress.eta_s:.0f} s"
+        bar.update(task, completed=progress.fraction, detail=(
+            f"{progress.records} records · {progress.records_per_s:.0f}/s · ETA {eta}"))
+        bar.refresh()
+    with bar:
+        yield show
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

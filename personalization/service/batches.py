@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from applets.transport.pcsc import ReaderError
-from personalization.applications.intake import InvalidRecord, read_applications
+from personalization.applications.intake import InvalidRecord
+from personalization.applications.model import FieldError
+from personalization.batchimport import Imported, IntakeError, OnProgress, Progress, import_file
 from personalization.config import LineConfig
 from personalization.face import card_layout
 from personalization.journal import open_journal as open_journal_at
@@ -29,7 +31,7 @@ from personalization.line.controller import (
 )
 from personalization.line.report import build_report, render_html
 from personalization.line.station import StationSpec
-from personalization.prep import Preparer, document_number
+from personalization.prep import Preparer
 from personalization.profile import DocumentProfile
 from personalization.service.errors import ServiceError
 from personalization.service.keys import csca_pem_or_explain, open_inventory, open_signer
@@ -41,12 +43,15 @@ __all__ = [
     "Control",
     "Created",
     "Journal",
+    "OnProgress",
     "Outputs",
+    "Progress",
     "RunResult",
     "StationLive",
     "StationSpec",
     "Tick",
     "create",
+    "discard",
     "live",
     "open_journal",
     "report",
@@ -71,33 +76,54 @@ def open_journal(config: LineConfig, *, purge: bool = False) -> Journal:
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A new batch: how many applications it took and the records quarantined at intake."""
+    """A new batch: how many applications it took, the records quarantined at intake, and how
+    the import went."""
 
     name: str
     accepted: int
     quarantined: list[InvalidRecord]
+    imported: Imported
 
     def as_dict(self) -> dict[str, Any]:
         """``batch create --json``."""
         return {"batch": self.name, "accepted": self.accepted,
-                "quarantined": [r.as_dict() for r in self.quarantined]}
+                "quarantined": [r.as_dict() for r in self.quarantined],
+                "import": self.imported.as_dict()}
 
 
 def create(setup: LineSetup, file: Path, name: str, max_attempts: int | None = None,
-           journal: Journal | None = None) -> Created:
-    """Check every application of ``file``; accept the valid ones into a new batch and
-    quarantine the rest with their reasons (``journal``: another journal than the line's)."""
+           journal: Journal | None = None, *, workers: int | None = None,
+           on_progress: OnProgress | None = None) -> Created:
+    """Check every application of ``file`` on every core (``workers`` processes) and write
+    the batch a chunk at a time: valid ones queued, the rest quarantined with their reasons
+    (``journal``: another journal than the line's). The batch can run once the whole file is
+    in; a batch of that name left half-imported (a killed ``batch create``) carries on from
+    its last chunk when the same file is given again."""
     profile = setup.profile()
     try:
-        intake = read_applications(file, profile.intake_rules(), date.today())
+        with _journal(setup.config, journal, purge=True) as store:
+            imported = import_file(
+                store, file, name, policy=profile.intake_rules(), today=date.today(),
+                profile=profile.name, workers=workers, on_progress=on_progress,
+                max_attempts=max_attempts or setup.config.controller.max_attempts)
+            quarantined = [InvalidRecord(r["line"], r["application_id"],
+                                         tuple(FieldError(**e) for e in r["errors"]))
+                           for r in store.quarantined(name)]
     except OSError as exc:
         raise ServiceError(f"{file}: cannot read: {exc.strerror}") from exc
-    valid = [(line, a, document_number(a)) for line, a in intake.valid]
-    with _journal(setup.config, journal, purge=True) as store:
-        store.create_batch(name, source=str(file.resolve()), profile=profile.name,
-                           max_attempts=max_attempts or setup.config.controller.max_attempts,
-                           valid=valid, invalid=intake.invalid)
-    return Created(name, len(valid), list(intake.invalid))
+    except IntakeError as exc:
+        raise ServiceError(str(exc)) from exc
+    return Created(name, imported.accepted, quarantined, imported)
+
+
+def discard(config: LineConfig, name: str) -> int:
+    """Remove a batch whose import never finished (a killed ``batch create``) and all it
+    wrote; returns the applications removed. A complete batch is never discarded."""
+    with open_journal(config) as journal:
+        if journal.batch(name).state != "importing":
+            raise ServiceError(f"batch {name!r} is complete: only an unfinished import can be "
+                               "discarded")
+        return journal.discard_import(name)
 
 
 @contextmanager
@@ -134,7 +160,10 @@ def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
     """
     config = setup.config
     with _journal(config, journal) as store:
-        store.batch(name)  # a clear error when there is no such batch
+        if store.batch(name).state == "importing":  # a clear error when there is no such batch
+            raise ServiceError(f"batch {name!r} is still being imported: finish it with "
+                               f"`cardline batch create FILE --name {name}` or remove it with "
+                               f"`cardline batch discard {name}`")
         if journal is None:
             store.purge_due()
         stations = specs if specs is not None else station_specs(config)
