@@ -1,0 +1,125 @@
+"""``cardline batch create`` killed with SIGKILL half-way: what it leaves is a batch marked
+'importing' that nothing runs, which the same command finishes or ``batch discard`` removes,
+and no worker process outlives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from personalization.intakebench import repeated_file
+from personalization.journal import SQLiteJournal
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDS = 900
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def line_yaml(tmp_path: Path) -> Path:
+    """The embedded line's configuration with its journal in the test's folder."""
+    text = (ROOT / "line.yaml").read_text(encoding="utf-8").replace(
+        "sqlite:///.cardline/journal.db", f"sqlite:///{tmp_path / 'journal.db'}")
+    path = tmp_path / "line.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cardline(line_yaml: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "personalization", *args, "--config",
+                           str(line_yaml)], capture_output=True, text=True, timeout=300,
+                          check=False, cwd=ROOT)
+
+
+def _kill_after_first_chunk(line_yaml: Path, apps: Path, name: str) -> None:
+    """Start ``batch create`` and SIGKILL it once a chunk is in the journal, before the end."""
+    child = subprocess.Popen([sys.executable, "-m", "personalization", "batch", "create",
+                              str(apps), "--name", name, "--config", str(line_yaml), "--json"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            if _written(line_yaml.parent / "journal.db", name) > 0:
+                break
+            time.sleep(0.05)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert 0 < _written(line_yaml.parent / "journal.db", name) < RECORDS
+
+
+def _written(journal: Path, name: str) -> int:
+    if not journal.exists():
+        return 0
+    with SQLiteJournal(journal) as opened:
+        names = [b.name for b in opened.batches()]
+        if name not in names:
+            return 0
+        info = opened.batch(name)
+        return sum(info.applications.values()) + info.quarantined
+
+
+def _workers_left(apps: Path) -> list[str]:
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(apps).encode() in command:
+            left.append(pid)
+    return left
+
+
+def test_a_killed_import_is_never_run_and_the_same_command_finishes_it(
+        tmp_path: Path, line_yaml: Path) -> None:
+    """After SIGKILL mid-way the batch is 'importing' (status says so, `batch run` refuses
+    it), its workers are gone, and `batch create` again finishes it with every record once,
+    in file order."""
+    apps = repeated_file(tmp_path, RECORDS, templates=30)
+    _kill_after_first_chunk(line_yaml, apps, "K")
+
+    status = json.loads(_cardline(line_yaml, "batch", "status", "K", "--json").stdout)
+    assert (status["state"], status["finished"]) == ("importing", False)
+    ran = _cardline(line_yaml, "batch", "run", "K")
+    assert ran.returncode == 2 and "still being imported" in ran.stderr
+    time.sleep(1.5)  # workers poll for their parent twice a second
+    assert _workers_left(apps) == []
+
+    again = _cardline(line_yaml, "batch", "create", str(apps), "--name", "K", "--json")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["accepted"] == RECORDS and summary["quarantined"] == []
+    assert summary["import"]["resumed_from_line"] > 0
+    assert summary["import"]["records"] == RECORDS - summary["import"]["resumed_from_line"]
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        assert journal.batch("K").state == "open"
+        assert [row["line"] for row in journal.applications("K")] == list(
+            range(1, RECORDS + 1))
+
+
+def test_a_killed_import_can_be_discarded(tmp_path: Path, line_yaml: Path) -> None:
+    """`batch discard` removes an unfinished import and everything it wrote, and says so in
+    the event log; a complete batch is refused."""
+    apps = repeated_file(tmp_path, RECORDS, templates=30)
+    _kill_after_first_chunk(line_yaml, apps, "K")
+
+    gone = _cardline(line_yaml, "batch", "discard", "K")
+    assert gone.returncode == 0, gone.stderr
+    assert "unfinished import removed" in gone.stdout
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        assert journal.batches() == []
+        assert [e["kind"] for e in journal.events("K")] == ["batch.importing",
+                                                            "batch.discarded"]
+    small = repeated_file(tmp_path, 5, templates=30)
+    assert _cardline(line_yaml, "batch", "create", str(small), "--name", "C").returncode == 0
+    refused = _cardline(line_yaml, "batch", "discard", "C")
+    assert refused.returncode == 2 and "only an unfinished import" in refused.stderr
