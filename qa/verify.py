@@ -184,8 +184,10 @@ def _check(run: _Run, files: FileReader, keys: DocumentKeys, trust: TrustStore, 
 def _cut_short(run: _Run, exc: Exception) -> None:
     """The check ends here: ``exc`` becomes the card's last reason."""
     reason = readback.reason_for(exc)
-    detail = str(exc) if isinstance(exc, CardlineError) else f"{type(exc).__name__}: {exc}"
-    run.add([Finding(reason, detail[:200])])
+    # Our errors' messages are written to be non-personal; another library's could quote a
+    # field of the chip (a name, a date), so only its type is kept.
+    detail = str(exc)[:200] if isinstance(exc, CardlineError) else type(exc).__name__
+    run.add([Finding(reason, detail)])
     _log.info("qa_cut_short", reason=reason.value, error=type(exc).__name__)
 
 

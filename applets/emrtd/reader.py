@@ -29,8 +29,8 @@ EXTENDED_BLOCK = 0xFFC0  # leaves room for DO87/DO99/DO8E in a 65536-byte respon
 HEADER_READ = 6  # tag (≤2) + length (≤4): enough for any LDS1 file's outer TLV
 MAX_EVEN_OFFSET = 0x7FFF
 EOF_WARNING = 0x6282
-# The largest response (extended Ne, 65536 bytes) handed out in the smallest full pieces a
-# 61xx chain uses (256 bytes, SW2 = 00) takes 256 GET RESPONSE rounds; no honest chip needs more.
+# GET RESPONSE hands out at most 256 bytes a round (61 00), so the largest response (extended
+# Ne, 65536 bytes) takes 256 rounds in full pieces; a chip asking for more is not honest.
 MAX_GET_RESPONSE_ROUNDS = EXTENDED_MAX_NE // SHORT_MAX_NE
 DEFAULT_MAX_FILE_BYTES = 0x10000  # 64 KiB: a whole file, header included, unless told otherwise
 

@@ -186,6 +186,15 @@ def test_any_failure_is_the_cards_verdict(make_card: MakeCard, prepared: Prepare
     assert not verdict.passed and code in verdict.codes, verdict.reasons
 
 
+def test_a_foreign_error_message_stays_out_of_the_verdict(make_card: MakeCard,
+                                                          prepared: Prepared,
+                                                          trust: TrustStore) -> None:
+    """Another library's message may quote chip data: only its type name reaches the verdict."""
+    error = ValueError("NGUYEN VAN AN 930105")
+    verdict = check(Failing(make_card(), 12, error), prepared, trust)
+    assert verdict.reasons[-1].code == "malformed" and verdict.reasons[-1].detail == "ValueError"
+
+
 @pytest.mark.parametrize("error", [ReaderNotFound("R", "gone"), PCSCServiceError("R", "down")],
                          ids=lambda v: type(v).__name__)
 def test_a_vanished_reader_still_raises(make_card: MakeCard, prepared: Prepared,

@@ -25,10 +25,10 @@ ID_EC_PUBLIC_KEY = "1.2.840.10045.2.1"  # ANSI X9.62 / RFC 3279
 ID_PRIME_FIELD = "1.2.840.10045.1.1"
 
 DG15PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-# A chip's RSA key is bounded before any operation with it, since s^e mod n costs grow with
-# both: a 32768-bit modulus makes one Active Authentication take about a minute. The modulus
-# bound is our policy (4096 bits is the largest size in use for AA and Document Signer keys);
-# the exponent's upper bound is FIPS 186-5 §A.1.1's (e < 2^256).
+# A chip's RSA key is bounded before any operation with it, since the cost of s^e mod n grows
+# with both: a 32768-bit modulus makes one Active Authentication take about a minute. The
+# modulus bound is our policy, not a spec rule (ICAO 9303 sets no maximum); the exponent's
+# upper bound is FIPS 186-5 §A.1.1's (e < 2^256).
 MAX_RSA_MODULUS_BITS = 4096
 MAX_RSA_EXPONENT_BITS = 256
 
