@@ -83,6 +83,13 @@ class ControllerConfig(_Frozen):
     max_attempts: int = Field(3, ge=1, le=10, description="cards per application at most")
     alarm_poll_s: float = Field(0.5, gt=0, le=60,
                                 description="how often an alarmed station looks again")
+    qa_deadline_s: float = Field(10.0, gt=0, le=120,
+                                 description="the longest QA may take over one card; a chip "
+                                 "that keeps it busy longer is rejected ('deadline')")
+    stop_grace_s: float = Field(60.0, gt=0, le=600,
+                                description="after a stop, how long the stations may take to "
+                                "finish the cards in hand; then the run ends without them (their "
+                                "cards stay in doubt and are settled when the batch resumes)")
 
 
 class SimulationConfig(_Frozen):

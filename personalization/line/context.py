@@ -56,6 +56,7 @@ class LineContext:
     stop: threading.Event
     poll_s: float = 0.5
     outputs: Outputs = field(default_factory=Outputs)
+    qa_deadline_s: float = 10.0
     halted: list[str] = field(default_factory=list)
 
     def halt(self, reason: str) -> None:

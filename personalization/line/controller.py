@@ -74,6 +74,8 @@ class LineParts:
     outputs: Outputs = field(default_factory=Outputs)
     poll_s: float = 0.5
     retention_days: int = 0
+    qa_deadline_s: float = 10.0
+    stop_grace_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,7 @@ class LineController:
                                          application_id), lookahead=2 * len(self.specs))
         context = LineContext(self.journal, self.batch, info.max_attempts, parts.preparer,
                               parts.profile, parts.layout, parts.trust, self.dispatcher,
-                              self.stop, parts.poll_s, parts.outputs)
+                              self.stop, parts.poll_s, parts.outputs, parts.qa_deadline_s)
         self.stations = [Station(spec, context) for spec in self.specs]
         errors: list[BaseException] = []
         threads = [station_thread(s, errors, self.stop) for s in self.stations]
@@ -199,10 +201,16 @@ class LineController:
         self.dispatcher.start()
         for thread in threads:
             thread.start()
+        stopping_since: float | None = None
         try:
             while any(t.is_alive() for t in threads):
                 if self.dispatcher.error is not None:
                     self.stop.set()
+                if self.stop.is_set() and stopping_since is None:
+                    stopping_since = time.monotonic()
+                if stopping_since is not None and \
+                        time.monotonic() - stopping_since > parts.stop_grace_s:
+                    break  # the stations had their time to finish the cards in hand
                 self._obey()
                 self._publish()
                 if on_tick is not None:
@@ -212,9 +220,13 @@ class LineController:
         finally:
             self.stop.set()
             self.dispatcher.stop()
-            for thread in threads:
-                thread.join()
             self._publish(ended=True)
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:  # daemon threads: they end with the process; their cards stay in doubt
+            _log.error("line.stations_stuck", stations=stuck)
+            errors.append(LineError(f"station(s) {', '.join(stuck)} did not finish the card "
+                                    f"in hand within {parts.stop_grace_s:g} s of the stop; "
+                                    "their cards are settled when the batch resumes"))
         if self.dispatcher.error is not None:
             errors.append(self.dispatcher.error)
         errors += [LineError(reason) for reason in context.halted]

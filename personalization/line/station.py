@@ -45,6 +45,7 @@ from personalization.cardstate import (
 from personalization.encoder import EncodeError, EncoderStation
 from personalization.errors import PersonalizationError
 from personalization.face import card_face
+from personalization.journal.port import ConflictError
 from personalization.journal.records import CardRow
 from personalization.line.context import LineContext
 from personalization.line.dispatch import Work
@@ -112,10 +113,14 @@ class Station:
     def run(self) -> None:
         """Work until the run is over or stopped; alarms pause only this station."""
         line = self.line
+        for row in line.journal.stations(line.batch):  # an alarm a previous run left raised
+            if row["station"] == self.name:
+                self.stats.alarm = row["alarm"]
         while not line.stop.is_set():
             try:
                 with self._connected():
                     self._settle_open_cards()
+                    self._clear_alarm()  # the station works again: only now is it cleared
                     self._work()
                     self._read_counter(final=True)
                 return
@@ -125,12 +130,20 @@ class Station:
                     return
 
     def _alarm(self, text: str) -> None:
+        """Raise an alarm once: the same trouble seen again keeps it (no new event)."""
+        if self.stats.alarm == text:
+            return
         _log.warning("station.alarm", station=self.name, alarm=text)
         self.stats.alarm = text
         self.line.journal.set_alarm(self.line.batch, self.name, text)
 
+    def _clear_alarm(self) -> None:
+        if self.stats.alarm is not None:
+            self.stats.alarm = None
+            self.line.journal.set_alarm(self.line.batch, self.name, None)
+
     def _wait_until_clear(self) -> bool:
-        """Poll the printer and reader until both are usable again; False when stopping."""
+        """Poll the printer and reader until both look usable again; False when stopping."""
         while not self.line.stop.wait(self.line.poll_s):
             if self.line.dispatcher.finished:
                 return False  # the other stations did the work; nothing waits on this one
@@ -142,9 +155,7 @@ class Station:
                     pass
             except (PrinterError, CardError):
                 continue
-            self.stats.alarm = None
-            self.line.journal.set_alarm(self.line.batch, self.name, None)
-            return True
+            return True  # try again; the alarm stays until the station has really worked
         return False
 
     @contextmanager
@@ -198,10 +209,21 @@ class Station:
 
     def _observe(self, card: CardRow, work: Work) -> Observation:
         place = _PLACES[self._guarded(self._printer().position)]
+        if place is Place.ENCODER and card.chip_serial and not card.chip_serial.startswith(
+                "unknown-"):
+            self._confirm_chip(card)
         chip_ok = self._chip_check(work) if needs_chip_check(card.state, place) else None
         _log.info("station.settling", station=self.name, card=card.id, state=card.state.value,
                   place=place.value, chip_ok=chip_ok)
         return Observation(place, chip_ok)
+
+    def _confirm_chip(self, card: CardRow) -> None:
+        """The chip at the encoder must be the one journaled for this card (when the printer
+        can tell): another chip there is the operator's to sort out, never this card."""
+        there = self._guarded(self._printer().chip_serial)
+        if there is not None and there != card.chip_serial:
+            raise StationAlarm(f"the encoder holds chip {there}, not chip {card.chip_serial} "
+                               f"of card {card.id} in doubt; take it out of the printer")
 
     def _guarded(self, query: Callable[[], T]) -> T:
         try:
@@ -229,7 +251,15 @@ class Station:
                qa: dict[str, Any] | None = None) -> tuple[CardRow, Command | None]:
         line = self.line
         result = step(card.machine(line.max_attempts), event)
-        card = line.journal.move(card, result, chip_serial=chip_serial, qa=qa)
+        try:
+            card = line.journal.move(card, result, chip_serial=chip_serial, qa=qa)
+        except ConflictError as exc:
+            if chip_serial is None or chip_serial == card.chip_serial:
+                raise
+            # the printer reports a chip another card already holds: the operator's to see
+            raise StationAlarm(f"the printer reports chip {chip_serial}, which the journal "
+                               "already holds for another card; take the card out of the "
+                               "printer") from exc
         if result.outcome is not None:
             if result.outcome is Outcome.HANDED_OUT:
                 self.stats.handed_out += 1
@@ -298,9 +328,11 @@ class Station:
     def _verify(self, work: Work) -> tuple[Event, dict[str, Any]]:
         try:
             verdict = self._qa(work)
-        except (QAError, CardError) as exc:
+        except Exception as exc:  # whatever a chip makes QA do is this card's verdict
             self._alarm_if_reader_gone(exc)
-            unread = QAReason.READ_FAILED
+            unread = (QAReason.READ_FAILED if isinstance(exc, (QAError, CardError))
+                      else QAReason.MALFORMED)
+            _log.warning("station.qa_error", station=self.name, error=exc.__class__.__name__)
             return Event(Kind.FAILED, qa_failed([unread.value])), {
                 "qa": {"verdict": "fail",
                        "reasons": [{"code": unread.value, "message": unread.message}]}}
@@ -318,14 +350,15 @@ class Station:
         expected = Expected(mrz=data.mrz.text, dg13=self.line.dg13(application),
                             dg2_image=application.portrait.jpeg)
         return verify_card(transport, keys_from_fields(*data.bac_key), self.line.trust,
-                           at=datetime.now(UTC), expected=expected)
+                           at=datetime.now(UTC), expected=expected,
+                           deadline_s=self.line.qa_deadline_s)
 
     def _chip_check(self, work: Work) -> bool:
         """Read an in-doubt chip back: True only if it passes QA against the prepared data."""
         try:
             self._reader().wait_for_card(CARD_WAIT_S)
             return self._qa(work).passed
-        except (QAError, CardError) as exc:
+        except Exception as exc:  # a chip that breaks QA is settled as failed, never re-read
             self._alarm_if_reader_gone(exc)
             return False
 

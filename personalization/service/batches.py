@@ -145,7 +145,8 @@ def line_parts(config: LineConfig, profile: DocumentProfile,
         with open_signer(config, inventory) as signer:
             yield LineParts(Preparer(profile, signer), profile, card_layout(profile), trust,
                             outputs or Outputs(), config.controller.alarm_poll_s,
-                            config.journal.retention_days)
+                            config.journal.retention_days, config.controller.qa_deadline_s,
+                            config.controller.stop_grace_s)
 
 
 def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,

@@ -137,3 +137,17 @@ def rig(encoder_bank: EncoderBank, tmp_path: Path) -> Iterator[Rig]:
                            encoder_bank.chips_dir, blanks=BLANKS)
     with printers, bench_hsm(tmp_path) as hsm, Journal(tmp_path / "journal.db") as journal:
         yield Rig(encoder_bank, printers, hsm, load_profile("cccd"), journal, tmp_path)
+    empty_encoders(encoder_bank, range(ENCODERS_USED))
+
+
+ENCODERS_USED = 3  # the stations' two, and one a test may give a printer of its own
+
+
+def empty_encoders(bank: EncoderBank, indexes: range) -> None:
+    """Take out chips a test left in the rig's encoders (a card left in a printer keeps its
+    chip in the reader), and wait until pcscd has seen each reader empty."""
+    client = bank.client()
+    for index in indexes:
+        if client.remove(index) is not None:
+            with PCSCTransport(bank.reader_name(index)) as reader:
+                reader.wait_for_removal(5)
