@@ -139,7 +139,7 @@ class TD1:
         _check_date("date of birth", self.date_of_birth, allow_no_expiry=False)
         _check_date("date of expiry", self.date_of_expiry, allow_no_expiry=True)
         if self.sex not in _SEXES:
-            raise MRZError("sex", f"must be 'M', 'F' or '<', got {self.sex!r}")
+            raise MRZError("sex", "must be 'M', 'F' or '<'")
 
     @property
     def _optional_1_room(self) -> int:
@@ -180,7 +180,7 @@ def _check_date(field: str, value: str, *, allow_no_expiry: bool) -> None:
     if allow_no_expiry and value == NO_EXPIRY:
         return
     if not _DATE.fullmatch(value):
-        raise MRZError(field, f"must be YYMMDD, got {value!r}")
+        raise MRZError(field, "must be a date YYMMDD")
 
 
 def _composite(line1: str, line2_upper: str) -> str:
@@ -189,8 +189,9 @@ def _composite(line1: str, line2_upper: str) -> str:
 
 
 def _verify(field: str, data: str, digit: str) -> None:
+    # The digits derive from the document number and dates: the message names the rule only.
     if check_digit(data) != digit:
-        raise MRZError(field, f"check digit {digit!r} is wrong (expected {check_digit(data)})")
+        raise MRZError(field, "check digit is wrong (ICAO 9303-3 §4.9)")
 
 
 def _split_text(text: str) -> tuple[str, str, str]:
@@ -225,7 +226,7 @@ def parse_td1(text: str) -> TD1:
     _verify("date of expiry", line2[8:14], line2[14])
     expected = _composite(line1, line2[:29])
     if line2[29] != expected:
-        raise MRZError("composite", f"check digit {line2[29]!r} is wrong (expected {expected})")
+        raise MRZError("composite", "check digit is wrong (ICAO 9303-5 §4.2.2)")
     return TD1(
         document_code=line1[0:2], issuing_state=line1[2:5], document_number=number,
         optional_data_1=optional_1, date_of_birth=line2[0:6], sex=line2[7],

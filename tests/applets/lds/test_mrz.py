@@ -125,6 +125,29 @@ def test_invalid_fields_rejected_at_construction(changes, field):
     assert info.value.field == field
 
 
+@pytest.mark.parametrize("changes,value", [
+    ({"sex": "X"}, "X"), ({"date_of_birth": "741312"}, "741312"),
+    ({"date_of_expiry": "991399"}, "991399"),
+])
+def test_invalid_field_message_names_the_rule_not_the_value(changes, value):
+    """A field error names the field and its rule and never quotes the personal value."""
+    with pytest.raises(MRZError) as info:
+        replace(parse_td1(SPECIMEN), **changes)
+    assert value not in str(info.value)
+    assert "must be" in str(info.value)
+
+
+@pytest.mark.parametrize("position", [14, 36, 44, 59])
+def test_check_digit_message_quotes_no_digit(position):
+    """A wrong check digit is reported by field and rule, without the digits it derives from."""
+    bad = _corrupt(SPECIMEN, position, "9" if SPECIMEN[position] != "9" else "8")
+    with pytest.raises(MRZError) as info:
+        parse_td1(bad)
+    message = str(info.value)
+    assert "check digit is wrong" in message
+    assert not any(c.isdigit() for c in message.split("(")[0])
+
+
 def test_transliteration_of_vietnamese():
     """Diacritics are dropped, Đ becomes D, hyphens and spaces become '<', apostrophes vanish."""
     assert transliterate("Nguyễn Thị Ánh-Tuyết") == "NGUYEN<THI<ANH<TUYET"
