@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import typer
-
 from personalization.cli import applications, batch, bench, keys, line, printers, qa
-from personalization.cli.common import configure_logging
+from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
 
-app = typer.Typer(
+app = command_group(
     name="cardline",
     help="Chip-card personalization and production-line controller (ICAO 9303, CCCD profile).",
     no_args_is_help=True,

@@ -13,6 +13,7 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    command_group,
     console,
     fail,
     intake_progress,
@@ -25,7 +26,7 @@ from personalization.service.applications import (
 )
 from personalization.service.setup import LineSetup
 
-app = typer.Typer(help="Approved applications: validate a JSON Lines file, or synthesize one.",
+app = command_group(help="Approved applications: validate a JSON Lines file, or synthesize one.",
                   no_args_is_help=True)
 
 AsOfOption = Annotated[

@@ -19,6 +19,7 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    command_group,
     console,
     intake_progress,
     line_setup,
@@ -30,7 +31,7 @@ from personalization.config import DEFAULT_CONFIG
 from personalization.service import batches
 from personalization.service.batches import Control, RunResult, Tick
 
-app = typer.Typer(help="Batches: create one from approved applications, run it on the line, "
+app = command_group(help="Batches: create one from approved applications, run it on the line, "
                        "resume it, pause or stop it from another terminal, see its status and "
                        "report.", no_args_is_help=True)
 BatchArg = Annotated[str, typer.Argument(help="the batch's name (see `cardline batch status`)")]

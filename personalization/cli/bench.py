@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import ConfigOption, JsonOption, console, reported
+from personalization.cli.common import ConfigOption, JsonOption, command_group, console, reported
 from personalization.service.bench import GOALS, SECTIONS, bench_sections, goal_met, run_bench
 from personalization.service.setup import LineSetup
 
-app = typer.Typer(help="Benchmark figures, each against its physical bound measured in the "
+app = command_group(help="Benchmark figures, each against its physical bound measured in the "
                        "same run.", invoke_without_command=True)
 
 

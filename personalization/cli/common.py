@@ -35,6 +35,12 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
 
+def command_group(**options: Any) -> typer.Typer:
+    """A typer app whose hard-wrapped docstrings reflow in ``--help`` (Markdown: a single line
+    break joins, a blank line starts a paragraph)."""
+    return typer.Typer(rich_markup_mode="markdown", **options)
+
+
 def configure_logging() -> None:
     """structlog: JSON when CARDLINE_LOG_JSON=1 (production), readable in a terminal otherwise."""
     level = getattr(logging, os.environ.get("CARDLINE_LOG_LEVEL", "WARNING").upper(), 30)

@@ -9,12 +9,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import ConfigOption, JsonOption, console, line_setup, reported
+from personalization.cli.common import (
+    ConfigOption,
+    JsonOption,
+    command_group,
+    console,
+    line_setup,
+    reported,
+)
 from personalization.config import DEFAULT_CONFIG
 from personalization.service import keys
 from personalization.service.keys import CSCAName
 
-app = typer.Typer(
+app = command_group(
     help="Key ceremonies in the HSM: create the CSCA, rotate Document Signer (DS) keys, list "
     "keys and export the CSCA certificate. Ceremonies need two different officers.",
     no_args_is_help=True,

@@ -8,11 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import ConfigOption, JsonOption, console, line_setup, reported
+from personalization.cli.common import (
+    ConfigOption,
+    JsonOption,
+    command_group,
+    console,
+    line_setup,
+    reported,
+)
 from personalization.config import DEFAULT_CONFIG
 from personalization.service import line
 
-app = typer.Typer(
+app = command_group(
     help="The simulated line's encoders: a private pcscd with virtual vpcd readers and the "
     "card host that plugs virtual chips into them.",
     no_args_is_help=True,

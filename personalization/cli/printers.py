@@ -11,7 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from personalization.cli.common import ConfigOption, JsonOption, console, fail, reported
+from personalization.cli.common import (
+    ConfigOption,
+    JsonOption,
+    command_group,
+    console,
+    fail,
+    reported,
+)
 from personalization.service.printers import (
     PrinterError,
     PrinterPort,
@@ -25,7 +32,7 @@ from personalization.service.printers import (
 )
 from personalization.service.setup import LineSetup
 
-app = typer.Typer(help="Card printers: status, test card, emulator, fault injection.")
+app = command_group(help="Card printers: status, test card, emulator, fault injection.")
 PortOption = Annotated[
     str | None, typer.Option("--port", help="device path or socket://host:port; default: line.yaml")
 ]

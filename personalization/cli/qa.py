@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import JsonOption, console, reported
+from personalization.cli.common import JsonOption, command_group, console, reported
 from personalization.service.qa import (
     Verdict,
     access_keys,
@@ -23,7 +23,7 @@ from personalization.service.qa import (
     verify_chip,
 )
 
-app = typer.Typer(help="Verify chips over PC/SC: QA desk check, file dump, batch report.",
+app = command_group(help="Verify chips over PC/SC: QA desk check, file dump, batch report.",
                   no_args_is_help=True)
 
 ReaderOption = Annotated[str, typer.Option(
