@@ -6,14 +6,11 @@ station finishes the card in hand) — and ``batch resume`` carries on from the 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -45,22 +42,6 @@ class RunResult:
     handed_out: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def line_lock(journal_path: Path) -> Iterator[None]:
-    """Only one controller drives a line's printers at a time (released even on SIGKILL)."""
-    path = journal_path.with_name(journal_path.name + ".run.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise LineError("another controller is running this line (its lock is "
-                            f"{path}); wait for it or stop it first") from exc
-        yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(slots=True)
