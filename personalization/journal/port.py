@@ -54,6 +54,19 @@ class ConflictError(JournalError):
     """A uniqueness rule of the journal refused the change (chip serial, handed-out card)."""
 
 
+class PurgeIncompleteError(JournalError):
+    """Personal data was dropped from the tables but may still sit in the database's log
+    (another process held a read open throughout): ``pending`` batches stay not purged and the
+    next purge finishes them; ``purged`` ones are done. Batch names only, no personal data."""
+
+    def __init__(self, purged: Sequence[str], pending: Sequence[str]) -> None:
+        super().__init__(f"purge incomplete: batch(es) {', '.join(pending)} still pending (another "
+                         "process keeps the journal's log open); run `cardline journal purge` "
+                         "again when it is done")
+        self.purged = list(purged)
+        self.pending = list(pending)
+
+
 @dataclass(frozen=True, slots=True)
 class ImportState:
     """A batch being imported in chunks: where it came from and how far its file was read
@@ -146,8 +159,10 @@ class JournalPort(Protocol):
         import moved from ``start`` to ``end``. Returns the records quarantined.
         :class:`JournalError` when the import is not at ``start`` (another process moved it)."""
 
-    def finish_import(self, name: str, end: Mark) -> BatchInfo:
-        """The whole file is in: the batch becomes ``open`` (runnable), its import keys go."""
+    def finish_import(self, name: str, end: Mark) -> BatchInfo | None:
+        """The whole file is in, up to ``end``. Each call is one short transaction: it removes
+        some of the import's keys and returns None (call again), or, once they are gone,
+        makes the batch ``open`` (runnable) and returns it."""
 
     def discard_import(self, name: str) -> int:
         """Remove an unfinished import and everything it wrote, in short transactions;
@@ -164,13 +179,19 @@ class JournalPort(Protocol):
 
     def close_batch(self, name: str, retention_days: int) -> bool:
         """Close a finished batch and purge or schedule the purge of its personal data;
-        False when it is not finished."""
+        False when it is not finished. :class:`PurgeIncompleteError` when closed but its purge
+        could not complete (the batch stays due; a later purge finishes it)."""
 
-    def purge_due(self, at: datetime | None = None) -> list[str]:
-        """Purge every closed batch whose retention has run out; returns their names."""
+    def purge_due(self, at: datetime | None = None, *,
+                  wait_s: float | None = None) -> list[str]:
+        """Purge every closed batch whose retention has run out, finishing incomplete purges;
+        returns their names. :class:`PurgeIncompleteError` (after trying every one) when some
+        could not complete within ``wait_s`` (the adapter's default when None)."""
 
-    def purge(self, name: str) -> None:
-        """Drop a closed batch's personal data; ids, states, reason codes and events stay."""
+    def purge(self, name: str, *, wait_s: float | None = None) -> None:
+        """Drop a closed batch's personal data; ids, states, reason codes and events stay. The
+        batch is marked purged only once the data has left the tables and the database's log;
+        :class:`PurgeIncompleteError` when that could not complete within ``wait_s``."""
 
     # -- applications -------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from personalization.journal.port import (
     ConflictError,
     ImportState,
     JournalError,
+    PurgeIncompleteError,
     control_action,
 )
 from personalization.journal.records import (
@@ -50,7 +51,14 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
-from personalization.journal.sqlite_base import Migration, connect, migrate, user_version, write
+from personalization.journal.sqlite_base import (
+    BUSY_TIMEOUT_MS,
+    Migration,
+    connect,
+    migrate,
+    user_version,
+    write,
+)
 from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.reasons import Reason
 
@@ -62,6 +70,8 @@ _CARD_QUERIES = {
 }
 
 
+# How long a purge waits for other processes' reads to let go of the log (then it is pending).
+PURGE_WAIT_S = 10.0
 # An unfinished import is removed this many rows per transaction, to keep each one short.
 _DELETE_ROWS = 2000
 _DELETE_SOME = {
@@ -102,6 +112,7 @@ class SQLiteJournal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.purge_wait_s = PURGE_WAIT_S  # how long a purge waits for other readers
         self._db = connect(path, self._error)
         try:
             self._db.execute("PRAGMA secure_delete = ON")  # purged data is overwritten
@@ -370,23 +381,22 @@ class SQLiteJournal:
                         len(refused), name))
         return refused
 
-    def finish_import(self, name: str, end: Mark) -> BatchInfo:
-        """The whole file is in: the import's keys go (a bounded number per transaction),
-        then the batch becomes runnable in one last short transaction."""
-        while self._delete_some(name, "import_keys") == _DELETE_ROWS:
-            pass
+    def finish_import(self, name: str, end: Mark) -> BatchInfo | None:
+        """One short transaction: a bounded number of the import's keys removed (None: call
+        again), or, once none is left, the batch made runnable (its info)."""
+        if self._delete_some(name, "import_keys"):
+            return None
         with self._write() as db:
-            row = db.execute("SELECT accepted, quarantined FROM imports WHERE batch = ?",
-                             (name,)).fetchone()
+            row = db.execute("SELECT i.accepted, i.quarantined, b.source, b.max_attempts "
+                             "FROM imports i JOIN batches b ON b.name = i.batch "
+                             "WHERE i.batch = ?", (name,)).fetchone()
             if row is None:
                 raise JournalError(f"batch {name!r} is not being imported")
-            info = db.execute("SELECT source, max_attempts FROM batches WHERE name = ?",
-                              (name,)).fetchone()
-            db.execute("DELETE FROM import_keys WHERE batch = ?", (name,))
+            db.execute("DELETE FROM import_keys WHERE batch = ?", (name,))  # a chunk's, meanwhile
             db.execute("DELETE FROM imports WHERE batch = ?", (name,))
             self._append(db, name, None, "batch.created",
-                         {"source": info[0], "accepted": row[0], "quarantined": row[1],
-                          "max_attempts": info[1], "lines": end.lines, "sha256": end.digest})
+                         {"source": row[2], "accepted": row[0], "quarantined": row[1],
+                          "max_attempts": row[3], "lines": end.lines, "sha256": end.digest})
         return self.batch(name)
 
     def discard_import(self, name: str) -> int:
@@ -696,30 +706,67 @@ class SQLiteJournal:
             self.purge(name)
         return True
 
-    def purge_due(self, at: datetime | None = None) -> list[str]:
-        """Purge every closed batch whose retention has run out; returns their names."""
+    def purge_due(self, at: datetime | None = None, *,
+                  wait_s: float | None = None) -> list[str]:
+        """Purge every closed batch whose retention has run out (an incomplete purge is still
+        due); returns their names, or :class:`PurgeIncompleteError` naming those pending."""
         moment = (at or datetime.now(UTC)).isoformat()
         due = [r[0] for r in self._read(
             "SELECT name FROM batches WHERE state = 'closed' AND purged_at IS NULL AND "
             "purge_after <= ?", (moment,))]
-        for name in due:
-            self.purge(name)
+        self._purge(due, wait_s)
         return due
 
-    def purge(self, name: str) -> None:
+    def purge(self, name: str, *, wait_s: float | None = None) -> None:
         """Drop a closed batch's personal data: application records and the quarantined
-        reasons (which may quote input); ids, states, reasons codes and the audit stay."""
+        reasons (which may quote input); ids, states, reasons codes and the audit stay. The
+        batch is marked purged only once the log holds none of it either."""
         if self.batch(name).state != "closed":
             raise JournalError(f"batch {name!r} is not closed: personal data is still needed")
+        self._purge([name], wait_s)
+
+    def _purge(self, names: Sequence[str], wait_s: float | None) -> None:
+        if not names:
+            return
+        for name in names:  # idempotent: a purge left incomplete runs again in full
+            self._drop_personal_data(name)
+        if not self._checkpoint(self.purge_wait_s if wait_s is None else wait_s):
+            self.note(None, "journal.purge_incomplete", batches=list(names))
+            raise PurgeIncompleteError([], names)
         with self._write() as db:
-            purged = db.execute("UPDATE applications SET record = NULL WHERE batch = ? AND "
-                                "record IS NOT NULL", (name,)).rowcount
+            for name in names:
+                count = db.execute("SELECT count(*) FROM applications WHERE batch = ?",
+                                   (name,)).fetchone()[0]
+                db.execute("UPDATE batches SET purged_at = ? WHERE name = ?", (_now(), name))
+                self._append(db, name, None, "batch.purged", {"applications": count})
+
+    def _drop_personal_data(self, name: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE applications SET record = NULL WHERE batch = ? AND "
+                       "record IS NOT NULL", (name,))
             for line, errors in db.execute("SELECT line, errors FROM quarantine WHERE "
                                            "batch = ?", (name,)).fetchall():
                 fields = [{"field": e["field"], "reason": "(purged)"} for e in json.loads(errors)]
                 db.execute("UPDATE quarantine SET errors = ? WHERE batch = ? AND line = ?",
                            (json.dumps(fields), name, line))
-            db.execute("UPDATE batches SET purged_at = ? WHERE name = ?", (_now(), name))
-            self._append(db, name, None, "batch.purged", {"applications": purged})
-        with self._lock:  # the old pages must not linger in the write-ahead log either
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _checkpoint(self, wait_s: float) -> bool:
+        """Copy the log into the file and empty it (the old pages must not linger there),
+        retrying while another connection's read holds it, for at most ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        with self._lock:
+            try:
+                while True:
+                    left = deadline - time.monotonic()
+                    wait_ms = max(int(min(left, 0.25) * 1000), 0)
+                    self._db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+                    # sqlite.org/pragma.html#pragma_wal_checkpoint: (busy, log frames, frames
+                    # checkpointed); TRUNCATE succeeded only when busy is 0 and all were copied.
+                    busy, log, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if busy == 0 and log == done:
+                        return True
+                    if left <= 0:
+                        return False
+                    time.sleep(0.05)
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

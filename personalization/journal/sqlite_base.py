@@ -7,9 +7,10 @@ A migration is (number, title, statements); a file records the last number appli
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
@@ -19,11 +20,30 @@ Applied = Callable[[sqlite3.Connection, int, Sequence[Migration]], None]
 _UNIQUE = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY})
 
 
+def private_file(path: Path) -> None:
+    """Make ``path`` owner-only before SQLite opens it: missing folders are created 0700, the
+    file is created (or tightened) 0600 whatever the umask, and so are its ``-wal`` and
+    ``-shm`` if present; SQLite gives the ones it creates the main file's mode (sqlite.org
+    os_unix.c, findCreateFileMode)."""
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+    # POSIX fcntl(): closing any descriptor of a file drops the process's locks on it, so an
+    # existing file (maybe open in SQLite here) is never opened, only created.
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+
+
 def connect(path: Path, error: ErrorFactory) -> sqlite3.Connection:
     """A connection in WAL mode with ``synchronous=FULL`` (WAL with NORMAL may lose the last
-    commits on power loss), foreign keys on, and rows readable by column name."""
+    commits on power loss), foreign keys on, and rows readable by column name; the file and
+    the folders it creates are owner-only (:func:`private_file`)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                              timeout=BUSY_TIMEOUT_MS / 1000)
         db.row_factory = sqlite3.Row

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from personalization.errors import PersonalizationError
-from personalization.journal.port import JournalPort
+from personalization.journal.port import JournalPort, PurgeIncompleteError
 from personalization.line.context import LineContext, Outputs
 from personalization.line.dispatch import Dispatcher
 from personalization.line.station import Station, StationSpec, station_thread
@@ -221,7 +221,12 @@ class LineController:
                            [f"{e.__class__.__name__}: {e}" for e in errors])
         info = self.journal.batch(self.batch)
         if info.finished and not self.journal.open_cards(self.batch):
-            result.finished = self.journal.close_batch(self.batch, self.parts.retention_days)
+            try:
+                result.finished = self.journal.close_batch(self.batch, self.parts.retention_days)
+            except PurgeIncompleteError as exc:  # closed; its purge stays due: an alarm
+                result.finished = True
+                result.errors.append(f"{exc.__class__.__name__}: {exc}")
+                _log.error("journal.purge_incomplete", batches=exc.pending)
         kind = "run.finished" if result.finished else "run.stopped" if errors else "run.paused"
         self.journal.note(self.batch, kind, seconds=round(seconds, 3),
                           handed_out=result.handed_out, rejected=result.rejected,

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
+
 from applets.transport.pcsc import ReaderError
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import FieldError
@@ -21,6 +23,7 @@ from personalization.config import LineConfig
 from personalization.face import card_layout
 from personalization.journal import open_journal as open_journal_at
 from personalization.journal.port import JournalPort as Journal
+from personalization.journal.port import PurgeIncompleteError
 from personalization.journal.records import StationRow
 from personalization.line.context import Outputs
 from personalization.line.controller import (
@@ -61,6 +64,7 @@ __all__ = [
     "write_report",
 ]
 
+_log = structlog.get_logger(__name__)
 Control = Literal["pause", "resume", "stop"]
 Tick = Callable[[list[StationLive]], None]
 
@@ -70,8 +74,17 @@ def open_journal(config: LineConfig, *, purge: bool = False) -> Journal:
     whose retention has run out lose their personal data first."""
     journal = open_journal_at(config.journal.url)
     if purge:
-        journal.purge_due()
+        _purge_due(journal)
     return journal
+
+
+def _purge_due(journal: Journal) -> None:
+    """Purge what is due; an incomplete purge (another process reading the journal) is an
+    alarm, logged with batch names only, that stops nothing: the next purge finishes it."""
+    try:
+        journal.purge_due()
+    except PurgeIncompleteError as exc:
+        _log.error("journal.purge_incomplete", batches=exc.pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +179,7 @@ def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
                                f"`cardline batch create FILE --name {name}` or remove it with "
                                f"`cardline batch discard {name}`")
         if journal is None:
-            store.purge_due()
+            _purge_due(store)
         stations = specs if specs is not None else station_specs(config)
         with store.controller_lock(), line_parts(config, setup.profile(), outputs) as parts:
             controller = LineController(store, name, stations, parts, stop=stop)
