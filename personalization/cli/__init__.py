@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from personalization.cli import applications, batch, bench, keys, line, printers, qa
+from personalization.cli import applications, batch, bench, journal, keys, line, printers, qa
 from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
@@ -20,6 +20,7 @@ app.add_typer(line.app, name="line")
 app.add_typer(qa.app, name="qa")
 app.add_typer(batch.app, name="batch")
 app.add_typer(bench.app, name="bench")
+app.add_typer(journal.app, name="journal")
 app.command("prep")(prep)
 app.command("demo")(demo_command)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -16,13 +15,10 @@ import pytest
 
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
-from personalization.cardstate import Event, Kind, step
 from personalization.journal import SQLiteJournal
 from personalization.journal.port import PurgeIncompleteError
-from personalization.prep import document_number
 from personalization.profile import load_profile
-
-HAPPY = [Kind.FED, Kind.ENCODED, Kind.QA_PASSED, Kind.PRINTED, Kind.EJECTED]
+from tests.personalization.journal.closing import finished_batch, reader
 
 
 @pytest.fixture(scope="module")
@@ -40,31 +36,6 @@ def journal(tmp_path: Path) -> Iterator[SQLiteJournal]:
         yield opened
 
 
-def _finished_batch(journal: SQLiteJournal, apps: list[Application], retention: int) -> None:
-    journal.create_batch("B1", source="apps.jsonl", profile="cccd", max_attempts=2,
-                         valid=[(i + 1, a, document_number(a)) for i, a in enumerate(apps)],
-                         invalid=[])
-    for index, app in enumerate(apps):
-        card = journal.begin_card("B1", app.application_id, "s1")
-        for kind in HAPPY:
-            card = journal.move(card, step(card.machine(2), Event(kind)),
-                                chip_serial=f"CHIP-{index}" if kind is Kind.FED else None)
-    assert journal.close_batch("B1", retention)
-
-
-@contextmanager
-def _reader(path: Path) -> Iterator[None]:
-    """Another process's `batch status`: a connection holding a read transaction open."""
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        db.execute("SELECT count(*) FROM applications").fetchone()
-        yield
-    finally:
-        db.execute("COMMIT")
-        db.close()
-
-
 def _personal_values(apps: list[Application]) -> list[bytes]:
     return [v.encode("utf-8") for a in apps
             for v in (a.full_name, a.personal_id, a.place_of_residence, a.father_name)]
@@ -79,8 +50,8 @@ def test_purge_with_a_reader_open_is_incomplete_then_finished(
         journal: SQLiteJournal, apps: list[Application]) -> None:
     """While a reader holds the log the purge says incomplete and the batch stays unpurged;
     once it lets go, a purge of what is due finishes and no name or ID is left in db or WAL."""
-    _finished_batch(journal, apps, retention=30)
-    with _reader(journal.path), pytest.raises(PurgeIncompleteError) as info:
+    finished_batch(journal, apps, retention=30)
+    with reader(journal.path), pytest.raises(PurgeIncompleteError) as info:
         journal.purge("B1", wait_s=0.3)
     assert info.value.pending == ["B1"] and "incomplete" in str(info.value)
     assert journal.batch("B1").purged_at is None
@@ -97,8 +68,8 @@ def test_closing_with_retention_zero_under_a_reader_stays_due(
     """Retention 0 and a reader open: the close raises incomplete, the batch is closed but not
     purged, and purge_due finishes it once the reader is gone."""
     journal.purge_wait_s = 0.3
-    with _reader(journal.path), pytest.raises(PurgeIncompleteError):
-        _finished_batch(journal, apps, retention=0)
+    with reader(journal.path), pytest.raises(PurgeIncompleteError):
+        finished_batch(journal, apps, retention=0)
     assert journal.batch("B1").state == "closed" and journal.batch("B1").purged_at is None
     assert journal.purge_due(wait_s=5) == ["B1"]
     assert not [v for v in _personal_values(apps) if v in _journal_bytes(journal.path)]
@@ -108,7 +79,7 @@ def test_journal_files_and_folder_are_owner_only(journal: SQLiteJournal,
                                                  apps: list[Application]) -> None:
     """After opening and writing, the db, its WAL and shared-memory files are 0600 and their
     folder 0700, whatever the umask."""
-    _finished_batch(journal, apps, retention=30)
+    finished_batch(journal, apps, retention=30)
     reader = sqlite3.connect(journal.path)  # keeps the WAL and shm files in place
     try:
         reader.execute("SELECT count(*) FROM batches").fetchone()
