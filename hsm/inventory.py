@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,9 +107,25 @@ class KeyInventory:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _private(self) -> None:
+        """Owner-only before SQLite opens it: missing folders 0700, the file 0600 whatever the
+        umask (SQLite gives its -wal and -shm the file's mode: os_unix.c findCreateFileMode).
+        An existing file is only chmod-ed, never opened: POSIX fcntl() drops a process's locks
+        on a file when any descriptor of it is closed."""
+        missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)
+        with suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            file = self.path.with_name(self.path.name + suffix)
+            if file.exists():
+                file.chmod(0o600)
+
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._private()
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")

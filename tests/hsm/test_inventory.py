@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,21 @@ def test_database_is_wal_with_full_sync(tmp_path: Path) -> None:
         assert db is not None
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_files_and_folder_are_owner_only(tmp_path: Path) -> None:
+    """inventory.db, its -wal and -shm are 0600 and the folder created for them 0700, under a
+    permissive umask too."""
+    old = os.umask(0o022)
+    try:
+        with _inventory(tmp_path) as inventory:
+            inventory.add_key(RECORD, ENTRY)
+            modes = {suffix: stat.S_IMODE(Path(f"{inventory.path}{suffix}").stat().st_mode)
+                     for suffix in ("", "-wal", "-shm")}
+            assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+            assert stat.S_IMODE(inventory.path.parent.stat().st_mode) == 0o700
+    finally:
+        os.umask(old)
 
 
 def test_counts_survive_reopen(tmp_path: Path) -> None:
