@@ -8,7 +8,11 @@ Sections (each self-contained, on throwaway parts, never touching a line's keys 
   chip's own processing for the check, as the card host measures it;
 - ``printers``: card-face rendering time and bytes sent to the printer per card;
 - ``line``: the journaled controller with 8 stations, fast timing (cards/s, CPU per card);
-- ``line-realistic``: with realistic timing, throughput over the slowest station type's bound.
+- ``line-realistic``: with realistic timing, throughput over the slowest station type's bound;
+- ``intake``: ``batch create``'s import on every core against one worker, its peak memory at
+  two batch sizes and its longest write transaction (``intakebench.py``);
+- ``intake-line``: the realistic line's throughput over its bound while a batch is imported
+  into the same journal.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from applets.virtual.bench import measure_roundtrip_ms
 from applets.virtual.store import ChipStore
 from hsm.bench import measure_signs_per_second
 from hsm.certificates import certificate_to_pem
-from personalization import linebench
+from personalization import intakebench, linebench
 from personalization.applications.model import Application
+from personalization.applications.stream import default_workers
 from personalization.benchkit import BenchHSM, bench_applications, bench_hsm
 from personalization.encoder import EncodedCard, EncoderStation
 from personalization.face import card_face, card_layout
@@ -247,6 +252,68 @@ def line_realistic_section(ctx: BenchContext) -> Figures:
     }
 
 
+INTAKE_RECORDS = 4000  # the throughput file
+INTAKE_SINGLE_RECORDS = 2000  # the same records on one worker (the same work per record)
+INTAKE_MEMORY_RECORDS = (2000, 20_000)  # the two batch sizes of the memory figure
+
+
+def intake_section(ctx: BenchContext) -> Figures:
+    """``batch create``'s import in a process of its own: records/s on every core against one
+    worker, peak memory at two batch sizes, the longest write transaction it held."""
+    folder = ctx.root / "intake"
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {INTAKE_RECORDS, INTAKE_SINGLE_RECORDS, *INTAKE_MEMORY_RECORDS}
+    files = {n: intakebench.repeated_file(folder, n) for n in sorted(sizes)}
+
+    def run(count: int, workers: int | None) -> intakebench.ImportRun:
+        journal = folder / f"journal-{count}-{workers or 'all'}.db"
+        return intakebench.measure_import(files[count], journal, ctx.profile.name, workers)
+
+    every, one = run(INTAKE_RECORDS, None), run(INTAKE_SINGLE_RECORDS, 1)
+    small, large = (run(n, None) for n in INTAKE_MEMORY_RECORDS)
+    rate, single = every.records / every.seconds, one.records / one.seconds
+    figures: Figures = {
+        "intake_workers": default_workers(),
+        "intake_apps_per_s": round(rate, 1),
+        "intake_single_core_apps_per_s": round(single, 1),
+        "intake_parallel_vs_single": round(rate / single, 3),
+    }
+    for run_, count in ((small, INTAKE_MEMORY_RECORDS[0]), (large, INTAKE_MEMORY_RECORDS[1])):
+        figures[f"intake_peak_mb_{count}"] = round(run_.peak_mb, 1)
+        figures[f"intake_peak_mb_per_1k_{count}"] = round(run_.peak_mb / (count / 1000), 2)
+    return {**figures,
+            "intake_memory_growth": round(large.peak_mb / small.peak_mb, 3),
+            f"intake_apps_per_s_{INTAKE_MEMORY_RECORDS[1]}": round(
+                large.records / large.seconds, 1),
+            "intake_lock_max_ms": round(large.lock_max_ms, 1),
+            "intake_writer_wait_max_ms": round(large.writer_wait_max_ms, 1)}
+
+
+INTAKE_LINE_RECORDS = 20_000  # more than the line's run takes to import: they overlap
+
+
+def intake_line_section(ctx: BenchContext) -> Figures:
+    """The realistic line's throughput over its bound while a batch is being imported into
+    the same journal (the import started first and still running when the line is done)."""
+    _own_pcscd(ctx)
+    folder = ctx.root / "intake-line"
+    folder.mkdir(parents=True, exist_ok=True)
+    apps = intakebench.repeated_file(folder, INTAKE_LINE_RECORDS, seed=7)
+    line_root = ctx.root / "line-during-intake"
+    with intakebench.importing(apps, line_root / "journal.db", ctx.profile.name,
+                               "intake") as written:
+        before = written()
+        run = linebench.run_line(line_root, ctx.profile, ctx.hsm, stations=REALISTIC_STATIONS,
+                                 cards=REALISTIC_STATIONS * REALISTIC_CARDS_PER_STATION,
+                                 timing="realistic", base_port=BENCH_BASE_PORT, bare_cycles=1)
+        during = written() - before
+    assert run.cycle_s is not None  # asked for  # noqa: S101
+    throughput = run.cards / run.seconds
+    return {"intake_line_vs_bound": round(throughput / (REALISTIC_STATIONS / run.cycle_s), 3),
+            "intake_line_records_imported_meanwhile": during,
+            "intake_line_overlapped": during > 0 and during + before < INTAKE_LINE_RECORDS}
+
+
 def _bank(ctx: BenchContext) -> EncoderBank:
     if ctx.bank is None:
         ctx.bank = EncoderBank(ctx.root / "bank", 1, BENCH_BASE_PORT)
@@ -261,6 +328,8 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "printers": printers_section,
     "line": line_section,
     "line-realistic": line_realistic_section,
+    "intake": intake_section,
+    "intake-line": intake_line_section,
 }
 
 

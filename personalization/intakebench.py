@@ -24,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -123,7 +125,7 @@ def measure_import(path: Path, journal: Path, profile: str, workers: int | None)
     core) while its memory and the journal's write lock are watched."""
     Journal(journal).close()  # created and migrated before the watch opens it
     command = [sys.executable, "-m", "personalization.intakebench", str(path), str(journal),
-               profile, str(-1 if workers is None else workers)]
+               profile, str(-1 if workers is None else workers), "bench"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own module
     watch = _Watch(child.pid, journal)
     watch.start()
@@ -137,14 +139,38 @@ def measure_import(path: Path, journal: Path, profile: str, workers: int | None)
                      figures["longest_write_ms"], watch.wait_max_ms, figures["accepted"])
 
 
-def _child(path: Path, journal: Path, profile: str, workers: int) -> dict[str, Any]:
+@contextmanager
+def importing(path: Path, journal: Path, profile: str, name: str) -> Iterator[Callable[[], int]]:
+    """An import of ``path`` as batch ``name`` running in a child process (one worker per
+    core) from its first chunk written on; gives a function that says how many records are
+    in so far. The import is stopped when the block ends."""
+    Journal(journal).close()
+    command = [sys.executable, "-m", "personalization.intakebench", str(path), str(journal),
+               profile, "-1", name]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603 - our own module
+    try:
+        with Journal(journal) as watch:
+            def written() -> int:
+                if name not in {b.name for b in watch.batches()}:
+                    return 0
+                info = watch.batch(name)
+                return sum(info.applications.values()) + info.quarantined
+            while written() == 0 and child.poll() is None:
+                time.sleep(0.1)
+            yield written
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _child(path: Path, journal: Path, profile: str, workers: int, name: str) -> dict[str, Any]:
     with Journal(journal) as store:
-        imported = import_file(store, path, "bench", policy=load_profile(profile).intake_rules(),
+        imported = import_file(store, path, name, policy=load_profile(profile).intake_rules(),
                                today=date.today(), profile=profile, max_attempts=3,
                                workers=None if workers < 0 else workers)
     return {**imported.as_dict(), "accepted": imported.accepted}
 
 
 if __name__ == "__main__":
-    _path, _journal, _profile, _workers = sys.argv[1:5]
-    print(json.dumps(_child(Path(_path), Path(_journal), _profile, int(_workers))))
+    _path, _journal, _profile, _workers, _name = sys.argv[1:6]
+    print(json.dumps(_child(Path(_path), Path(_journal), _profile, int(_workers), _name)))

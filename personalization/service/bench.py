@@ -24,6 +24,10 @@ GOALS: dict[str, tuple[str, float, bool]] = {
     "qa_ms_vs_wire": ("≤ 1.3", 1.3, False),
     "line_cards_per_s": ("≥ 20", 20.0, True),
     "line_vs_bound": ("≥ 0.95", 0.95, True),
+    "intake_parallel_vs_single": ("≥ 1.7", 1.7, True),
+    "intake_memory_growth": ("≤ 1.3", 1.3, False),
+    "intake_lock_max_ms": ("≤ 500", 500.0, False),
+    "intake_line_vs_bound": ("≥ 0.9", 0.9, True),
 }
 
 
