@@ -40,6 +40,8 @@ FAULTS = ("feeder_empty", "cover_open", "reject_box_full", "head_hot", "jam", "s
 CLEARABLE = (*FAULTS, "ribbon_out_after")
 # Cards whose panels stay in memory (~2.8 MB each): a line prints thousands a shift.
 PRINTED_KEPT = 8
+# Cards whose face PNGs stay in the state folder: they show a holder's portrait and data.
+FACES_KEPT = 8
 
 
 class EncodingStationPort(Protocol):
@@ -79,8 +81,10 @@ class PrinterEmulator:
         state_dir: Path | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        faces_kept: int = FACES_KEPT,
     ) -> None:
         self.name = name
+        self.faces_kept = faces_kept  # the last cards whose PNGs stay in state_dir
         self.machine = PrinterMachine(
             name, blanks if blanks is not None else blank_serials(name, cards), timing=timing
         )
@@ -213,11 +217,22 @@ class PrinterEmulator:
             return
         self.printed.append(event)
         if self.state_dir is not None:
-            folder = self.state_dir / self.name / "cards"
+            self._save_faces(event, self.state_dir / self.name / "cards")
+
+    def _save_faces(self, event: Printed, folder: Path) -> None:
+        """One owner-only PNG per side, then only the last ``faces_kept`` cards' stay."""
+        if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-            for side, panels in (("front", event.front), ("back", event.back)):
-                path = folder / f"{event.index}-{event.chip_serial}-{side}.png"
-                self._png.save(self._composer.compose(list(panels), side), path, side)
+            folder.chmod(0o700)
+        for side, panels in (("front", event.front), ("back", event.back)):
+            path = folder / f"{event.index}-{event.chip_serial}-{side}.png"
+            image = self._png.png_bytes(self._composer.compose(list(panels), side), side)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(image)
+        faces = sorted(folder.glob("*.png"), key=lambda f: (f.stat().st_mtime_ns, f.name))
+        for old in faces[: max(len(faces) - 2 * self.faces_kept, 0)]:
+            old.unlink(missing_ok=True)
 
     # -- faults and operator actions --------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,29 @@ def test_the_emulator_keeps_only_the_last_cards(
         driver.eject()
     assert len(emulator.printed) == PRINTED_KEPT
     assert emulator.printed[-1].index == PRINTED_KEPT + 2
+
+
+def test_only_the_last_faces_stay_on_disk_owner_only(
+    tmp_path: Path, face: CardFace, layout: CardLayout
+) -> None:
+    """With faces_kept=2, after four cards only the last two cards' PNGs are left, each 0600
+    in a 0700 folder (a face shows the holder's portrait and data); the default keeps 8."""
+    assert PrinterEmulator("x").faces_kept == 8
+    rendered = render_card(face, layout)
+    with (
+        PrinterEmulator("st5", cards=4, state_dir=tmp_path, faces_kept=2) as emulator,
+        PrinterDriver(SerialLink(emulator.serve_pty(), timeout=2), "st5") as driver,
+    ):
+        driver.set_host_error_mode()
+        for _ in range(4):
+            driver.feed_to_print()
+            driver.print_card(rendered)
+            driver.eject()
+    folder = tmp_path / "st5" / "cards"
+    files = sorted(folder.glob("*.png"))
+    assert [f.name.split("-")[0] for f in files] == ["3", "3", "4", "4"]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
 
 
 def test_a_host_that_dies_mid_bitmap_does_not_wedge_the_printer(tmp_path: Path) -> None:
