@@ -81,13 +81,13 @@ START = Mark(0, 0, hashlib.sha256().hexdigest())
 _task_context: tuple[Path, IntakeRules, date] | None = None
 
 
-def _start_worker(base_dir: Path, policy: IntakeRules, today: date) -> None:
+def _start_worker(base_dir: Path, policy: IntakeRules, today: date, parent: int) -> None:
     global _task_context  # one per worker process, set once at its start
     _task_context = (base_dir, policy, today)
     # The parent decides when intake stops (Ctrl-C reaches the whole process group): it
     # cancels the pool itself, so a worker does not die mid-record with a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
 
 
 def _orphan_watch(parent: int) -> None:
@@ -147,7 +147,7 @@ class InspectPool:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(self.workers, mp_context=_context(),
                                                  initializer=_start_worker,
-                                                 initargs=self._args)
+                                                 initargs=(*self._args, os.getpid()))
         return self._executor
 
     def _renew(self, broken: ProcessPoolExecutor) -> None:
