@@ -124,9 +124,9 @@ def _validate(dg13: DG13) -> None:
         value = getattr(dg13, name)
         if value is not None and not _DATE.fullmatch(value) and not (
                 name == "expiry_date" and value == NO_EXPIRY):
-            raise LDSError(FILE, f"{name} must be dd/mm/yyyy, got {value!r}")
+            raise LDSError(FILE, f"{name} must be a date dd/mm/yyyy")
     if dg13.sex not in (None, "Nam", "Nữ"):
-        raise LDSError(FILE, f"sex must be 'Nam' or 'Nữ', got {dg13.sex!r}")
+        raise LDSError(FILE, "sex must be 'Nam' or 'Nữ'")
     if not dg13.extra:
         return
     known = {*_TEXT_FIELDS, PARENTS, SPOUSE}

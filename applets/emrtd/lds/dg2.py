@@ -108,7 +108,7 @@ def encode_dg2(image: bytes, width: int, height: int, *, image_type: str = "jpeg
     one copy: the image (~15 KB) is copied once, not once per enclosing template.
     """
     if gender not in _GENDERS:
-        raise LDSError(FILE, f"gender {gender!r} is not 'M', 'F', 'unknown' or None")
+        raise LDSError(FILE, "gender must be 'M', 'F', 'unknown' or None")
     info = _image_info(image, width, height, image_type)
     block = _FACIAL_INFO.size + len(info) + len(image)
     facial = _FACIAL_INFO.pack(block, 0, _GENDERS[gender], 0, 0, b"\0\0\0", 0, b"\0\0\0", b"\0\0\0")

@@ -142,6 +142,16 @@ def test_encoder_validation(changes, reason):
         encode_dg13(replace(FULL, **changes))
 
 
+@pytest.mark.parametrize("changes,value", [
+    ({"date_of_birth": "1993-01-05"}, "1993-01-05"), ({"sex": "Male"}, "Male"),
+])
+def test_encoder_errors_name_the_rule_not_the_value(changes, value):
+    """A malformed date or sex is refused by field and rule; the personal value is not quoted."""
+    with pytest.raises(LDSError) as info:
+        encode_dg13(replace(FULL, **changes))
+    assert value not in str(info.value)
+
+
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
                max_size=80).map(lambda t: unicodedata.normalize("NFC", t)).filter(bool)
 VIETNAMESE = st.text(alphabet="aăâbcdđeêghiklmnoôơpqrstuưvxyàảãáạằẳẵắặầẩẫấậèẻẽéẹềểễếệ"
