@@ -13,32 +13,42 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from common.sqlite import Migration, connect, migrate
 from hsm.errors import InventoryError, KeyNotFound, KeyRetired, SigningRefused
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS keys (
-    label TEXT PRIMARY KEY, key_id TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('CSCA','DS')),
-    algorithm TEXT NOT NULL, certificate BLOB NOT NULL,
-    not_before TEXT NOT NULL, not_after TEXT NOT NULL, max_documents INTEGER,
-    signed INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('active','retired','revoked')),
-    created_at TEXT NOT NULL, officers TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, action TEXT NOT NULL,
-    key_label TEXT NOT NULL, officers TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
+# Numbered migrations, applied by common.sqlite.migrate as the journal's are. Number 1 is the
+# schema files had before they were numbered (IF NOT EXISTS, so such a file adopts it).
+MIGRATIONS: list[Migration] = [
+    (1, "keys and the append-only audit trail of ceremonies", (
+        """CREATE TABLE IF NOT EXISTS keys (
+            label TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('CSCA','DS')),
+            algorithm TEXT NOT NULL, certificate BLOB NOT NULL,
+            not_before TEXT NOT NULL, not_after TEXT NOT NULL, max_documents INTEGER,
+            signed INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('active','retired','revoked')),
+            created_at TEXT NOT NULL, officers TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS audit (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, action TEXT NOT NULL,
+            key_label TEXT NOT NULL, officers TEXT NOT NULL, detail TEXT NOT NULL)""",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+        """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    )),
+]
 _COLUMNS = ("label, key_id, role, algorithm, certificate, not_before, not_after, "
             "max_documents, signed, status, created_at, officers")
+
+
+def _error(message: str) -> InventoryError:
+    return InventoryError(f"the key inventory {message}")
 
 
 def inventory_path(data_dir: Path) -> Path:
@@ -107,32 +117,9 @@ class KeyInventory:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _private(self) -> None:
-        """Owner-only before SQLite opens it: missing folders 0700, the file 0600 whatever the
-        umask (SQLite gives its -wal and -shm the file's mode: os_unix.c findCreateFileMode).
-        An existing file is only chmod-ed, never opened: POSIX fcntl() drops a process's locks
-        on a file when any descriptor of it is closed."""
-        missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o700, exist_ok=True)
-            folder.chmod(0o700)
-        with suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-        for suffix in ("", "-wal", "-shm"):
-            file = self.path.with_name(self.path.name + suffix)
-            if file.exists():
-                file.chmod(0o600)
-
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self._private()
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA busy_timeout=10000")
-            connection.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise InventoryError(f"cannot open the key inventory {self.path}: {exc}") from exc
+        connection = connect(self.path, _error)  # owner-only, WAL, synchronous=FULL
+        migrate(connection, MIGRATIONS, self.path, _error)
         self._connection, self._pid = connection, os.getpid()
         return connection
 

@@ -1,5 +1,5 @@
 """The journal adapter for SQLite: batches, applications, one row per physical card,
-stations and an append-only, hash-chained event log in one file. With ``sqlite_base``
+stations and an append-only, hash-chained event log in one file. With ``common.sqlite``
 (connections, writes, migrations) and ``sqlite_schema`` (the migrations), the only code that
 knows SQLite: its PRAGMAs, placeholders, triggers and error codes stay here.
 
@@ -26,6 +26,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from common.sqlite import (
+    BUSY_TIMEOUT_MS,
+    Migration,
+    connect,
+    migrate,
+    user_version,
+    write,
+)
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
 from personalization.applications.stream import START, Mark
@@ -50,14 +58,6 @@ from personalization.journal.records import (
     dump_application,
     event_hash,
     load_application,
-)
-from personalization.journal.sqlite_base import (
-    BUSY_TIMEOUT_MS,
-    Migration,
-    connect,
-    migrate,
-    user_version,
-    write,
 )
 from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.reasons import Reason

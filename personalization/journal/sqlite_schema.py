@@ -1,14 +1,14 @@
 """The journal's SQLite schema, as numbered migrations: (number, title, statements).
 
 The SQLite adapter applies the ones a file lacks in one write transaction
-(``sqlite_base.migrate``) and records the number in ``PRAGMA user_version`` there. Never
+(``common.sqlite.migrate``) and records the number in ``PRAGMA user_version`` there. Never
 edit a migration that has shipped: add the next one.
 """
 
 from __future__ import annotations
 
+from common.sqlite import Migration
 from personalization.journal.records import GENESIS
-from personalization.journal.sqlite_base import Migration
 
 MIGRATIONS: list[Migration] = [
     (1, "batches, applications, cards, stations, hash-chained events", (

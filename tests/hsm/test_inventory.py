@@ -123,3 +123,24 @@ def test_audit_trail_is_append_only(tmp_path: Path) -> None:
         for statement in ("UPDATE audit SET action='x'", "DELETE FROM audit"):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 db.execute(statement)
+
+
+def test_an_inventory_from_before_numbered_migrations_adopts_them(tmp_path: Path) -> None:
+    """A file made by the unnumbered schema (user_version 0, its tables already there) is
+    brought to the latest migration with its keys and audit kept; a file from a newer
+    cardline is refused."""
+    from hsm.inventory import MIGRATIONS
+
+    path = tmp_path / "inventory.db"
+    with sqlite3.connect(path) as old:
+        for statement in MIGRATIONS[0][2]:
+            old.execute(statement)
+        old.execute("INSERT INTO audit (at, action, key_label, officers, detail) "
+                    "VALUES ('2026-01-01T00:00:00+00:00', 'init', 'CSCA', 'a,b', '')")
+    with KeyInventory(path) as inventory:
+        assert [e.action for e in inventory.audit_trail()] == ["init"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == MIGRATIONS[-1][0]
+        db.execute(f"PRAGMA user_version = {MIGRATIONS[-1][0] + 1}")
+    with pytest.raises(InventoryError, match="upgrade cardline"), KeyInventory(path):
+        pass

@@ -10,7 +10,7 @@ import pytest
 from personalization.journal import JournalError, SQLiteJournal, open_journal
 
 ROOT = Path(__file__).resolve().parents[3]
-SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "personalization/journal/sqlite_base.py",
+SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "common/sqlite.py",
                    "hsm/inventory.py"}
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from common.sqlite import migrate
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.cardstate import Event, Kind, step
 from personalization.journal import JournalError, SQLiteJournal
 from personalization.journal.records import GENESIS, event_hash
 from personalization.journal.sqlite import sqlite_path
-from personalization.journal.sqlite_base import migrate
 from personalization.journal.sqlite_schema import LATEST, MIGRATIONS
 from personalization.prep import document_number
 from personalization.profile import load_profile
