@@ -5,6 +5,7 @@ report."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -234,13 +235,17 @@ def report(config: LineConfig, name: str, journal: Journal | None = None) -> dic
 
 
 def write_report(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """``report.json`` and ``report.html`` into ``out``; returns both paths."""
+    """``report.json`` and ``report.html`` into ``out``, owner-only (they list document
+    numbers, which on a CCCD are made from the holder's personal ID); returns both paths."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
         paths = out / "report.json", out / "report.html"
-        paths[0].write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n",
-                            encoding="utf-8")
-        paths[1].write_text(render_html(result), encoding="utf-8")
+        texts = json.dumps(result, ensure_ascii=False, indent=2) + "\n", render_html(result)
+        for path, text in zip(paths, texts, strict=True):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an older report may have been written 0644
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(text)
     except OSError as exc:
         raise ServiceError(f"cannot write the report into {out}: {exc.strerror}") from exc
     return paths
