@@ -265,11 +265,12 @@ def intake_section(ctx: BenchContext) -> Figures:
     sizes = {INTAKE_RECORDS, INTAKE_SINGLE_RECORDS, *INTAKE_MEMORY_RECORDS}
     files = {n: intakebench.repeated_file(folder, n) for n in sorted(sizes)}
 
-    def run(count: int, workers: int | None) -> intakebench.ImportRun:
-        journal = folder / f"journal-{count}-{workers or 'all'}.db"
-        return intakebench.measure_import(files[count], journal, ctx.profile.name, workers)
+    def run(count: int, workers: int | None, watch: bool = True) -> intakebench.ImportRun:
+        journal = folder / f"journal-{count}-{workers or 'all'}-{watch}.db"
+        return intakebench.measure_import(files[count], journal, ctx.profile.name, workers,
+                                          watch=watch)
 
-    every, one = run(INTAKE_RECORDS, None), run(INTAKE_SINGLE_RECORDS, 1)
+    every, one = run(INTAKE_RECORDS, None, False), run(INTAKE_SINGLE_RECORDS, 1, False)
     small, large = (run(n, None) for n in INTAKE_MEMORY_RECORDS)
     rate, single = every.records / every.seconds, one.records / one.seconds
     figures: Figures = {

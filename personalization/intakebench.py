@@ -120,23 +120,27 @@ class _Watch(threading.Thread):
                 self.done.wait(SAMPLE_S)
 
 
-def measure_import(path: Path, journal: Path, profile: str, workers: int | None) -> ImportRun:
+def measure_import(path: Path, journal: Path, profile: str, workers: int | None, *,
+                   watch: bool = True) -> ImportRun:
     """Import ``path`` into ``journal`` in a child process (``workers``: None for one per
-    core) while its memory and the journal's write lock are watched."""
+    core), its memory and the journal's write lock watched unless ``watch`` is False (a
+    throughput run: the watch's own reads and writes would take CPU from the import)."""
     Journal(journal).close()  # created and migrated before the watch opens it
     command = [sys.executable, "-m", "personalization.intakebench", str(path), str(journal),
                profile, str(-1 if workers is None else workers), "bench"]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603 - our own module
-    watch = _Watch(child.pid, journal)
-    watch.start()
+    watcher = _Watch(child.pid, journal)
+    if watch:
+        watcher.start()
     out, _ = child.communicate()
-    watch.done.set()
-    watch.join()
+    watcher.done.set()
+    if watch:
+        watcher.join()
     if child.returncode != 0:
         raise RuntimeError(f"the measured import failed (exit {child.returncode})")
     figures: dict[str, Any] = json.loads(out)
-    return ImportRun(figures["records"], figures["seconds"], watch.peak_mb,
-                     figures["longest_write_ms"], watch.wait_max_ms, figures["accepted"])
+    return ImportRun(figures["records"], figures["seconds"], watcher.peak_mb,
+                     figures["longest_write_ms"], watcher.wait_max_ms, figures["accepted"])
 
 
 @contextmanager
