@@ -21,6 +21,7 @@ from personalization.cli.common import (
     JsonOption,
     command_group,
     console,
+    fail,
     intake_progress,
     line_setup,
     print_batch_summary,
@@ -52,8 +53,12 @@ def create(
     killed, the same command carries on where it stopped (or `batch discard NAME` removes
     the unfinished batch). Exit 1 when nothing could be accepted."""
     setup = line_setup(config)
-    with reported(), intake_progress(f"batch {name}", as_json) as progress:
-        created = batches.create(setup, file, name, max_attempts, on_progress=progress)
+    try:
+        with reported(), intake_progress(f"batch {name}", as_json) as progress:
+            created = batches.create(setup, file, name, max_attempts, on_progress=progress)
+    except KeyboardInterrupt:
+        fail(f"interrupted: batch {name} is left importing; the same command carries on where "
+             f"it stopped, `cardline batch discard {name}` removes it", 130)
     if as_json:
         typer.echo(json.dumps(created.as_dict(), ensure_ascii=False))
     else:
