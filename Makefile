@@ -4,7 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd softhsm2 opensc pcsc-tools openssl \
-                fonts-ocr-b fonts-dejavu-core swig
+                fonts-ocr-b fonts-dejavu-core swig \
+                postgresql-15 postgresql-client-15
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
