@@ -1,0 +1,297 @@
+"""A private PostgreSQL cluster under one folder, for tests and for a local development fleet.
+
+Layout of ``folder``: ``data/`` (the cluster, owned by the server's user), ``socket/`` (the
+Unix socket, the only way in: ``listen_addresses`` is empty, so no TCP port can clash; the
+port number only names the socket file), ``server.log`` and ``pgpass`` (the roles' passwords,
+owner-only, named by the URLs :meth:`PGCluster.url` gives, so no password is in a URL).
+
+Authentication: ``scram-sha-256`` over the Unix socket and nothing else (``pg_hba.conf`` has
+one ``local`` line): each role has a random password written to ``pgpass`` only; the server
+never sees a password in clear (the verifier is computed client-side). Roles: a superuser
+(:data:`SUPERUSER`) for administration, :data:`OWNER`, who owns the journal's database and runs
+its migrations, and :data:`LINE`, the role the lines connect as, which the migrations grant
+what a line needs and no more (events: SELECT and INSERT only).
+
+``initdb`` and the server refuse to run as root: as root, they run as the Debian package's
+``postgres`` user (``runuser``), who owns the folder; the folder's parents must let that user
+through (``/tmp/x`` does, a 0700 home does not). Otherwise they run as the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+
+from personalization.journal.port import JournalError
+
+SERVER_USER = "postgres"  # who runs the server when we are root (Debian's package creates it)
+SUPERUSER = "cardline_admin"
+OWNER = "cardline_owner"
+LINE = "cardline_line"
+DATABASE = "cardline"
+ROLES = (SUPERUSER, OWNER, LINE)
+CONNECT_TIMEOUT_S = 10
+COMMAND_TIMEOUT_S = 60.0
+_SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with its terminating NUL
+Status = Literal["running", "stopped", "absent"]
+
+
+class ClusterError(JournalError):
+    """The private cluster could not be created, started, stopped or set up."""
+
+
+def server_bin() -> Path:
+    """The folder of ``initdb`` and ``pg_ctl``: on PATH, else Debian's newest
+    ``/usr/lib/postgresql/<version>/bin``."""
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).parent
+    versions = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").exists()]
+    numbered = [p for p in versions if p.parent.name.isdigit()]
+    if not numbered:
+        raise ClusterError("no PostgreSQL server programs (initdb, pg_ctl) on PATH or under "
+                           "/usr/lib/postgresql: install postgresql-15 (make setup)")
+    return max(numbered, key=lambda p: int(p.parent.name))
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+class PGCluster:
+    """One private cluster under ``folder``; a context manager that starts and stops it.
+
+    ``settings`` are extra server settings (``-c name=value``), e.g. ``fsync=off`` for tests
+    that never survive a power cut.
+    """
+
+    def __init__(self, folder: Path, *, port: int = 5432,
+                 settings: Mapping[str, str] | None = None,
+                 timeout_s: float = COMMAND_TIMEOUT_S) -> None:
+        self.folder = folder
+        self.port = port
+        self.settings = dict(settings or {})
+        self.timeout_s = timeout_s
+
+    # -- where things are -------------------------------------------------------------------
+
+    @property
+    def data(self) -> Path:
+        """The cluster's data directory (also holds ``pg_wal``)."""
+        return self.folder / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        """The folder holding the server's Unix socket."""
+        return self.folder / "socket"
+
+    @property
+    def passfile(self) -> Path:
+        """The roles' passwords, in libpq's ``.pgpass`` format, owner-only."""
+        return self.folder / "pgpass"
+
+    @property
+    def log(self) -> Path:
+        """The server's log."""
+        return self.folder / "server.log"
+
+    def url(self, database: str = DATABASE, role: str = LINE) -> str:
+        """A ``postgresql://`` URL to ``database`` as ``role`` over the socket, its password
+        read from :attr:`passfile` (none in the URL)."""
+        query = (f"host={quote(str(self.socket_dir), safe='')}&port={self.port}"
+                 f"&passfile={quote(str(self.passfile), safe='')}")
+        return f"postgresql://{quote(role, safe='')}@/{quote(database, safe='')}?{query}"
+
+    # -- running the server's programs ------------------------------------------------------
+
+    def _as_server(self) -> list[str]:
+        return ["runuser", "-u", SERVER_USER, "--"] if os.geteuid() == 0 else []
+
+    def _run(self, what: str, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        command = [*self._as_server(), *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True,  # noqa: S603 - our own argv
+                                  timeout=self.timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: {what} did not finish within "
+                               f"{self.timeout_s:g} s") from exc
+        except OSError as exc:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: cannot run {what}: "
+                               f"{exc}") from exc
+        return done
+
+    def _check(self, what: str, args: Sequence[str]) -> None:
+        done = self._run(what, args)
+        if done.returncode != 0:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: {what} failed (exit "
+                               f"{done.returncode}): {_tail(done.stderr + done.stdout)}")
+
+    def _owned(self, path: Path) -> None:
+        """``path`` owner-only, and the server user's when we are root."""
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(SERVER_USER)
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _reachable(self) -> None:
+        """As root: the server user must be able to walk down to ``folder``."""
+        if os.geteuid() != 0:
+            return
+        try:
+            user = pwd.getpwnam(SERVER_USER)
+        except KeyError as exc:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: running as root, and there "
+                               f"is no {SERVER_USER!r} user to run the server as (install "
+                               "postgresql-15)") from exc
+        for parent in self.folder.resolve().parents:
+            info = parent.stat()
+            if info.st_uid != user.pw_uid and not info.st_mode & 0o001:
+                raise ClusterError(f"PostgreSQL cluster {self.folder}: the server runs as "
+                                   f"{SERVER_USER!r}, who cannot pass {parent} (mode "
+                                   f"{info.st_mode & 0o777:o}); choose a folder it can reach, "
+                                   "e.g. under /tmp or /var/tmp")
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the cluster (once): ``initdb``, Unix-socket-only ``scram-sha-256`` access,
+        and a random password per role in :attr:`passfile`."""
+        if (self.data / "PG_VERSION").exists():
+            return
+        if len(str(self.socket_dir / f".s.PGSQL.{self.port}")) > _SOCKET_PATH_MAX:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: the socket path would be "
+                               f"longer than {_SOCKET_PATH_MAX} bytes; choose a shorter folder")
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._reachable()
+        self._owned(self.folder)
+        passwords = {role: secrets.token_urlsafe(24) for role in ROLES}
+        self._write_passfile(passwords)
+        pwfile = self.folder / "initdb.pw"
+        pwfile.write_text(passwords[SUPERUSER] + "\n", encoding="utf-8")
+        self._owned(pwfile)
+        try:
+            self._check("initdb", [str(server_bin() / "initdb"), "-D", str(self.data),
+                                   "-U", SUPERUSER, f"--pwfile={pwfile}", "--auth=scram-sha-256",
+                                   "--encoding=UTF8", "--locale=C", "--no-instructions"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("# cardline: the Unix socket only, a password for every role\n"
+                       "local all all scram-sha-256\n", encoding="utf-8")
+        self._owned(hba)
+
+    def _write_passfile(self, passwords: Mapping[str, str]) -> None:
+        fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for role, password in passwords.items():
+                out.write(f"*:{self.port}:*:{role}:{password}\n")
+
+    def _password(self, role: str) -> str:
+        for line in self.passfile.read_text(encoding="utf-8").splitlines():
+            host, port, database, user, password = line.split(":", 4)
+            if user == role and port == str(self.port):
+                return password
+        raise ClusterError(f"PostgreSQL cluster {self.folder}: no password for {role!r} in "
+                           f"{self.passfile}")
+
+    def start(self) -> None:
+        """Create the cluster if needed, start the server and wait until it accepts
+        connections (bounded by ``timeout_s``), then make sure the roles and the journal's
+        database exist."""
+        self.init()
+        if self.status() != "running":
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            self._owned(self.socket_dir)
+            options = ["-k", str(self.socket_dir), "-c", "listen_addresses=", "-p",
+                       str(self.port), *[f"-c{k}={v}" for k, v in self.settings.items()]]
+            self._check("pg_ctl start", [
+                str(server_bin() / "pg_ctl"), "start", "-D", str(self.data), "-l",
+                str(self.log), "-w", "-t", str(int(self.timeout_s)), "-o",
+                shlex.join(options)])
+        self._bootstrap()
+
+    def stop(self, mode: Literal["fast", "immediate"] = "fast") -> None:
+        """Stop the server (``immediate``: no shutdown checkpoint, as a crash would); nothing
+        when it is not running."""
+        if self.status() != "running":
+            return
+        self._check(f"pg_ctl stop -m {mode}", [
+            str(server_bin() / "pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w",
+            "-t", str(int(self.timeout_s))])
+
+    def status(self) -> Status:
+        """``running``, ``stopped`` (a cluster, no server) or ``absent`` (no cluster)."""
+        if not (self.data / "PG_VERSION").exists():
+            return "absent"
+        done = self._run("pg_ctl status", [str(server_bin() / "pg_ctl"), "status", "-D",
+                                           str(self.data)])
+        return "running" if done.returncode == 0 else "stopped"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- roles and databases ----------------------------------------------------------------
+
+    def admin(self, database: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection (autocommit), for setup and tests."""
+        try:
+            return psycopg.connect(self.url(database, SUPERUSER), autocommit=True,
+                                   connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: cannot connect as "
+                               f"{SUPERUSER}: {_tail(str(exc), 2)}") from exc
+
+    def _bootstrap(self) -> None:
+        with self.admin() as db:
+            for role in (OWNER, LINE):
+                if db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                    continue
+                verifier = db.pgconn.encrypt_password(self._password(role).encode(),
+                                                      role.encode(), b"scram-sha-256")
+                db.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(verifier.decode("ascii"))))
+        self.create_database(DATABASE)
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """``name`` owned by :data:`OWNER`, which only it and :data:`LINE` may connect to;
+        copied from ``template`` when given (nobody may be connected to that one). Nothing
+        when it exists already."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: {name!r} is not a plain "
+                               "database name (lower case, digits, _)")
+        with self.admin() as db:
+            if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return
+            create = sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
+                                                                   sql.Identifier(OWNER))
+            if template is not None:
+                create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            db.execute(create)
+            db.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                sql.Identifier(name)))
+            db.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(LINE)))
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name`` (its connections are ended first); nothing when it is absent."""
+        with self.admin() as db:
+            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
