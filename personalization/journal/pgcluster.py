@@ -201,7 +201,7 @@ class PGCluster:
 
     def _password(self, role: str) -> str:
         for line in self.passfile.read_text(encoding="utf-8").splitlines():
-            host, port, database, user, password = line.split(":", 4)
+            _host, port, _database, user, password = line.split(":", 4)
             if user == role and port == str(self.port):
                 return password
         raise ClusterError(f"PostgreSQL cluster {self.folder}: no password for {role!r} in "

@@ -81,6 +81,21 @@ class ImportState:
     quarantined: int
 
 
+class DataKeyWrap(Protocol):
+    """What wraps a batch's data key for a journal that encrypts personal fields (PostgreSQL):
+    the key never reaches the database unwrapped. In production a key in the HSM does it.
+
+    ``batch`` is bound to the blob (associated data, or the wrapping key's own choice): a
+    blob copied to another batch does not unwrap. Both raise on any failure; an unwrap that
+    fails must never return other bytes."""
+
+    def wrap(self, key: bytes, batch: str) -> bytes:
+        """``key`` wrapped for ``batch``."""
+
+    def unwrap(self, blob: bytes, batch: str) -> bytes:
+        """The key :meth:`wrap` wrapped for ``batch``."""
+
+
 CONTROL_ACTIONS = ("pause", "resume", "stop")
 
 

@@ -1,0 +1,957 @@
+"""The journal adapter for PostgreSQL, the journal several lines share: the same port, tables
+and events as SQLite, on a server. With ``postgres_schema`` (the migrations), the only code
+that knows PostgreSQL: its placeholders, locks, SQLSTATEs and roles stay here.
+
+Connections come from a small ``psycopg_pool`` pool (bounded connect and statement timeouts);
+each write is one transaction. Event numbers come from the one-row ``chain_head``, locked
+``FOR UPDATE`` by each append in the transaction that inserts the event, so numbers are
+gapless and in commit order across every process and machine. The database refuses what the
+rules forbid (unique indexes, the stale-move ``WHERE state = old``, triggers, and grants for
+the lines' role), and its unique violations come back as :class:`ConflictError` by SQLSTATE
+and constraint name.
+
+Personal data: PostgreSQL has no ``secure_delete``; old row versions stay in the data files
+and the WAL until overwritten. So an application's record and a quarantined record's reasons
+are stored sealed (AES-256-GCM, the batch and record bound as associated data) under a random
+key per batch, which is kept only wrapped by a :class:`DataKeyWrap` (the HSM). The purge
+deletes the wrapped key and the ciphertexts in one transaction: what the files and WAL still
+hold is ciphertext under a key that is gone. Events and every other column hold ids, states,
+reason codes and document numbers only, as in SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import zlib
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, LiteralString, Self
+
+import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from personalization.applications.intake import InvalidRecord
+from personalization.applications.model import Application, FieldError
+from personalization.applications.stream import START, Mark
+from personalization.cardstate import Outcome, Step
+from personalization.journal.port import (
+    BatchExistsError,
+    ConflictError,
+    DataKeyWrap,
+    ImportState,
+    JournalError,
+    control_action,
+)
+from personalization.journal.postgres_schema import (
+    LATEST,
+    MIGRATION_LOCK,
+    MIGRATIONS,
+    SCHEMA_TABLE,
+)
+from personalization.journal.records import (
+    GENESIS,
+    ApplicationRow,
+    BatchInfo,
+    CardRow,
+    ChainCheck,
+    EventRow,
+    QuarantineRow,
+    StationRow,
+    dump_application,
+    event_hash,
+    load_application,
+)
+from personalization.reasons import Reason
+
+Cursor = psycopg.Cursor[DictRow]
+CONNECT_TIMEOUT_S = 10
+STATEMENT_TIMEOUT_S = 30
+POOL_SIZE = 4
+_LOCK_SPACE = 0x6A726E6C  # first key of the two-int advisory locks: "jrnl"
+_INTAKE_LOCK = 1  # second key: batch intake, so document numbers are checked one batch at a time
+_DELETE_ROWS = 2000
+_KEY_BYTES = 32  # AES-256
+_NONCE_BYTES = 12  # NIST SP 800-38D §8.2: 96-bit random IVs
+_UNIQUE_RULES = {
+    "one_card_per_document": "one handed-out card per document number",
+    "one_card_per_application": "one handed-out card per application",
+    "one_card_per_chip": "one card per chip serial",
+    "one_application_id_per_batch": "an application id once per batch",
+}
+_DELETE_SOME: dict[str, LiteralString] = {
+    "import_keys": "DELETE FROM import_keys WHERE batch = %(b)s AND key IN (SELECT key FROM "
+                   "import_keys WHERE batch = %(b)s LIMIT %(n)s)",
+    "quarantine": "DELETE FROM quarantine WHERE batch = %(b)s AND line IN (SELECT line FROM "
+                  "quarantine WHERE batch = %(b)s LIMIT %(n)s)",
+    "applications": "DELETE FROM applications WHERE batch = %(b)s AND application_id IN (SELECT "
+                    "application_id FROM applications WHERE batch = %(b)s LIMIT %(n)s)",
+}
+_DELETE_ALL: dict[str, LiteralString] = {
+    "import_keys": "DELETE FROM import_keys WHERE batch = %s",
+    "quarantine": "DELETE FROM quarantine WHERE batch = %s",
+    "applications": "DELETE FROM applications WHERE batch = %s",
+    "stations": "DELETE FROM stations WHERE batch = %s",
+    "run_control": "DELETE FROM run_control WHERE batch = %s",
+    "imports": "DELETE FROM imports WHERE batch = %s",
+    "batch_keys": "DELETE FROM batch_keys WHERE batch = %s",
+}
+_CARD_QUERIES: dict[str, LiteralString] = {
+    "batch": "SELECT * FROM cards WHERE batch = %s ORDER BY id",
+    "open": "SELECT * FROM cards WHERE batch = %s AND state NOT IN ('handed_out', 'rejected', "
+            "'void') ORDER BY id",
+    "chip": "SELECT * FROM cards WHERE chip_serial = %s ORDER BY id",
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _reasons_json(reasons: Sequence[Reason]) -> str:
+    return json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (in the user part or as a ``password=`` parameter)."""
+    url = re.sub(r"^(postgres(?:ql)?://[^:@/?#]*):[^@/?#]*@", r"\1:***@", url)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", r"\1***", url)
+
+
+def _aad(*parts: str) -> bytes:
+    return json.dumps(["cardline", *parts], ensure_ascii=False).encode("utf-8")
+
+
+def seal(key: bytes, text: str, *bound: str) -> bytes:
+    """``text`` under AES-256-GCM with a random nonce, ``bound`` as associated data."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, text.encode("utf-8"), _aad(*bound))
+
+
+def unseal(key: bytes, blob: bytes, *bound: str) -> str:
+    """The text :func:`seal` sealed with the same key and ``bound``; :class:`JournalError`
+    when it does not verify (changed, or moved to another record)."""
+    try:
+        plain = AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(*bound))
+    except InvalidTag as exc:
+        raise JournalError(f"{' '.join(bound)}: the sealed record does not verify (changed, "
+                           "or copied from another record)") from exc
+    return plain.decode("utf-8")
+
+
+def _check_chain(rows: Sequence[DictRow], head: tuple[int, str]) -> ChainCheck:
+    """The first event that does not follow (a changed event, a gap), or the one after the
+    last when the log ends before the chain head: the SQLite adapter's answers."""
+    prev, count = GENESIS, 0
+    for row in rows:
+        count += 1
+        if row["seq"] != count:
+            return ChainCheck(count, count)  # event number ``count`` is missing
+        if row["prev"] != prev or event_hash(prev, count, row["at"], row["batch"], row["card"],
+                                             row["kind"], row["data"]) != row["hash"]:
+            return ChainCheck(count, count)
+        prev = row["hash"]
+    if head == (count, prev):
+        return ChainCheck(count, None)
+    if head[0] != count:  # events cut off the end, or events past what the head says
+        return ChainCheck(count, min(head[0], count) + 1)
+    return ChainCheck(count, count)  # the last event is not the one the head names
+
+
+def _hold_once(name: str, valid: Sequence[tuple[int, Application, str]],
+               invalid: Sequence[InvalidRecord], taken: dict[str, str],
+               ) -> tuple[list[tuple[int, Application, str]], list[InvalidRecord]]:
+    """Split ``valid`` into the applications to queue and those whose document number is
+    already held (by an earlier line of the file, or by another batch): the SQLite rule."""
+    accepted, refused = [], list(invalid)
+    for line, application, number in valid:
+        if number in taken:
+            where = "earlier in this file" if taken[number] == name else \
+                f"in batch {taken[number]!r}"
+            refused.append(InvalidRecord(line, application.application_id, (FieldError(
+                "personal_id", f"document number {number} is already held {where}"),)))
+            continue
+        taken[number] = name
+        accepted.append((line, application, number))
+    return accepted, refused
+
+
+def _line_key(line: str) -> int:
+    """The advisory lock key of a line: a signed 32-bit CRC of its name."""
+    value = zlib.crc32(line.encode("utf-8"))
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+class PostgresJournal:
+    """The journal on a PostgreSQL server; a context manager that closes its connections.
+
+    ``wrap`` wraps each batch's data key. Without one the journal opens for everything that
+    needs no personal field (status, reports of states, run control, events, cards, purge);
+    creating or importing a batch, :meth:`application` and :meth:`quarantined` then raise
+    :class:`JournalError`. ``line`` names the line whose :meth:`controller_lock` this is.
+    """
+
+    def __init__(self, url: str, *, wrap: DataKeyWrap | None = None, line: str = "default",
+                 pool_size: int = POOL_SIZE, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+                 ) -> None:
+        self._url = url
+        self.where = redact(url)
+        self.line = line
+        self._wrap = wrap
+        self._keys: dict[str, bytes] = {}
+        self._keys_lock = threading.Lock()
+        self._extra: dict[str, Any] = {} if "connect_timeout" in conninfo_to_dict(url) else \
+            {"connect_timeout": CONNECT_TIMEOUT_S}
+        self._timeout_ms = int(statement_timeout_s * 1000)
+        with self._connect() as db:
+            self._migrate(db)
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
+                                    kwargs={"autocommit": True, **self._extra},
+                                    configure=self._configure, timeout=statement_timeout_s,
+                                    name="cardline-journal")
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise JournalError(f"journal {self.where}: no connection within "
+                               f"{CONNECT_TIMEOUT_S} s") from exc
+
+    @classmethod
+    def open(cls, url: str, *, wrap: DataKeyWrap | None = None) -> Self:
+        """Open (migrating as needed) the journal at a ``postgresql://`` URL."""
+        return cls(url, wrap=wrap)
+
+    @property
+    def url(self) -> str:
+        """The URL this journal was opened with, as given (to open it again elsewhere)."""
+        return self._url
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection of the pool and forget the unwrapped keys."""
+        self._pool.close(timeout=5)
+        with self._keys_lock:
+            self._keys.clear()
+
+    # -- connections, transactions and errors -----------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[DictRow]:
+        """A connection of its own (migrations, the controller lock), autocommit."""
+        try:
+            return psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
+                                   **self._extra)
+        except psycopg.Error as exc:
+            raise JournalError(f"journal {self.where}: cannot connect: "
+                               f"{self._cause(exc)}") from exc
+
+    def _configure(self, db: psycopg.Connection[Any]) -> None:
+        db.execute(f"SET statement_timeout = {self._timeout_ms}")
+        db.execute(f"SET lock_timeout = {self._timeout_ms}")
+
+    @staticmethod
+    def _cause(exc: psycopg.Error) -> str:
+        """The server's or libpq's primary message (never the detail, which quotes values)."""
+        text = exc.diag.message_primary or str(exc) or type(exc).__name__
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except pgerrors.UniqueViolation as exc:
+            name = exc.diag.constraint_name or "?"
+            raise ConflictError(f"journal {self.where}: a UNIQUE rule refused the change: "
+                                f"{name} ({_UNIQUE_RULES.get(name, 'unique')})") from exc
+        except pgerrors.InsufficientPrivilege as exc:
+            raise JournalError(f"journal {self.where}: this role may not do that: "
+                               f"{self._cause(exc)}") from exc
+        except PoolTimeout as exc:
+            raise JournalError(f"journal {self.where}: no database connection free or "
+                               f"reachable: {exc}") from exc
+        except psycopg.Error as exc:
+            raise JournalError(f"journal {self.where}: {self._cause(exc)}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Cursor]:
+        with self._errors(), self._pool.connection() as db, db.transaction(), \
+                db.cursor(row_factory=dict_row) as cur:
+            yield cur
+
+    def _read(self, query: LiteralString, params: Sequence[Any] = ()) -> list[DictRow]:
+        with self._errors(), self._pool.connection() as db, \
+                db.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()
+
+    @contextmanager
+    def controller_lock(self) -> Iterator[None]:
+        """A session-level advisory lock for this line, on a connection of its own: the
+        server releases it when that session ends, even when its process is killed."""
+        db = self._connect()
+        try:
+            with self._errors():
+                row = db.execute("SELECT pg_try_advisory_lock(%s, %s) AS got",
+                                 (_LOCK_SPACE, _line_key(self.line))).fetchone()
+            if not row or not row["got"]:
+                raise JournalError(f"another controller is running this line ({self.line}) on "
+                                   f"journal {self.where}; wait for it or stop it first")
+            yield
+        finally:
+            db.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _version(db: psycopg.Connection[DictRow]) -> int:
+        row = db.execute("SELECT to_regclass('journal_schema') IS NOT NULL AS here").fetchone()
+        if not row or not row["here"]:
+            return 0
+        found = db.execute("SELECT version FROM journal_schema WHERE id = 1").fetchone()
+        return int(found["version"]) if found else 0
+
+    def _newer(self, version: int) -> JournalError:
+        return JournalError(f"journal {self.where} is at schema v{version}; this cardline knows "
+                            f"up to v{LATEST}: upgrade cardline")
+
+    def _migrate(self, db: psycopg.Connection[DictRow]) -> None:
+        """Apply the migrations the database lacks in one transaction, under a transaction
+        advisory lock: processes opening at once wait for each other, and each reads the
+        version again once it holds the lock, so the migrations run once."""
+        try:
+            version = self._version(db)
+            if version > LATEST:
+                raise self._newer(version)
+            if version == LATEST:
+                return
+            with db.transaction(), db.cursor(row_factory=dict_row) as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                cur.execute(SCHEMA_TABLE)
+                cur.execute("INSERT INTO journal_schema (id, version) VALUES (1, 0) "
+                            "ON CONFLICT (id) DO NOTHING")
+                version = self._version(db)
+                if version > LATEST:
+                    raise self._newer(version)
+                pending = [m for m in MIGRATIONS if m[0] > version]
+                for _, _, statements in pending:
+                    for statement in statements:
+                        cur.execute(statement.encode("utf-8"))
+                cur.execute("UPDATE journal_schema SET version = %s WHERE id = 1", (LATEST,))
+                if pending:
+                    self._append(cur, None, None, "journal.migrated", {
+                        "version": LATEST, "from": version,
+                        "migrations": [f"{number}: {title}" for number, title, _ in pending]})
+        except psycopg.Error as exc:
+            raise JournalError(f"journal {self.where}: cannot migrate to schema v{LATEST}: "
+                               f"{self._cause(exc)} (the first open must be as the database's "
+                               "owner)") from exc
+
+    @property
+    def schema_version(self) -> int:
+        """The number of the last migration applied to this database."""
+        rows = self._read("SELECT version FROM journal_schema WHERE id = 1")
+        return int(rows[0]["version"]) if rows else 0
+
+    # -- the event chain --------------------------------------------------------------------
+
+    def _append(self, cur: Cursor, batch: str | None, card: int | None, kind: str,
+                data: dict[str, Any]) -> None:
+        """The next event, numbered and chained from the chain head, which this transaction
+        locks (``FOR UPDATE``) until it commits: appenders pass it one at a time."""
+        head = cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE").fetchone()
+        if head is None:
+            raise JournalError(f"journal {self.where}: the chain head is missing")
+        seq, prev, at = int(head["seq"]) + 1, str(head["hash"]), _now()
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        digest = event_hash(prev, seq, at, batch, card, kind, text)
+        cur.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, digest))
+        cur.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (seq, at, batch, card, kind, text, prev, digest))
+
+    def note(self, batch: str | None, kind: str, **data: Any) -> None:
+        """Append an event that changes no state (run started, paused, reconciled…)."""
+        with self._write() as cur:
+            self._append(cur, batch, None, kind, data)
+
+    def verify_chain(self) -> ChainCheck:
+        """Re-hash the whole event log from one snapshot (see the SQLite adapter: the same
+        checks, the same answers)."""
+        with self._errors(), self._pool.connection() as db, db.transaction(), \
+                db.cursor(row_factory=dict_row) as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            rows = cur.execute("SELECT seq, at, batch, card, kind, data, prev, hash "
+                               "FROM events ORDER BY seq").fetchall()
+            head = cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+        return _check_chain(rows, (int(head["seq"]), str(head["hash"])) if head else
+                            (0, GENESIS))
+
+    def events(self, batch: str) -> list[EventRow]:
+        """A batch's events, oldest first."""
+        return [{"seq": r["seq"], "at": r["at"], "card": r["card"], "kind": r["kind"],
+                 "data": json.loads(r["data"])}
+                for r in self._read("SELECT * FROM events WHERE batch = %s ORDER BY seq",
+                                    (batch,))]
+
+    # -- per-batch data keys ----------------------------------------------------------------
+
+    def _need_wrap(self, what: str) -> DataKeyWrap:
+        if self._wrap is None:
+            raise JournalError(f"journal {self.where}: {what} needs personal data, sealed under "
+                               "the batch's data key; this journal was opened without a key "
+                               "wrap (the HSM)")
+        return self._wrap
+
+    def _new_key(self, cur: Cursor, name: str) -> bytes:
+        """A fresh data key for batch ``name``, stored wrapped in this transaction; the
+        caller caches it once the transaction has committed."""
+        wrap = self._need_wrap(f"batch {name!r}")
+        key = os.urandom(_KEY_BYTES)
+        try:
+            blob = wrap.wrap(key, name)
+        except Exception as exc:
+            raise JournalError(f"batch {name!r}: cannot wrap its data key: "
+                               f"{type(exc).__name__}") from exc
+        cur.execute("INSERT INTO batch_keys (batch, wrapped) VALUES (%s, %s)", (name, blob))
+        return key
+
+    def _remember(self, name: str, key: bytes) -> None:
+        with self._keys_lock:
+            self._keys[name] = key
+
+    def _data_key(self, name: str, what: str) -> bytes:
+        """Batch ``name``'s data key, unwrapped once and kept in memory until the purge."""
+        with self._keys_lock:
+            if name in self._keys:
+                return self._keys[name]
+        wrap = self._need_wrap(what)
+        rows = self._read("SELECT wrapped FROM batch_keys WHERE batch = %s", (name,))
+        if not rows:
+            raise JournalError(f"batch {name!r} has no data key: its personal data is purged "
+                               "(or there is no such batch)")
+        try:
+            key = wrap.unwrap(bytes(rows[0]["wrapped"]), name)
+        except Exception as exc:
+            raise JournalError(f"batch {name!r}: cannot unwrap its data key: "
+                               f"{type(exc).__name__}") from exc
+        self._remember(name, key)
+        return key
+
+    def _forget(self, name: str) -> None:
+        with self._keys_lock:
+            self._keys.pop(name, None)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _taken_documents(cur: Cursor, numbers: Sequence[str]) -> dict[str, str]:
+        """Document numbers already handed out, or queued in a batch, mapped to that batch."""
+        rows = cur.execute("SELECT document_number, batch FROM applications WHERE state <> "
+                           "'failed' AND document_number = ANY(%s)", (list(numbers),))
+        return {r["document_number"]: r["batch"] for r in rows}
+
+    @staticmethod
+    def _intake(cur: Cursor) -> None:
+        """Intake one batch at a time: the check of document numbers against every batch
+        and the insert that follows are then one step for all processes."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_SPACE, _INTAKE_LOCK))
+
+    def _queue(self, cur: Cursor, name: str, key: bytes, first_seq: int,
+               valid: Sequence[tuple[int, Application, str]],
+               invalid: Sequence[InvalidRecord],
+               texts: Mapping[int, bytes] | None = None) -> tuple[int, list[InvalidRecord]]:
+        """Queue ``valid`` sealed (unless another batch holds its document number) and
+        quarantine the rest; returns how many were queued, and the records quarantined."""
+        taken = self._taken_documents(cur, [number for _, _, number in valid])
+        queued, refused = _hold_once(name, valid, invalid, taken)
+        cur.executemany(
+            "INSERT INTO applications (batch, application_id, seq, line, document_number, "
+            "state, record) VALUES (%s, %s, %s, %s, %s, 'pending', %s)",
+            [(name, a.application_id, first_seq + seq, line, number,
+              texts[line] if texts else seal(key, dump_application(a), "application", name,
+                                              a.application_id))
+             for seq, (line, a, number) in enumerate(queued)])
+        cur.executemany(
+            "INSERT INTO quarantine (batch, line, application_id, fields, errors_sealed) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            [(name, r.line, r.application_id, json.dumps([e.field for e in r.errors]),
+              seal(key, json.dumps([e.as_dict() for e in r.errors], ensure_ascii=False),
+                   "quarantine", name, str(r.line))) for r in refused])
+        return len(queued), refused
+
+    def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord]) -> BatchInfo:
+        """A new batch (see the port): its applications sealed under a new data key."""
+        self._need_wrap(f"creating batch {name!r}")
+        with self._write() as cur:
+            self._intake(cur)
+            created = cur.execute(
+                "INSERT INTO batches (name, created_at, source, profile, max_attempts, state) "
+                "VALUES (%s, %s, %s, %s, %s, 'open') ON CONFLICT (name) DO NOTHING",
+                (name, _now(), source, profile, max_attempts)).rowcount
+            if created != 1:
+                raise BatchExistsError(name)
+            key = self._new_key(cur, name)
+            queued, refused = self._queue(cur, name, key, 0, valid, invalid)
+            self._append(cur, name, None, "batch.created",
+                         {"source": source, "accepted": queued, "quarantined": len(refused),
+                          "max_attempts": max_attempts})
+        self._remember(name, key)
+        return self.batch(name)
+
+    # -- chunked import ---------------------------------------------------------------------
+
+    def begin_import(self, name: str, *, source: str, profile: str,
+                     max_attempts: int) -> ImportState:
+        """A new batch in state ``importing`` (with its data key), or the unfinished import
+        of that name."""
+        self._need_wrap(f"importing batch {name!r}")
+        with self._write() as cur:
+            self._intake(cur)
+            row = cur.execute(
+                "SELECT b.source, b.profile, b.max_attempts, i.lines, i.bytes, i.digest, "
+                "i.accepted, i.quarantined FROM batches b LEFT JOIN imports i "
+                "ON i.batch = b.name WHERE b.name = %s", (name,)).fetchone()
+            if row is None:
+                cur.execute("INSERT INTO batches (name, created_at, source, profile, "
+                            "max_attempts, state) VALUES (%s, %s, %s, %s, %s, 'open')",
+                            (name, _now(), source, profile, max_attempts))
+                cur.execute("INSERT INTO imports (batch, started_at, digest) VALUES "
+                            "(%s, %s, %s)", (name, _now(), START.digest))
+                key = self._new_key(cur, name)
+                self._append(cur, name, None, "batch.importing",
+                             {"source": source, "max_attempts": max_attempts})
+        if row is None:
+            self._remember(name, key)
+            return ImportState(name, source, profile, max_attempts, START, 0, 0)
+        if row["lines"] is None:
+            raise BatchExistsError(name)
+        return ImportState(name, row["source"], row["profile"], row["max_attempts"],
+                           Mark(row["lines"], row["bytes"], row["digest"]), row["accepted"],
+                           row["quarantined"])
+
+    def import_seen(self, name: str, keys: Collection[bytes]) -> dict[bytes, int]:
+        """Of these keys, those an earlier chunk of the import holds, with their line."""
+        return {bytes(r["key"]): r["line"] for r in self._read(
+            "SELECT key, line FROM import_keys WHERE batch = %s AND key = ANY(%s)",
+            (name, list(keys)))}
+
+    def import_chunk(self, name: str, *, start: Mark, end: Mark,
+                     valid: Sequence[tuple[int, Application, str]],
+                     invalid: Sequence[InvalidRecord],
+                     keys: Mapping[bytes, int]) -> list[InvalidRecord]:
+        """One chunk of an import in one short transaction (see the port)."""
+        key = self._data_key(name, f"importing batch {name!r}")
+        texts = {line: seal(key, dump_application(a), "application", name, a.application_id)
+                 for line, a, _ in valid}  # before the transaction
+        with self._write() as cur:
+            self._intake(cur)
+            row = cur.execute("SELECT lines, bytes, next_seq FROM imports WHERE batch = %s "
+                              "FOR UPDATE", (name,)).fetchone()
+            if row is None or (row["lines"], row["bytes"]) != (start.lines, start.offset):
+                raise JournalError(f"batch {name!r} is no longer being imported from line "
+                                   f"{start.lines}: another process imported, finished or "
+                                   "discarded it meanwhile")
+            queued, refused = self._queue(cur, name, key, row["next_seq"], valid, invalid,
+                                          texts)
+            cur.executemany("INSERT INTO import_keys (batch, key, line) VALUES (%s, %s, %s)",
+                            [(name, k, line) for k, line in keys.items()])
+            cur.execute("UPDATE imports SET lines = %s, bytes = %s, digest = %s, "
+                        "next_seq = next_seq + %s, accepted = accepted + %s, "
+                        "quarantined = quarantined + %s WHERE batch = %s",
+                        (end.lines, end.offset, end.digest, queued, queued, len(refused),
+                         name))
+        return refused
+
+    def finish_import(self, name: str, end: Mark) -> BatchInfo | None:
+        """One short transaction: some of the import's keys removed (None: call again), or,
+        once none is left, the batch made runnable (its info)."""
+        if self._delete_some(name, "import_keys"):
+            return None
+        with self._write() as cur:
+            row = cur.execute("SELECT i.accepted, i.quarantined, b.source, b.max_attempts "
+                              "FROM imports i JOIN batches b ON b.name = i.batch "
+                              "WHERE i.batch = %s FOR UPDATE OF i", (name,)).fetchone()
+            if row is None:
+                raise JournalError(f"batch {name!r} is not being imported")
+            cur.execute(_DELETE_ALL["import_keys"], (name,))  # a chunk's, meanwhile
+            cur.execute(_DELETE_ALL["imports"], (name,))
+            self._append(cur, name, None, "batch.created",
+                         {"source": row["source"], "accepted": row["accepted"],
+                          "quarantined": row["quarantined"], "max_attempts": row["max_attempts"],
+                          "lines": end.lines, "sha256": end.digest})
+        return self.batch(name)
+
+    def discard_import(self, name: str) -> int:
+        """Remove an unfinished import and all it wrote (its data key too), a bounded number
+        of rows at a time."""
+        removed = 0
+        for table in ("import_keys", "quarantine", "applications"):
+            while True:
+                gone = self._delete_some(name, table)
+                removed += gone if table == "applications" else 0
+                if gone < _DELETE_ROWS:
+                    break
+        with self._write() as cur:
+            self._importing(cur, name)
+            for table, query in _DELETE_ALL.items():  # and what a chunk wrote meanwhile
+                gone = cur.execute(query, (name,)).rowcount
+                removed += gone if table == "applications" else 0
+            cur.execute("DELETE FROM batches WHERE name = %s", (name,))
+            self._append(cur, name, None, "batch.discarded", {"applications": removed})
+        self._forget(name)
+        return removed
+
+    @staticmethod
+    def _importing(cur: Cursor, name: str) -> None:
+        if cur.execute("SELECT 1 FROM imports WHERE batch = %s FOR UPDATE",
+                       (name,)).fetchone() is None:
+            known = cur.execute("SELECT 1 FROM batches WHERE name = %s", (name,)).fetchone()
+            raise JournalError(f"batch {name!r} is not an unfinished import" if known
+                               else f"no batch named {name!r} (see `cardline batch status`)")
+
+    def _delete_some(self, name: str, table: str) -> int:
+        """Up to ``_DELETE_ROWS`` rows of an unfinished import's ``table``, one transaction."""
+        with self._write() as cur:
+            self._importing(cur, name)
+            return int(cur.execute(_DELETE_SOME[table], {"b": name, "n": _DELETE_ROWS}).rowcount)
+
+    def batch(self, name: str) -> BatchInfo:
+        """One batch by name (``importing`` while its file is still being read in)."""
+        rows = self._read("SELECT b.*, i.batch IS NOT NULL AS importing FROM batches b "
+                          "LEFT JOIN imports i ON i.batch = b.name WHERE b.name = %s", (name,))
+        if not rows:
+            raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
+        row = rows[0]
+        counts = dict.fromkeys(("pending", "active", "handed_out", "failed"), 0)
+        counts.update({r["state"]: r["n"] for r in self._read(
+            "SELECT state, count(*) AS n FROM applications WHERE batch = %s GROUP BY state",
+            (name,))})
+        quarantined = self._read("SELECT count(*) AS n FROM quarantine WHERE batch = %s",
+                                 (name,))
+        return BatchInfo(row["name"], row["created_at"], row["source"], row["profile"],
+                         row["max_attempts"], "importing" if row["importing"] else row["state"],
+                         row["closed_at"], row["purged_at"], counts, quarantined[0]["n"])
+
+    def batches(self) -> list[BatchInfo]:
+        """Every batch, oldest first."""
+        return [self.batch(r["name"]) for r in self._read(
+            "SELECT name FROM batches ORDER BY created_at, name")]
+
+    def quarantined(self, name: str) -> list[QuarantineRow]:
+        """The invalid records of a batch with their reasons (after the purge, the fields
+        with ``(purged)`` for a reason)."""
+        rows = self._read("SELECT * FROM quarantine WHERE batch = %s ORDER BY line", (name,))
+        key = self._data_key(name, f"the quarantine of batch {name!r}") \
+            if any(r["errors_sealed"] is not None for r in rows) else b""
+        return [{"line": r["line"], "application_id": r["application_id"],
+                 "errors": json.loads(unseal(key, bytes(r["errors_sealed"]), "quarantine", name,
+                                             str(r["line"])))
+                 if r["errors_sealed"] is not None else
+                 [{"field": f, "reason": "(purged)"} for f in json.loads(r["fields"])]}
+                for r in rows]
+
+    # -- applications -----------------------------------------------------------------------
+
+    def pending(self, name: str) -> list[str]:
+        """Application ids waiting for a card, in queue order."""
+        return [r["application_id"] for r in self._read(
+            "SELECT application_id FROM applications WHERE batch = %s AND state = 'pending' "
+            "ORDER BY attempts, seq", (name,))]
+
+    def application(self, name: str, application_id: str) -> Application:
+        """The validated application (until its batch's personal data is purged)."""
+        rows = self._read("SELECT record FROM applications WHERE batch = %s AND "
+                          "application_id = %s", (name, application_id))
+        if not rows:
+            raise JournalError(f"batch {name!r} has no application {application_id!r}")
+        if rows[0]["record"] is None:
+            raise JournalError(f"application {application_id!r} of batch {name!r}: personal "
+                               "data already purged")
+        key = self._data_key(name, f"application {application_id!r} of batch {name!r}")
+        return load_application(unseal(key, bytes(rows[0]["record"]), "application", name,
+                                       application_id))
+
+    def applications(self, name: str) -> list[ApplicationRow]:
+        """Every application's state, attempts and reasons (no personal data)."""
+        return [{"application_id": r["application_id"], "line": r["line"],
+                 "document_number": r["document_number"], "state": r["state"],
+                 "attempts": r["attempts"], "reasons": json.loads(r["reasons"])}
+                for r in self._read("SELECT application_id, line, document_number, state, "
+                                    "attempts, reasons FROM applications WHERE batch = %s "
+                                    "ORDER BY seq", (name,))]
+
+    def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
+        """A pending application that cannot be made into a card at all: failed, with why."""
+        with self._write() as cur:
+            row = cur.execute("SELECT reasons FROM applications WHERE batch = %s AND "
+                              "application_id = %s AND state = 'pending' FOR UPDATE",
+                              (name, application_id)).fetchone()
+            if row is None:
+                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                                   "pending")
+            reasons = [*json.loads(row["reasons"]), {"attempt": None, "card": None,
+                                                     "reasons": [reason.as_dict()]}]
+            cur.execute("UPDATE applications SET state = 'failed', reasons = %s WHERE "
+                        "batch = %s AND application_id = %s",
+                        (json.dumps(reasons, ensure_ascii=False), name, application_id))
+            self._append(cur, name, None, "application.failed",
+                         {"application": application_id, "reason": reason.as_dict()})
+
+    # -- cards ------------------------------------------------------------------------------
+
+    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
+        """A new card row in FEEDING for a pending application, whose row this transaction
+        locks: two lines asking for the same application get one card between them."""
+        now = time.time()
+        with self._write() as cur:
+            if cur.execute("SELECT 1 FROM imports WHERE batch = %s", (name,)).fetchone():
+                raise JournalError(f"batch {name!r} is still being imported: it cannot run")
+            row = cur.execute("SELECT state, attempts, document_number FROM applications "
+                              "WHERE batch = %s AND application_id = %s FOR UPDATE",
+                              (name, application_id)).fetchone()
+            if row is None or row["state"] != "pending":
+                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                                   f"pending ({row['state'] if row else 'unknown'})")
+            attempt = row["attempts"] + 1
+            cur.execute("UPDATE applications SET state = 'active', attempts = %s "
+                        "WHERE batch = %s AND application_id = %s",
+                        (attempt, name, application_id))
+            inserted = cur.execute(
+                "INSERT INTO cards (batch, application_id, attempt, station, document_number, "
+                "state, started_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'feeding', %s, %s) "
+                "RETURNING *",
+                (name, application_id, attempt, station, row["document_number"], now, now),
+            ).fetchone()
+            if inserted is None:
+                raise JournalError(f"journal {self.where}: the new card row was not returned")
+            card = CardRow.from_mapping(inserted)
+            self._append(cur, name, card.id, "card.feeding",
+                         {"station": station, "attempt": attempt, "application": application_id})
+        return card
+
+    def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
+             qa: dict[str, Any] | None = None) -> CardRow:
+        """Journal a state change of a card (and of its application when the card is done);
+        the row must still be in the state ``card`` says (``UPDATE … WHERE state = old``)."""
+        new = result.card
+        serial = chip_serial or card.chip_serial
+        try:
+            with self._write() as cur:
+                changed = cur.execute(
+                    "UPDATE cards SET state = %s, reasons = %s, chip_serial = %s, qa = %s, "
+                    "updated_at = %s WHERE id = %s AND state = %s RETURNING *",
+                    (new.state.value, _reasons_json(new.reasons), serial,
+                     json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
+                     time.time(), card.id, card.state.value)).fetchall()
+                if len(changed) != 1:
+                    raise JournalError(f"card {card.id} is no longer {card.state.value}")
+                moved = CardRow.from_mapping(changed[0])
+                if result.outcome is not None:
+                    self._settle_application(cur, card, result)
+                data: dict[str, Any] = {"station": card.station, "from": card.state.value,
+                                        "chip": serial}
+                if new.reasons != card.reasons:
+                    data["reason"] = new.reasons[-1].as_dict()
+                if qa is not None:
+                    data["qa"] = qa.get("verdict")
+                if result.outcome is not None:
+                    data["outcome"] = result.outcome.value
+                self._append(cur, card.batch, card.id, f"card.{new.state.value}", data)
+        except ConflictError as exc:  # one chip per card, one handed-out card per document
+            raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
+        return moved
+
+    @staticmethod
+    def _settle_application(cur: Cursor, card: CardRow, result: Step) -> None:
+        key = (card.batch, card.application_id)
+        outcome = result.outcome
+        if outcome is Outcome.HANDED_OUT:
+            cur.execute("UPDATE applications SET state = 'handed_out' WHERE batch = %s AND "
+                        "application_id = %s", key)
+        elif outcome is Outcome.REQUEUE:
+            cur.execute("UPDATE applications SET state = 'pending', attempts = attempts - 1 "
+                        "WHERE batch = %s AND application_id = %s", key)
+        else:
+            old = cur.execute("SELECT reasons FROM applications WHERE batch = %s AND "
+                              "application_id = %s FOR UPDATE", key).fetchone()
+            reasons = [*json.loads(old["reasons"] if old else "[]"),
+                       {"attempt": card.attempt, "card": card.id,
+                        "reasons": [r.as_dict() for r in result.reasons]}]
+            state = "pending" if outcome is Outcome.RETRY else "failed"
+            cur.execute("UPDATE applications SET state = %s, reasons = %s WHERE batch = %s "
+                        "AND application_id = %s",
+                        (state, json.dumps(reasons, ensure_ascii=False), *key))
+
+    def _cards(self, which: str, params: Sequence[Any]) -> list[CardRow]:
+        return [CardRow.from_mapping(r) for r in self._read(_CARD_QUERIES[which], params)]
+
+    def cards(self, name: str) -> list[CardRow]:
+        """Every card fed (or being fed) for a batch, in order."""
+        return self._cards("batch", (name,))
+
+    def open_cards(self, name: str) -> list[CardRow]:
+        """Cards not yet in a terminal state: after a crash, the ones in doubt."""
+        return self._cards("open", (name,))
+
+    def card_by_chip(self, chip_serial: str) -> CardRow | None:
+        """The card that holds this chip, in any batch."""
+        found = self._cards("chip", (chip_serial,))
+        return found[0] if found else None
+
+    def stock(self, name: str) -> dict[str, int]:
+        """Blank stock of a batch by what became of each chip serial fed."""
+        counts = dict.fromkeys(("fed", "handed_out", "rejected", "in_machine"), 0)
+        for row in self._read("SELECT state, count(*) AS n FROM cards WHERE batch = %s AND "
+                              "chip_serial IS NOT NULL GROUP BY state", (name,)):
+            counts["fed"] += row["n"]
+            key = row["state"] if row["state"] in ("handed_out", "rejected") else "in_machine"
+            counts[key] += row["n"]
+        return counts
+
+    # -- stations ---------------------------------------------------------------------------
+
+    def station_counter(self, name: str, station: str, *, before_feed: int | None = None,
+                        now: int | None = None) -> None:
+        """Record a printer's inserted-cards counter: before its first feed of the batch, and
+        the latest reading."""
+        with self._write() as cur:
+            cur.execute("INSERT INTO stations (batch, station) VALUES (%s, %s) "
+                        "ON CONFLICT DO NOTHING", (name, station))
+            if before_feed is not None:
+                cur.execute("UPDATE stations SET counter_start = %s WHERE batch = %s AND "
+                            "station = %s AND counter_start IS NULL",
+                            (before_feed, name, station))
+            if now is not None:
+                cur.execute("UPDATE stations SET counter_last = %s WHERE batch = %s AND "
+                            "station = %s", (now, name, station))
+
+    def set_alarm(self, name: str, station: str, alarm: str | None) -> None:
+        """Raise (text) or clear (None) a station's alarm."""
+        with self._write() as cur:
+            cur.execute("INSERT INTO stations (batch, station, alarm) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (batch, station) DO UPDATE SET alarm = EXCLUDED.alarm",
+                        (name, station, alarm))
+            self._append(cur, name, None, "station.alarm" if alarm else "station.cleared",
+                         {"station": station, "alarm": alarm})
+
+    def stations(self, name: str) -> list[StationRow]:
+        """Each station of a batch: printer counters, alarm and live state."""
+        return [{"station": r["station"], "counter_start": r["counter_start"],
+                 "counter_last": r["counter_last"], "alarm": r["alarm"],
+                 "live": json.loads(r["live"]) if r["live"] else None, "live_at": r["live_at"]}
+                for r in self._read("SELECT station, counter_start, counter_last, alarm, live, "
+                                    "live_at FROM stations WHERE batch = %s ORDER BY station",
+                                    (name,))]
+
+    def set_station_live(self, name: str, station: str, live: dict[str, Any]) -> None:
+        """Publish what a station is doing now (no event; one short write)."""
+        with self._write() as cur:
+            cur.execute("INSERT INTO stations (batch, station, live, live_at) VALUES "
+                        "(%s, %s, %s, %s) ON CONFLICT (batch, station) DO UPDATE SET "
+                        "live = EXCLUDED.live, live_at = EXCLUDED.live_at",
+                        (name, station, json.dumps(live, sort_keys=True), _now()))
+
+    # -- run control ------------------------------------------------------------------------
+
+    def request_control(self, name: str, action: str, by: str) -> None:
+        """Ask the running controller of ``name`` to pause, resume or stop (see the port)."""
+        control_action(action)
+        with self._write() as cur:
+            if cur.execute("SELECT 1 FROM batches WHERE name = %s", (name,)).fetchone() is None:
+                raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
+            cur.execute("INSERT INTO run_control (batch, requested, requested_by, "
+                        "requested_at, obeyed) VALUES (%s, %s, %s, %s, FALSE) ON CONFLICT "
+                        "(batch) DO UPDATE SET requested = EXCLUDED.requested, "
+                        "requested_by = EXCLUDED.requested_by, "
+                        "requested_at = EXCLUDED.requested_at, obeyed = FALSE",
+                        (name, action, by, _now()))
+            self._append(cur, name, None, "run.control", {"action": action, "by": by})
+
+    def control(self, name: str) -> str | None:
+        """The latest requested action not yet acknowledged (see the port)."""
+        rows = self._read("SELECT requested FROM run_control WHERE batch = %s AND NOT obeyed",
+                          (name,))
+        return str(rows[0]["requested"]) if rows else None
+
+    def ack_control(self, name: str, action: str) -> None:
+        """The controller carried out ``action`` (see the port)."""
+        control_action(action)
+        with self._write() as cur:
+            if cur.execute("UPDATE run_control SET obeyed = TRUE WHERE batch = %s AND "
+                           "requested = %s AND NOT obeyed", (name, action)).rowcount:
+                self._append(cur, name, None, "run.obeyed", {"action": action})
+
+    # -- closing and purging ----------------------------------------------------------------
+
+    def close_batch(self, name: str, retention_days: int) -> bool:
+        """Close a finished batch (no card open, no application pending); purge its personal
+        data now (retention 0) or mark when it is due. Returns False when not finished."""
+        info = self.batch(name)
+        if info.state == "closed":
+            return True
+        if not info.finished or self.open_cards(name):
+            return False
+        closed, stock = datetime.now(UTC), self.stock(name)
+        with self._write() as cur:
+            cur.execute("UPDATE batches SET state = 'closed', closed_at = %s, purge_after = %s "
+                        "WHERE name = %s", (closed.isoformat(), (closed + timedelta(
+                            days=retention_days)).isoformat(), name))
+            self._append(cur, name, None, "batch.closed",
+                         {"applications": info.applications, "stock": stock})
+        if retention_days == 0:
+            self.purge(name)
+        return True
+
+    def purge_due(self, at: datetime | None = None, *,
+                  wait_s: float | None = None) -> list[str]:
+        """Purge every closed batch whose retention has run out; returns their names."""
+        moment = (at or datetime.now(UTC)).isoformat()
+        due = [r["name"] for r in self._read(
+            "SELECT name FROM batches WHERE state = 'closed' AND purged_at IS NULL AND "
+            "purge_after <= %s ORDER BY name", (moment,))]
+        for name in due:
+            self._purge(name)
+        return due
+
+    def purge(self, name: str, *, wait_s: float | None = None) -> None:
+        """Drop a closed batch's personal data by crypto-shredding (see :meth:`_purge`);
+        ``wait_s`` is not needed here: this purge never waits and is never incomplete."""
+        if self.batch(name).state != "closed":
+            raise JournalError(f"batch {name!r} is not closed: personal data is still needed")
+        self._purge(name)
+
+    def _purge(self, name: str) -> None:
+        """One transaction: the batch's wrapped data key deleted, its ciphertexts nulled,
+        the batch marked purged. Old row versions of both may linger in the data files and
+        the WAL, but they hold only ciphertext and a key wrapped by the HSM: with the key row
+        gone nothing the journal keeps can open them, so, unlike SQLite (which must wait for
+        other readers to let go of its log), the purge is complete once this commits and
+        never raises :class:`PurgeIncompleteError`."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM batch_keys WHERE batch = %s", (name,))
+            cur.execute("UPDATE applications SET record = NULL WHERE batch = %s AND "
+                        "record IS NOT NULL", (name,))
+            cur.execute("UPDATE quarantine SET errors_sealed = NULL WHERE batch = %s AND "
+                        "errors_sealed IS NOT NULL", (name,))
+            count = cur.execute("SELECT count(*) AS n FROM applications WHERE batch = %s",
+                                (name,)).fetchone()
+            cur.execute("UPDATE batches SET purged_at = %s WHERE name = %s", (_now(), name))
+            self._append(cur, name, None, "batch.purged",
+                         {"applications": count["n"] if count else 0})
+        self._forget(name)

@@ -1,0 +1,187 @@
+"""The journal's PostgreSQL schema, as numbered migrations: (number, title, statements).
+
+The PostgreSQL adapter applies the ones a database lacks in one transaction, under an advisory
+lock so that processes opening at once migrate once, and records the number in the one-row
+``journal_schema`` table. The tables are those of the SQLite schema's v4, with three changes:
+personal fields are ciphertext (``record``, ``errors_sealed``) under a per-batch data key kept
+only wrapped (``batch_keys``); the rules SQLite keeps in triggers are PL/pgSQL triggers; and
+the role the lines connect as (:data:`LINE_ROLE`, which must exist before the first
+migration) is granted what a line does and no more — never UPDATE, DELETE or TRUNCATE on the
+event log. Never edit a migration that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+from personalization.journal.records import GENESIS
+
+Migration = tuple[int, str, tuple[str, ...]]
+LINE_ROLE = "cardline_line"
+MIGRATION_LOCK = 0x63617264_6A726E6C  # pg_advisory_xact_lock key: "card" "jrnl"
+
+# The table the version lives in exists before any migration (the adapter creates it under
+# the migration lock), so a database can say which version it is at.
+SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS journal_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL)"""
+
+_REFUSE = """CREATE FUNCTION journal_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'integrity_constraint_violation';
+END $$"""
+
+_HEAD_FORWARD = """CREATE FUNCTION chain_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq <> OLD.seq + 1 OR NEW.id <> OLD.id THEN
+        RAISE EXCEPTION 'the chain head moves one event at a time'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+_FOLLOW_HEAD = """CREATE FUNCTION events_follow_the_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = NEW.seq
+                   AND hash = NEW.hash) THEN
+        RAISE EXCEPTION 'an event must be the chain head'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+_LINE_TABLES = "batches, applications, quarantine, stations, run_control, imports, " \
+               "import_keys, batch_keys"
+
+MIGRATIONS: list[Migration] = [
+    (1, "batches, applications, cards, stations, imports, per-batch keys, events", (
+        """CREATE TABLE batches (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            source TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+            closed_at TEXT,
+            purge_after TEXT,
+            purged_at TEXT)""",
+        # a batch's data key, wrapped (never stored in clear); deleted at the purge
+        """CREATE TABLE batch_keys (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            wrapped BYTEA NOT NULL)""",
+        """CREATE TABLE applications (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            application_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            line INTEGER NOT NULL,
+            document_number TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'handed_out', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            record BYTEA,
+            CONSTRAINT one_application_id_per_batch PRIMARY KEY (batch, application_id))""",
+        "CREATE INDEX applications_queue ON applications(batch, state, attempts, seq)",
+        "CREATE INDEX applications_document ON applications(document_number)",
+        # errors_sealed: the reasons, which may quote the input; fields: their names only
+        """CREATE TABLE quarantine (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line INTEGER NOT NULL,
+            application_id TEXT,
+            fields TEXT NOT NULL,
+            errors_sealed BYTEA,
+            PRIMARY KEY (batch, line))""",
+        """CREATE TABLE cards (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            batch TEXT NOT NULL REFERENCES batches(name),
+            application_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            station TEXT NOT NULL,
+            chip_serial TEXT CONSTRAINT one_card_per_chip UNIQUE,
+            document_number TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('feeding', 'encoding', 'verifying', 'printing',
+                'ejecting', 'rejecting', 'handed_out', 'rejected', 'void')),
+            reasons TEXT NOT NULL DEFAULT '[]',
+            qa TEXT,
+            started_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            FOREIGN KEY (batch, application_id) REFERENCES applications(batch, application_id))""",
+        # A document number belongs to exactly one handed-out card, an application to one.
+        "CREATE UNIQUE INDEX one_card_per_document ON cards(document_number) "
+        "WHERE state = 'handed_out'",
+        "CREATE UNIQUE INDEX one_card_per_application ON cards(batch, application_id) "
+        "WHERE state = 'handed_out'",
+        "CREATE INDEX cards_open ON cards(batch, state)",
+        """CREATE TABLE stations (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            station TEXT NOT NULL,
+            counter_start INTEGER,
+            counter_last INTEGER,
+            alarm TEXT,
+            live TEXT,
+            live_at TEXT,
+            PRIMARY KEY (batch, station))""",
+        """CREATE TABLE run_control (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            requested TEXT NOT NULL CHECK (requested IN ('pause', 'resume', 'stop')),
+            requested_by TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            obeyed BOOLEAN NOT NULL DEFAULT FALSE)""",
+        # A batch with a row here is still being imported: not runnable, not finished.
+        """CREATE TABLE imports (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            started_at TEXT NOT NULL,
+            lines INTEGER NOT NULL DEFAULT 0,
+            bytes BIGINT NOT NULL DEFAULT 0,
+            digest TEXT NOT NULL,
+            next_seq INTEGER NOT NULL DEFAULT 0,
+            accepted INTEGER NOT NULL DEFAULT 0,
+            quarantined INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE import_keys (
+            batch TEXT NOT NULL REFERENCES imports(batch),
+            key BYTEA NOT NULL,
+            line INTEGER NOT NULL,
+            PRIMARY KEY (batch, key))""",
+        # data: the exact JSON text that was hashed (TEXT, not JSONB, which would reorder it)
+        """CREATE TABLE events (
+            seq BIGINT PRIMARY KEY,
+            at TEXT NOT NULL,
+            batch TEXT,
+            card BIGINT,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            prev TEXT NOT NULL,
+            hash TEXT NOT NULL)""",
+        "CREATE INDEX events_batch ON events(batch, seq)",
+        # event numbers and hashes are handed out from this one row, locked by each append
+        """CREATE TABLE chain_head (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL)""",
+        f"INSERT INTO chain_head (id, seq, hash) VALUES (1, 0, '{GENESIS}')",  # noqa: S608 - a constant
+    )),
+    (2, "the database keeps the rules: append-only events, a chain head that only moves on", (
+        _REFUSE,
+        _HEAD_FORWARD,
+        _FOLLOW_HEAD,
+        "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('the event log is append-only')",
+        "CREATE TRIGGER events_never_truncated BEFORE TRUNCATE ON events "
+        "FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse('the event log is append-only')",
+        "CREATE TRIGGER events_follow_the_head BEFORE INSERT ON events "
+        "FOR EACH ROW EXECUTE FUNCTION events_follow_the_head()",
+        "CREATE TRIGGER chain_head_forward BEFORE UPDATE ON chain_head "
+        "FOR EACH ROW EXECUTE FUNCTION chain_head_forward()",
+        "CREATE TRIGGER chain_head_kept BEFORE DELETE ON chain_head "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('the chain head is never deleted')",
+        "CREATE TRIGGER chain_head_never_truncated BEFORE TRUNCATE ON chain_head "
+        "FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse('the chain head is never deleted')",
+    )),
+    (3, f"what the lines' role {LINE_ROLE} may do: events appended, never changed", (
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {_LINE_TABLES} TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE ON cards TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON events TO {LINE_ROLE}",
+        f"GRANT SELECT, UPDATE ON chain_head TO {LINE_ROLE}",
+        f"GRANT SELECT ON journal_schema TO {LINE_ROLE}",
+    )),
+]
+
+LATEST = MIGRATIONS[-1][0]
