@@ -1,6 +1,10 @@
 """Every journal adapter under the same tests: a fresh journal per test, opened by URL, and a
 backdoor that changes its database outside the port (as a bug or an attacker with the
-database could), so the tests can check what the database itself refuses."""
+database could), so the tests can check what the database itself refuses.
+
+PostgreSQL runs as one private cluster for the whole session, started only when a test asks
+for it; each test gets a fresh database copied from a migrated template, opened as the role
+the lines connect as (so the port tests also check that its grants suffice)."""
 
 from __future__ import annotations
 
@@ -13,13 +17,11 @@ from typing import Protocol
 import pytest
 
 from personalization.journal import JournalPort, open_journal
-from personalization.journal.sqlite import sqlite_path
+from tests.support.pg import Refused, SoftwareKeyWrap, TestServer
 
-ADAPTERS = ["sqlite"]
+ADAPTERS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
-
-class Refused(Exception):  # noqa: N818 - reads as what happened
-    """The database refused a backdoor statement; the message is the database's."""
+__all__ = ["ADAPTERS", "Backdoor", "Refused", "SQLiteBackdoor"]
 
 
 class Backdoor(Protocol):
@@ -62,21 +64,58 @@ class SQLiteBackdoor:
         self.execute(f"PRAGMA user_version = {version}")
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[TestServer]:
+    """One private PostgreSQL cluster for the whole test run."""
+    server = TestServer()
+    try:
+        server.up()
+        yield server
+    finally:
+        server.down()
+
+
+@dataclass
+class Target:
+    """A fresh journal database of one adapter: its URL and raw access to it."""
+
+    url: str
+    backdoor: Backdoor
+
+
 @pytest.fixture(params=ADAPTERS)
-def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a fresh journal of each adapter lives."""
-    assert request.param == "sqlite"
-    return f"sqlite:///{tmp_path / 'journal.db'}"
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """A fresh journal of each adapter (for PostgreSQL, a database dropped afterwards)."""
+    if request.param == "sqlite":
+        yield Target(f"sqlite:///{tmp_path / 'journal.db'}",
+                     SQLiteBackdoor(tmp_path / "journal.db"))
+        return
+    server: TestServer = request.getfixturevalue("pg_server")
+    name = server.fresh()
+    yield Target(server.cluster.url(name), server.backdoor(name))
+    server.cluster.drop_database(name)
 
 
 @pytest.fixture()
-def journal(journal_url: str) -> Iterator[JournalPort]:
+def journal_url(journal_target: Target) -> str:
+    """Where a fresh journal of each adapter lives."""
+    return journal_target.url
+
+
+@pytest.fixture(scope="session")
+def key_wrap() -> SoftwareKeyWrap:
+    """The software stand-in for the HSM that wraps each batch's data key."""
+    return SoftwareKeyWrap()
+
+
+@pytest.fixture()
+def journal(journal_url: str, key_wrap: SoftwareKeyWrap) -> Iterator[JournalPort]:
     """A fresh journal, migrated."""
-    with open_journal(journal_url) as opened:
+    with open_journal(journal_url, wrap=key_wrap) as opened:
         yield opened
 
 
 @pytest.fixture()
-def backdoor(journal_url: str) -> Backdoor:
+def backdoor(journal_target: Target) -> Backdoor:
     """Raw access to the fresh journal's database."""
-    return SQLiteBackdoor(sqlite_path(journal_url))
+    return journal_target.backdoor

@@ -12,6 +12,8 @@ from personalization.journal import JournalError, SQLiteJournal, open_journal
 ROOT = Path(__file__).resolve().parents[3]
 SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "common/sqlite.py",
                    "hsm/inventory.py"}
+POSTGRES_ADAPTERS = {"personalization/journal/postgres.py",
+                     "personalization/journal/pgcluster.py"}
 
 
 def test_a_sqlite_url_opens_the_sqlite_adapter(tmp_path: Path) -> None:
@@ -23,9 +25,12 @@ def test_a_sqlite_url_opens_the_sqlite_adapter(tmp_path: Path) -> None:
 
 
 def test_another_scheme_is_a_clear_error_naming_the_url() -> None:
-    """A URL no adapter serves is refused with the URL and what this version accepts."""
-    with pytest.raises(JournalError, match=r"postgresql://db/line.*sqlite:///PATH"):
-        open_journal("postgresql://db/line")
+    """A URL no adapter serves is refused with the URL (without its password) and what this
+    version accepts."""
+    with pytest.raises(JournalError, match=r"mysql://an:\*\*\*@db/line.*sqlite:///PATH.*"
+                                           r"postgresql://") as refused:
+        open_journal("mysql://an:secret-pw@db/line")
+    assert "secret-pw" not in str(refused.value)
 
 
 def test_only_the_adapters_import_sqlite3() -> None:
@@ -41,6 +46,20 @@ def test_only_the_adapters_import_sqlite3() -> None:
                 if any(name.split(".")[0] == "sqlite3" for name in names):
                     users.add(str(path.relative_to(ROOT)))
     assert users <= SQLITE_ADAPTERS, sorted(users - SQLITE_ADAPTERS)
+
+
+def test_only_the_postgresql_adapter_imports_psycopg() -> None:
+    """psycopg and its pool are imported by the PostgreSQL adapter and the cluster helper
+    only."""
+    users = set()
+    for package in ("common", "applets", "hsm", "printers", "qa", "personalization"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(name.split(".")[0] in ("psycopg", "psycopg_pool") for name in names):
+                    users.add(str(path.relative_to(ROOT)))
+    assert users <= POSTGRES_ADAPTERS, sorted(users - POSTGRES_ADAPTERS)
 
 
 def test_one_controller_at_a_time(tmp_path: Path) -> None:

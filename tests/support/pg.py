@@ -1,0 +1,107 @@
+"""PostgreSQL for tests: one private cluster per test run, a fresh journal database per test
+(copied from a migrated template, which is fast), raw superuser access for what the database
+itself must refuse, and a software data-key wrap standing in for the HSM."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from personalization.journal.pgcluster import OWNER, PGCluster
+from personalization.journal.postgres import PostgresJournal
+
+TEMPLATE = "journal_template"
+
+
+class Refused(Exception):  # noqa: N818 - reads as what happened
+    """The database refused a backdoor statement; the message is the database's."""
+
+
+@dataclass(frozen=True)
+class SoftwareKeyWrap:
+    """AES-256-GCM under a key held in memory, the batch name as associated data: the HSM's
+    part, for tests only (the key dies with the process that made it, unless pickled)."""
+
+    kek: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+
+    def wrap(self, key: bytes, batch: str) -> bytes:
+        """``key`` sealed for ``batch``."""
+        nonce = os.urandom(12)
+        return nonce + AESGCM(self.kek).encrypt(nonce, key, batch.encode("utf-8"))
+
+    def unwrap(self, blob: bytes, batch: str) -> bytes:
+        """The key sealed for ``batch`` (``InvalidTag`` for another batch or another key)."""
+        return AESGCM(self.kek).decrypt(blob[:12], blob[12:], batch.encode("utf-8"))
+
+
+class TestServer:
+    """A private cluster in a folder of its own under the system temp folder (pytest's
+    folders are 0700 root's, which the ``postgres`` user cannot pass when we are root)."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="cardline-pg-"))
+        # fsync off: these tests never survive a power cut, and it makes CREATE DATABASE cheap
+        self.cluster = PGCluster(self.folder, settings={"fsync": "off"})
+        self._names = itertools.count(1)
+
+    def up(self) -> None:
+        """Start the cluster and migrate the template every test database is copied from."""
+        self.cluster.start()
+        self.cluster.create_database(TEMPLATE)
+        PostgresJournal(self.cluster.url(TEMPLATE, OWNER)).close()
+
+    def down(self) -> None:
+        """Stop the cluster and remove its folder."""
+        try:
+            self.cluster.stop("immediate")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def fresh(self, template: str | None = TEMPLATE) -> str:
+        """A new database (a migrated copy of the template, or empty): its name."""
+        name = f"journal_{os.getpid()}_{next(self._names)}"
+        self.cluster.create_database(name, template)
+        return name
+
+    def backdoor(self, database: str) -> PostgresBackdoor:
+        """Superuser access to ``database``."""
+        return PostgresBackdoor(self.cluster, database)
+
+
+@dataclass
+class PostgresBackdoor:
+    """A journal database through a superuser connection of its own."""
+
+    cluster: PGCluster
+    database: str
+
+    def execute(self, sql: str) -> None:
+        """Run one statement and commit (:class:`Refused` when PostgreSQL refuses)."""
+        try:
+            with self.cluster.admin(self.database) as db:
+                db.execute(sql.encode("utf-8"))
+        except psycopg.Error as exc:
+            raise Refused(exc.diag.message_primary or str(exc)) from exc
+
+    def fetch(self, sql: str) -> list[tuple[object, ...]]:
+        """The rows of one query."""
+        with self.cluster.admin(self.database) as db:
+            return db.execute(sql.encode("utf-8")).fetchall()
+
+    def edit_event(self, seq: int, data: str) -> None:
+        """Disable the append-only trigger (as the table's owner could) and rewrite."""
+        self.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        self.execute(f"UPDATE events SET data = '{data}' WHERE seq = {seq}")  # noqa: S608 - test values
+
+    def set_schema_version(self, version: int) -> None:
+        """``journal_schema`` is where the adapter keeps it."""
+        self.execute(f"UPDATE journal_schema SET version = {version}")  # noqa: S608 - an int
