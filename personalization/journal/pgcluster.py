@@ -137,7 +137,7 @@ class PGCluster:
         done = self._run(what, args)
         if done.returncode != 0:
             raise ClusterError(f"PostgreSQL cluster {self.folder}: {what} failed (exit "
-                               f"{done.returncode}): {_tail(done.stderr + done.stdout)}")
+                               f"{done.returncode}): {_tail(done.stderr or done.stdout)}")
 
     def _owned(self, path: Path) -> None:
         """``path`` owner-only, and the server user's when we are root."""
