@@ -77,6 +77,7 @@ from personalization.reasons import Reason
 Cursor = psycopg.Cursor[DictRow]
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_S = 30
+MIGRATE_TIMEOUT_S = 300  # a migration of a large journal, or the wait for another's
 POOL_SIZE = 4
 _LOCK_SPACE = 0x6A726E6C  # first key of the two-int advisory locks: "jrnl"
 _INTAKE_LOCK = 1  # second key: batch intake, so document numbers are checked one batch at a time
@@ -210,10 +211,14 @@ class PostgresJournal:
         self._wrap = wrap
         self._keys: dict[str, bytes] = {}
         self._keys_lock = threading.Lock()
-        self._extra: dict[str, Any] = {} if "connect_timeout" in conninfo_to_dict(url) else \
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error as exc:  # libpq's words may quote the URL, password and all
+            raise JournalError(f"journal {self.where}: libpq cannot read this URL") from exc
+        self._extra: dict[str, Any] = {} if "connect_timeout" in given else \
             {"connect_timeout": CONNECT_TIMEOUT_S}
         self._timeout_ms = int(statement_timeout_s * 1000)
-        with self._connect() as db:
+        with self._connect(MIGRATE_TIMEOUT_S * 1000) as db:
             self._migrate(db)
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     kwargs={"autocommit": True, **self._extra},
@@ -251,18 +256,23 @@ class PostgresJournal:
 
     # -- connections, transactions and errors -----------------------------------------------
 
-    def _connect(self) -> psycopg.Connection[DictRow]:
-        """A connection of its own (migrations, the controller lock), autocommit."""
+    def _connect(self, timeout_ms: int | None = None) -> psycopg.Connection[DictRow]:
+        """A connection of its own (migrations, the controller lock), autocommit, its
+        statements and lock waits bounded by ``timeout_ms`` (the pool's by default)."""
         try:
-            return psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
-                                   **self._extra)
+            db = psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
+                                 **self._extra)
+            self._configure(db, timeout_ms)
         except psycopg.Error as exc:
             raise JournalError(f"journal {self.where}: cannot connect: "
                                f"{self._cause(exc)}") from exc
+        return db
 
-    def _configure(self, db: psycopg.Connection[Any]) -> None:
-        db.execute(f"SET statement_timeout = {self._timeout_ms}")
-        db.execute(f"SET lock_timeout = {self._timeout_ms}")
+    def _configure(self, db: psycopg.Connection[Any], timeout_ms: int | None = None) -> None:
+        """Bound every statement and every lock wait of this session."""
+        bound = self._timeout_ms if timeout_ms is None else timeout_ms
+        db.execute(f"SET statement_timeout = {bound}")
+        db.execute(f"SET lock_timeout = {bound}")
 
     @staticmethod
     def _cause(exc: psycopg.Error) -> str:

@@ -274,6 +274,13 @@ def test_an_unreachable_server_is_a_clear_error_at_once(tmp_path: Path) -> None:
     assert "hidden-pw" not in str(refused.value)
 
 
+def test_a_url_libpq_cannot_read_is_a_clear_error_without_the_password() -> None:
+    """A malformed URL is refused before any connection, its password masked."""
+    with pytest.raises(JournalError, match=r"an:\*\*\*@.*cannot read this URL") as refused:
+        open_journal("postgresql://an:hidden-pw@/cardline?no_such_option=1")
+    assert "hidden-pw" not in str(refused.value)
+
+
 def test_a_role_that_may_not_write_gets_a_clear_error(pg_server: TestServer,
                                                       database: str) -> None:
     """A role that may read the journal but not write it opens it, and its first write is
