@@ -236,8 +236,14 @@ def test_purged_personal_data_is_nowhere_in_the_files_or_the_wal(
         assert _found(pg_server.folder, [probe, *values]) == {probe}
         [(blob,)] = backdoor.fetch(f"SELECT record FROM applications WHERE application_id = "  # noqa: S608 - test value
                                    f"'{people[0].application_id}'")
+        [(wrapped,)] = backdoor.fetch("SELECT wrapped FROM batch_keys WHERE batch = 'B1'")
+        assert isinstance(blob, bytes) and isinstance(wrapped, bytes)
+        assert not [v for v in values if v in blob]
         with pytest.raises(JournalError, match="does not verify"):
-            unseal(os.urandom(32), bytes(blob), "application", "B1", people[0].application_id)
+            unseal(os.urandom(32), blob, "application", "B1", people[0].application_id)
+        key = key_wrap.unwrap(wrapped, "B1")
+        assert people[0].full_name in unseal(key, blob, "application", "B1",
+                                             people[0].application_id)
         assert journal.close_batch("B1", 0)
         backdoor.execute("CHECKPOINT")
         assert backdoor.fetch("SELECT count(*) FROM batch_keys") == [(0,)]
