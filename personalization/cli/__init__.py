@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
+
 from personalization.cli import applications, batch, bench, journal, keys, line, printers, qa
 from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
@@ -28,4 +31,7 @@ app.command("demo")(demo_command)
 def main() -> None:
     """Entry point of the console script."""
     configure_logging()
+    # `kill -USR1 PID` prints where every thread of a stuck process is (file, line and
+    # function names only: no values), for the operator and the support desk
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app()
