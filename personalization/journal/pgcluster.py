@@ -14,7 +14,10 @@ what a line needs and no more (events: SELECT and INSERT only).
 
 ``initdb`` and the server refuse to run as root: as root, they run as the Debian package's
 ``postgres`` user (``runuser``), who owns the folder; the folder's parents must let that user
-through (``/tmp/x`` does, a 0700 home does not). Otherwise they run as the caller.
+through (``/tmp/x`` does, a 0700 home or data folder does not):
+:meth:`PGCluster.let_server_through` grants that passage and nothing more, a POSIX ACL entry
+``user:postgres:--x`` (search, not list or read) on each parent that blocks it, so a 0700
+folder stays closed to everyone else. Otherwise they run as the caller.
 """
 
 from __future__ import annotations
@@ -146,23 +149,80 @@ class PGCluster:
             user = pwd.getpwnam(SERVER_USER)
             os.chown(path, user.pw_uid, user.pw_gid)
 
-    def _reachable(self) -> None:
-        """As root: the server user must be able to walk down to ``folder``."""
-        if os.geteuid() != 0:
-            return
+    def _server_user(self) -> pwd.struct_passwd:
         try:
-            user = pwd.getpwnam(SERVER_USER)
+            return pwd.getpwnam(SERVER_USER)
         except KeyError as exc:
             raise ClusterError(f"PostgreSQL cluster {self.folder}: running as root, and there "
                                f"is no {SERVER_USER!r} user to run the server as (install "
                                "postgresql-15)") from exc
-        for parent in self.folder.resolve().parents:
-            info = parent.stat()
-            if info.st_uid != user.pw_uid and not info.st_mode & 0o001:
+
+    def _parents(self) -> list[Path]:
+        """The folders above ``folder`` that exist, from ``/`` down."""
+        return [p for p in reversed(self.folder.resolve().parents) if p.exists()]
+
+    def _first_blocked(self) -> Path | None:
+        """As root: the first folder above ``folder`` (from ``/`` down) the server user may not
+        pass, asking the kernel as that user, so modes, groups and ACLs all count."""
+        walk = 'for d do test -x "$d" || { printf %s "$d"; exit 0; }; done'
+        done = self._run("a passage check", ["sh", "-c", walk, "sh",
+                                             *map(str, self._parents())])
+        if done.returncode != 0:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: cannot check, as "
+                               f"{SERVER_USER!r}, the folders above it: "
+                               f"{_tail(done.stderr or done.stdout)}")
+        return Path(done.stdout) if done.stdout else None
+
+    def _reachable(self) -> None:
+        """As root: the server user must be able to walk down to ``folder``."""
+        if os.geteuid() != 0:
+            return
+        self._server_user()
+        blocked = self._first_blocked()
+        if blocked is not None:
+            mode = blocked.stat().st_mode & 0o777
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: the server runs as "
+                               f"{SERVER_USER!r}, who cannot pass {blocked} (mode {mode:o}); "
+                               f"grant it passage (`setfacl -m u:{SERVER_USER}:x {blocked}`, "
+                               "as `cardline db start` does) or choose a folder it can reach, "
+                               "e.g. under /tmp or /var/tmp")
+
+    def let_server_through(self) -> list[Path]:
+        """As root, give the server user passage through every folder above ``folder`` that
+        blocks it: a POSIX ACL entry ``user:postgres:--x`` (search only: it can neither list
+        nor read those folders, and everyone else is kept out as before). Returns the folders
+        changed (none when not root or when nothing blocks). A ``chmod`` of such a folder
+        resets the ACL's mask and so takes the passage back; calling this again restores it."""
+        if os.geteuid() != 0:
+            return []
+        self._server_user()
+        setfacl = shutil.which("setfacl")
+        granted: list[Path] = []
+        while (blocked := self._first_blocked()) is not None:
+            if blocked in granted or setfacl is None:
+                why = ("setfacl is missing: install the acl package (make setup)"
+                       if setfacl is None else "its file system ignores the ACL")
                 raise ClusterError(f"PostgreSQL cluster {self.folder}: the server runs as "
-                                   f"{SERVER_USER!r}, who cannot pass {parent} (mode "
-                                   f"{info.st_mode & 0o777:o}); choose a folder it can reach, "
-                                   "e.g. under /tmp or /var/tmp")
+                                   f"{SERVER_USER!r}, who cannot pass {blocked}, and cardline "
+                                   f"cannot grant it passage: {why}; choose a folder it can "
+                                   "reach, e.g. under /var/tmp")
+            self._grant_passage(setfacl, blocked)
+            granted.append(blocked)
+        return granted
+
+    def _grant_passage(self, setfacl: str, folder: Path) -> None:
+        """``setfacl -m u:postgres:x folder`` (which also widens the ACL's mask to match)."""
+        try:
+            done = subprocess.run([setfacl, "-m", f"u:{SERVER_USER}:x", str(folder)],  # noqa: S603 - our own argv
+                                  capture_output=True, text=True, check=False,
+                                  timeout=self.timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: cannot run setfacl on "
+                               f"{folder}: {exc}") from exc
+        if done.returncode != 0:
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: cannot grant "
+                               f"{SERVER_USER!r} passage through {folder}: "
+                               f"{_tail(done.stderr or done.stdout)}")
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -238,6 +298,10 @@ class PGCluster:
             return "absent"
         done = self._run("pg_ctl status", [str(server_bin() / "pg_ctl"), "status", "-D",
                                            str(self.data)])
+        if done.returncode == 4:  # pg_ctl: "no accessible data directory"
+            self._reachable()
+            raise ClusterError(f"PostgreSQL cluster {self.folder}: pg_ctl status cannot read "
+                               f"{self.data}: {_tail(done.stderr or done.stdout)}")
         return "running" if done.returncode == 0 else "stopped"
 
     def __enter__(self) -> Self:
