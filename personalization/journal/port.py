@@ -95,6 +95,14 @@ class DataKeyWrap(Protocol):
     def unwrap(self, blob: bytes, batch: str) -> bytes:
         """The key :meth:`wrap` wrapped for ``batch``."""
 
+    def destroy(self, batch: str) -> bool:
+        """Destroy ``batch``'s wrapping key: True when it existed, False when already gone.
+
+        The purge calls it before its transaction (a purge that fails afterwards stays due
+        and calls it again, so it must be idempotent). Once destroyed, every copy of the
+        wrapped blob anywhere (old row versions, WAL, backups) is useless: crypto-shredding
+        that does not depend on the database forgetting anything."""
+
 
 CONTROL_ACTIONS = ("pause", "resume", "stop")
 

@@ -947,12 +947,17 @@ class PostgresJournal:
         self._purge(name)
 
     def _purge(self, name: str) -> None:
-        """One transaction: the batch's wrapped data key deleted, its ciphertexts nulled,
-        the batch marked purged. Old row versions of both may linger in the data files and
-        the WAL, but they hold only ciphertext and a key wrapped by the HSM: with the key row
-        gone nothing the journal keeps can open them, so, unlike SQLite (which must wait for
-        other readers to let go of its log), the purge is complete once this commits and
-        never raises :class:`PurgeIncompleteError`."""
+        """Crypto-shredding in two steps. First the wrap destroys the batch's wrapping key
+        (in the HSM): old row versions in the data files, WAL segments and backups still
+        hold the wrapped data key and the ciphertexts, but nothing can unwrap it any more.
+        Then one transaction deletes the wrapped key, nulls the ciphertexts and marks the
+        batch purged. A failure at either step leaves the batch not marked purged and due,
+        so the next purge does both again (``destroy`` is idempotent). Unlike SQLite (which
+        must wait for other readers to let go of its log) this never raises
+        :class:`PurgeIncompleteError`. Without a wrap it purges nothing and raises
+        :class:`JournalError`: deleting the rows alone would leave a live key that opens the
+        old copies."""
+        self._destroy_wrapping_key(name)
         with self._write() as cur:
             cur.execute("DELETE FROM batch_keys WHERE batch = %s", (name,))
             cur.execute("UPDATE applications SET record = NULL WHERE batch = %s AND "
@@ -965,3 +970,15 @@ class PostgresJournal:
             self._append(cur, name, None, "batch.purged",
                          {"applications": count["n"] if count else 0})
         self._forget(name)
+
+    def _destroy_wrapping_key(self, name: str) -> None:
+        if self._wrap is None:
+            raise JournalError(f"journal {self.where}: purging batch {name!r} destroys its "
+                               "wrapping key in the HSM; this journal was opened without a key "
+                               "wrap, so nothing was purged")
+        try:
+            self._wrap.destroy(name)
+        except Exception as exc:
+            raise JournalError(f"batch {name!r}: cannot destroy its wrapping key "
+                               f"({type(exc).__name__}); nothing was purged, the next purge "
+                               "tries again") from exc

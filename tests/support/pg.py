@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from personalization.journal.pgcluster import OWNER, PGCluster
@@ -26,19 +27,29 @@ class Refused(Exception):  # noqa: N818 - reads as what happened
 
 @dataclass(frozen=True)
 class SoftwareKeyWrap:
-    """AES-256-GCM under a key held in memory, the batch name as associated data: the HSM's
-    part, for tests only (the key dies with the process that made it, unless pickled)."""
+    """AES-256-GCM under a key per batch held in memory, the batch name as associated data:
+    the HSM's part, for tests only (the keys die with the process that made them, unless
+    pickled). :meth:`destroy` drops a batch's key, as the HSM destroys its key object."""
 
-    kek: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
+    keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def wrap(self, key: bytes, batch: str) -> bytes:
-        """``key`` sealed for ``batch``."""
+        """``key`` sealed for ``batch`` under the batch's key (made on first use)."""
+        kek = self.keys.setdefault(batch, os.urandom(32))
         nonce = os.urandom(12)
-        return nonce + AESGCM(self.kek).encrypt(nonce, key, batch.encode("utf-8"))
+        return nonce + AESGCM(kek).encrypt(nonce, key, batch.encode("utf-8"))
 
     def unwrap(self, blob: bytes, batch: str) -> bytes:
-        """The key sealed for ``batch`` (``InvalidTag`` for another batch or another key)."""
-        return AESGCM(self.kek).decrypt(blob[:12], blob[12:], batch.encode("utf-8"))
+        """The key sealed for ``batch``: ``InvalidTag`` for another batch, another wrap, or a
+        batch whose key this wrap does not hold (never made here, or destroyed)."""
+        kek = self.keys.get(batch)
+        if kek is None:
+            raise InvalidTag
+        return AESGCM(kek).decrypt(blob[:12], blob[12:], batch.encode("utf-8"))
+
+    def destroy(self, batch: str) -> bool:
+        """Drop ``batch``'s key: True when there was one."""
+        return self.keys.pop(batch, None) is not None
 
 
 class TestServer:
