@@ -148,6 +148,18 @@ def step(card: Card, event: Event) -> Step:
     raise IllegalTransition(state, kind)
 
 
+def spoiled(card: Card, reason: Reason) -> Step:
+    """A card in doubt in machines an operator declared emptied: void while it was still
+    feeding (no chip is known to have been fed: the application goes back to the queue, no
+    attempt used), else rejected with ``reason`` (retried on a new blank, or failed when out
+    of attempts)."""
+    if card.state.terminal:
+        raise IllegalTransition(card.state, Kind.MISSING)
+    if card.state is State.FEEDING:
+        return Step(_with(card, State.VOID, reason), None, Outcome.REQUEUE)
+    return step(card, Event(Kind.MISSING, reason))
+
+
 def _with(card: Card, state: State, reason: Reason | None = None) -> Card:
     reasons = card.reasons + ((reason,) if reason else ())
     return Card(state, card.attempt, card.max_attempts, reasons)

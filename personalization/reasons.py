@@ -28,6 +28,7 @@ class Code(StrEnum):
     PRINTING_INTERRUPTED = "printing_interrupted"  # in doubt, caught at the print head
     CARD_MISSING = "card_missing"  # state: what the card was doing when it vanished
     PREPARATION_FAILED = "preparation_failed"  # error: the class of the error
+    LINE_ABANDONED = "line_abandoned"  # line, by: its machines were declared emptied
     UNEXPLAINED = "unexplained"  # event: the event that named no reason
     TEXT = "text"  # text: a reason journaled before reasons had codes
 
@@ -135,6 +136,10 @@ _TEXTS: dict[str, dict[Lang, _Text]] = {
     Code.PREPARATION_FAILED: {
         "en": lambda d: f"preparation: {d['error']}",
         "vi": lambda d: f"chuẩn bị dữ liệu thất bại: {d['error']}"},
+    Code.LINE_ABANDONED: {
+        "en": lambda d: f"in doubt on {d['line']}, whose machines {d['by']} declared emptied",
+        "vi": lambda d: f"chưa rõ trên {d['line']}, dây chuyền mà {d['by']} đã xác nhận lấy "
+                        "hết thẻ ra"},
     Code.UNEXPLAINED: {
         "en": lambda d: str(d["event"]),
         "vi": lambda d: f"{d['event']} (không rõ lý do)"},

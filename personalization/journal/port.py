@@ -32,6 +32,7 @@ from personalization.journal.records import (
     CardRow,
     ChainCheck,
     EventRow,
+    LineRow,
     QuarantineRow,
     StationRow,
 )
@@ -135,9 +136,10 @@ class JournalPort(Protocol):
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None: ...
 
-    def controller_lock(self) -> AbstractContextManager[None]:
-        """Held while a controller drives this line; a second one gets :class:`JournalError`
-        at once. Released when the holder exits, even when its process is killed."""
+    def controller_lock(self, line: str) -> AbstractContextManager[None]:
+        """Held while a controller drives ``line``; a second one gets :class:`JournalError`
+        at once, on any machine that shares the journal. Released when the holder exits,
+        even when its process is killed."""
 
     # -- events -------------------------------------------------------------------------------
 
@@ -232,8 +234,10 @@ class JournalPort(Protocol):
 
     # -- cards --------------------------------------------------------------------------------
 
-    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
-        """A new card in FEEDING for a pending application (journaled before the feed)."""
+    def begin_card(self, name: str, application_id: str, station: str,
+                   line: str | None = None) -> CardRow:
+        """A new card in FEEDING for a pending application (journaled before the feed).
+        With ``line``: :class:`JournalError` when another line holds the application."""
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
@@ -268,6 +272,39 @@ class JournalPort(Protocol):
     def set_station_live(self, name: str, station: str, live: dict[str, Any]) -> None:
         """Publish what a station is doing now (no event: one short write, called often; no
         personal data: states, card and application ids, status words)."""
+
+    # -- lines sharing a batch: leases, claims ---------------------------------------------
+    # Several lines run one batch together. Each line heartbeats its lease; it claims
+    # pending applications a few at a time; an application is held by one line at a time
+    # (a claim survives requeues of the line's own cards); the claims of a line whose lease
+    # ran out (it died or hangs) go back to the pool; its cards in doubt stay its own.
+
+    def join_line(self, name: str, line: str, *, stations: Sequence[str], holder: str) -> None:
+        """``line`` (with these stations, run by ``holder``: host and pid) runs batch
+        ``name`` from now on; its lease starts. :class:`JournalError` when another line of the
+        batch has one of these station names (a card in doubt is found by its station)."""
+
+    def heartbeat(self, name: str, line: str) -> None:
+        """The line is alive: its lease runs on from now."""
+
+    def leave_line(self, name: str, line: str, run: str) -> None:
+        """The line's run ``run`` ended: the applications it claimed and never started go
+        back to the pool now, and its lease ends."""
+
+    def claim(self, name: str, line: str, run: str, count: int, lease_s: float) -> list[str]:
+        """Up to ``count`` pending applications for run ``run`` of ``line``, in queue order:
+        unclaimed ones, ones this line claimed in an earlier run, and ones whose line's lease
+        is older than ``lease_s`` (or which left). Two lines never get the same one."""
+
+    def lines(self, name: str, lease_s: float) -> list[LineRow]:
+        """Every line that has run batch ``name``, with its lease and holdings."""
+
+    def abandon_line(self, name: str, line: str, by: str, lease_s: float) -> list[int]:
+        """An operator declares ``line``'s machines emptied: its cards in doubt are spoiled
+        (void, or rejected when a chip was fed) and their applications requeued (or failed
+        when out of attempts); its claims are released. Journaled as ``line.abandoned`` {line,
+        by, cards}; returns the card ids. :class:`JournalError` while the line's lease is
+        alive."""
 
     # -- run control --------------------------------------------------------------------------
 

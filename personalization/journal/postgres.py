@@ -44,7 +44,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
 from personalization.applications.stream import START, Mark
-from personalization.cardstate import Outcome, Step
+from personalization.cardstate import Outcome, Step, spoiled
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
@@ -66,13 +66,14 @@ from personalization.journal.records import (
     CardRow,
     ChainCheck,
     EventRow,
+    LineRow,
     QuarantineRow,
     StationRow,
     dump_application,
     event_hash,
     load_application,
 )
-from personalization.reasons import Reason
+from personalization.reasons import Code, Reason
 
 Cursor = psycopg.Cursor[DictRow]
 CONNECT_TIMEOUT_S = 10
@@ -199,15 +200,14 @@ class PostgresJournal:
     ``wrap`` wraps each batch's data key. Without one the journal opens for everything that
     needs no personal field (status, reports of states, run control, events, cards, purge);
     creating or importing a batch, :meth:`application` and :meth:`quarantined` then raise
-    :class:`JournalError`. ``line`` names the line whose :meth:`controller_lock` this is.
+    :class:`JournalError`.
     """
 
-    def __init__(self, url: str, *, wrap: DataKeyWrap | None = None, line: str = "default",
+    def __init__(self, url: str, *, wrap: DataKeyWrap | None = None,
                  pool_size: int = POOL_SIZE, statement_timeout_s: float = STATEMENT_TIMEOUT_S,
                  ) -> None:
         self._url = url
         self.where = redact(url)
-        self.line = line
         self._wrap = wrap
         self._keys: dict[str, bytes] = {}
         self._keys_lock = threading.Lock()
@@ -309,16 +309,17 @@ class PostgresJournal:
             return cur.execute(query, params).fetchall()
 
     @contextmanager
-    def controller_lock(self) -> Iterator[None]:
-        """A session-level advisory lock for this line, on a connection of its own: the
-        server releases it when that session ends, even when its process is killed."""
+    def controller_lock(self, line: str) -> Iterator[None]:
+        """A session-level advisory lock for ``line``, on a connection of its own: the
+        server releases it when that session ends, even when its process is killed — on
+        whichever machine it ran."""
         db = self._connect()
         try:
             with self._errors():
                 row = db.execute("SELECT pg_try_advisory_lock(%s, %s) AS got",
-                                 (_LOCK_SPACE, _line_key(self.line))).fetchone()
+                                 (_LOCK_SPACE, _line_key(line))).fetchone()
             if not row or not row["got"]:
-                raise JournalError(f"another controller is running this line ({self.line}) on "
+                raise JournalError(f"another controller is running line {line!r} on "
                                    f"journal {self.where}; wait for it or stop it first")
             yield
         finally:
@@ -725,19 +726,24 @@ class PostgresJournal:
 
     # -- cards ------------------------------------------------------------------------------
 
-    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
+    def begin_card(self, name: str, application_id: str, station: str,
+                   line: str | None = None) -> CardRow:
         """A new card row in FEEDING for a pending application, whose row this transaction
-        locks: two lines asking for the same application get one card between them."""
+        locks: two lines asking for the same application get one card between them; with
+        ``line``, refused when another line holds the application."""
         now = time.time()
         with self._write() as cur:
             if cur.execute("SELECT 1 FROM imports WHERE batch = %s", (name,)).fetchone():
                 raise JournalError(f"batch {name!r} is still being imported: it cannot run")
-            row = cur.execute("SELECT state, attempts, document_number FROM applications "
-                              "WHERE batch = %s AND application_id = %s FOR UPDATE",
-                              (name, application_id)).fetchone()
+            row = cur.execute("SELECT state, attempts, document_number, claimed_by FROM "
+                              "applications WHERE batch = %s AND application_id = %s "
+                              "FOR UPDATE", (name, application_id)).fetchone()
             if row is None or row["state"] != "pending":
                 raise JournalError(f"application {application_id!r} of batch {name!r} is not "
                                    f"pending ({row['state'] if row else 'unknown'})")
+            if line is not None and row["claimed_by"] not in (None, line):
+                raise JournalError(f"application {application_id!r} of batch {name!r} is held "
+                                   f"by line {row['claimed_by']!r}")
             attempt = row["attempts"] + 1
             cur.execute("UPDATE applications SET state = 'active', attempts = %s "
                         "WHERE batch = %s AND application_id = %s",
@@ -759,32 +765,36 @@ class PostgresJournal:
              qa: dict[str, Any] | None = None) -> CardRow:
         """Journal a state change of a card (and of its application when the card is done);
         the row must still be in the state ``card`` says (``UPDATE … WHERE state = old``)."""
-        new = result.card
         serial = chip_serial or card.chip_serial
         try:
             with self._write() as cur:
-                changed = cur.execute(
-                    "UPDATE cards SET state = %s, reasons = %s, chip_serial = %s, qa = %s, "
-                    "updated_at = %s WHERE id = %s AND state = %s RETURNING *",
-                    (new.state.value, _reasons_json(new.reasons), serial,
-                     json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
-                     time.time(), card.id, card.state.value)).fetchall()
-                if len(changed) != 1:
-                    raise JournalError(f"card {card.id} is no longer {card.state.value}")
-                moved = CardRow.from_mapping(changed[0])
-                if result.outcome is not None:
-                    self._settle_application(cur, card, result)
-                data: dict[str, Any] = {"station": card.station, "from": card.state.value,
-                                        "chip": serial}
-                if new.reasons != card.reasons:
-                    data["reason"] = new.reasons[-1].as_dict()
-                if qa is not None:
-                    data["qa"] = qa.get("verdict")
-                if result.outcome is not None:
-                    data["outcome"] = result.outcome.value
-                self._append(cur, card.batch, card.id, f"card.{new.state.value}", data)
+                return self._move(cur, card, result, serial, qa)
         except ConflictError as exc:  # one chip per card, one handed-out card per document
             raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
+
+    def _move(self, cur: Cursor, card: CardRow, result: Step, serial: str | None,
+              qa: dict[str, Any] | None) -> CardRow:
+        new = result.card
+        changed = cur.execute(
+            "UPDATE cards SET state = %s, reasons = %s, chip_serial = %s, qa = %s, "
+            "updated_at = %s WHERE id = %s AND state = %s RETURNING *",
+            (new.state.value, _reasons_json(new.reasons), serial,
+             json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
+             time.time(), card.id, card.state.value)).fetchall()
+        if len(changed) != 1:
+            raise JournalError(f"card {card.id} is no longer {card.state.value}")
+        moved = CardRow.from_mapping(changed[0])
+        if result.outcome is not None:
+            self._settle_application(cur, card, result)
+        data: dict[str, Any] = {"station": card.station, "from": card.state.value,
+                                "chip": serial}
+        if new.reasons != card.reasons:
+            data["reason"] = new.reasons[-1].as_dict()
+        if qa is not None:
+            data["qa"] = qa.get("verdict")
+        if result.outcome is not None:
+            data["outcome"] = result.outcome.value
+        self._append(cur, card.batch, card.id, f"card.{new.state.value}", data)
         return moved
 
     @staticmethod
@@ -876,6 +886,120 @@ class PostgresJournal:
                         "(%s, %s, %s, %s) ON CONFLICT (batch, station) DO UPDATE SET "
                         "live = EXCLUDED.live, live_at = EXCLUDED.live_at",
                         (name, station, json.dumps(live, sort_keys=True), _now()))
+
+    # -- lines sharing a batch ----------------------------------------------------------------
+
+    def join_line(self, name: str, line: str, *, stations: Sequence[str], holder: str) -> None:
+        """The line runs the batch from now on (see the port); the batch's row is locked so
+        two lines joining at once see each other's stations."""
+        with self._write() as cur:
+            if cur.execute("SELECT 1 FROM batches WHERE name = %s FOR UPDATE",
+                           (name,)).fetchone() is None:
+                raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
+            for row in cur.execute("SELECT line, stations FROM lines WHERE batch = %s AND "
+                                   "line != %s", (name, line)).fetchall():
+                shared = sorted(set(json.loads(row["stations"])) & set(stations))
+                if shared:
+                    raise JournalError(
+                        f"line {row['line']!r} of batch {name!r} already has station(s) "
+                        f"{', '.join(shared)}: the lines sharing a batch need station names "
+                        "of their own (line.yaml: stations)")
+            cur.execute("INSERT INTO lines (batch, line, holder, stations, started_at, "
+                        "heartbeat) VALUES (%s, %s, %s, %s, %s, journal_now()) ON CONFLICT "
+                        "(batch, line) DO UPDATE SET holder = excluded.holder, stations = "
+                        "excluded.stations, started_at = excluded.started_at, heartbeat = "
+                        "excluded.heartbeat, left_at = NULL",
+                        (name, line, holder, json.dumps(sorted(stations)), _now()))
+
+    def heartbeat(self, name: str, line: str) -> None:
+        """The line's lease runs on from now: every lease is timed by the server's clock
+        (``journal_now()``), so lines on machines whose clocks differ agree on it."""
+        with self._write() as cur:
+            cur.execute("UPDATE lines SET heartbeat = journal_now() WHERE batch = %s AND "
+                        "line = %s", (name, line))
+
+    def leave_line(self, name: str, line: str, run: str) -> None:
+        """The run ended: its unstarted claims go back to the pool, its lease ends."""
+        with self._write() as cur:
+            cur.execute("UPDATE applications SET claimed_by = NULL, claim_run = NULL WHERE "
+                        "batch = %s AND claimed_by = %s AND state = 'pending'", (name, line))
+            cur.execute("UPDATE lines SET left_at = %s WHERE batch = %s AND line = %s",
+                        (_now(), name, line))
+
+    def claim(self, name: str, line: str, run: str, count: int, lease_s: float) -> list[str]:
+        """Pending applications for this run, in queue order (see the port): rows another
+        line is claiming at this instant are skipped (``SKIP LOCKED``), never waited for."""
+        if count <= 0:
+            return []
+        with self._write() as cur:
+            rows = cur.execute(
+                "WITH pick AS ("
+                " SELECT a.batch, a.application_id FROM applications a LEFT JOIN lines l"
+                "  ON l.batch = a.batch AND l.line = a.claimed_by"
+                " WHERE a.batch = %(batch)s AND a.state = 'pending'"
+                "  AND a.claim_run IS DISTINCT FROM %(run)s"
+                "  AND (a.claimed_by IS NULL OR a.claimed_by = %(line)s OR l.line IS NULL"
+                "       OR l.left_at IS NOT NULL OR l.heartbeat < journal_now() - %(lease)s)"
+                " ORDER BY a.attempts, a.seq LIMIT %(count)s FOR UPDATE OF a SKIP LOCKED)"
+                " UPDATE applications x SET claimed_by = %(line)s, claim_run = %(run)s"
+                " FROM pick WHERE x.batch = pick.batch"
+                "  AND x.application_id = pick.application_id"
+                " RETURNING x.application_id, x.attempts, x.seq",
+                {"batch": name, "run": run, "line": line, "lease": lease_s, "count": count},
+            ).fetchall()
+        return [r["application_id"] for r in sorted(rows, key=lambda r: (r["attempts"],
+                                                                         r["seq"]))]
+
+    def lines(self, name: str, lease_s: float) -> list[LineRow]:
+        """Every line that has run the batch, with its lease (by the server's clock) and
+        holdings."""
+        claimed = {r["claimed_by"]: int(r["n"]) for r in self._read(
+            "SELECT claimed_by, count(*) AS n FROM applications WHERE batch = %s AND "
+            "state = 'pending' AND claimed_by IS NOT NULL GROUP BY claimed_by", (name,))}
+        open_by_station = {r["station"]: int(r["n"]) for r in self._read(
+            "SELECT station, count(*) AS n FROM cards WHERE batch = %s AND state NOT IN "
+            "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
+        rows = []
+        for r in self._read("SELECT *, journal_now() - heartbeat AS age FROM lines WHERE "
+                            "batch = %s ORDER BY line", (name,)):
+            stations = json.loads(r["stations"])
+            age = max(0.0, float(r["age"]))
+            left = r["left_at"] is not None
+            rows.append(LineRow(line=r["line"], holder=r["holder"], stations=stations,
+                                started_at=r["started_at"], heartbeat_age_s=round(age, 1),
+                                alive=not left and age < lease_s, left=left,
+                                claimed=claimed.get(r["line"], 0),
+                                in_doubt=sum(open_by_station.get(s, 0) for s in stations)))
+        return rows
+
+    def abandon_line(self, name: str, line: str, by: str, lease_s: float) -> list[int]:
+        """Spoil a dead line's cards in doubt and requeue them (see the port)."""
+        with self._write() as cur:
+            row = cur.execute("SELECT stations, left_at, journal_now() - heartbeat AS age "
+                              "FROM lines WHERE batch = %s AND line = %s FOR UPDATE",
+                              (name, line)).fetchone()
+            if row is None:
+                raise JournalError(f"line {line!r} has never run batch {name!r}")
+            if row["left_at"] is None and float(row["age"]) < lease_s:
+                raise JournalError(f"line {line!r} is alive (it heartbeat within {lease_s:g} s):"
+                                   " stop it before declaring its machines emptied")
+            stations = json.loads(row["stations"])
+            cards = [CardRow.from_mapping(r) for r in cur.execute(
+                "SELECT * FROM cards WHERE batch = %s AND station = ANY(%s) AND state NOT IN "
+                "('handed_out', 'rejected', 'void') ORDER BY id FOR UPDATE",
+                (name, stations)).fetchall()]
+            batch = cur.execute("SELECT max_attempts FROM batches WHERE name = %s",
+                                (name,)).fetchone()
+            max_attempts = int(batch["max_attempts"]) if batch else 1
+            reason = Reason(Code.LINE_ABANDONED, {"line": line, "by": by})
+            for card in cards:
+                self._move(cur, card, spoiled(card.machine(max_attempts), reason),
+                           card.chip_serial, None)
+            cur.execute("UPDATE applications SET claimed_by = NULL, claim_run = NULL WHERE "
+                        "batch = %s AND claimed_by = %s AND state = 'pending'", (name, line))
+            self._append(cur, name, None, "line.abandoned",
+                         {"line": line, "by": by, "cards": [c.id for c in cards]})
+        return [c.id for c in cards]
 
     # -- run control ------------------------------------------------------------------------
 

@@ -182,6 +182,26 @@ MIGRATIONS: list[Migration] = [
         f"GRANT SELECT, UPDATE ON chain_head TO {LINE_ROLE}",
         f"GRANT SELECT ON journal_schema TO {LINE_ROLE}",
     )),
+    (4, "lines sharing a batch: each line's lease and stations, claims on applications", (
+        # the line (and its run) holding a pending or active application; NULL: in the pool
+        "ALTER TABLE applications ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE applications ADD COLUMN claim_run TEXT",
+        "CREATE INDEX applications_claims ON applications(batch, claimed_by)",
+        # heartbeat: the server's clock (seconds since the epoch), so lines on machines whose
+        # clocks differ still agree on whose lease ran out
+        "CREATE FUNCTION journal_now() RETURNS double precision LANGUAGE sql VOLATILE AS "
+        "$$ SELECT extract(epoch FROM clock_timestamp())::double precision $$",
+        """CREATE TABLE lines (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            stations TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat DOUBLE PRECISION NOT NULL,
+            left_at TEXT,
+            PRIMARY KEY (batch, line))""",
+        f"GRANT SELECT, INSERT, UPDATE ON lines TO {LINE_ROLE}",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -170,6 +170,21 @@ class StationRow(TypedDict):
     live_at: str | None
 
 
+class LineRow(TypedDict):
+    """A line that has run a batch: its stations, who holds it, and its lease (alive while it
+    heartbeats within the lease and has not left)."""
+
+    line: str
+    holder: str
+    stations: list[str]
+    started_at: str
+    heartbeat_age_s: float
+    alive: bool
+    left: bool
+    claimed: int  # applications it holds that no card has been started for yet
+    in_doubt: int  # its cards not yet handed out, rejected or void
+
+
 class EventRow(TypedDict):
     """One event of a batch's log."""
 

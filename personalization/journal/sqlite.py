@@ -14,8 +14,10 @@ Events carry no personal data: card ids, chip serials, stations, states and reas
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -37,7 +39,7 @@ from common.sqlite import (
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application, FieldError
 from personalization.applications.stream import START, Mark
-from personalization.cardstate import Outcome, Step
+from personalization.cardstate import Outcome, Step, spoiled
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
@@ -53,6 +55,7 @@ from personalization.journal.records import (
     CardRow,
     ChainCheck,
     EventRow,
+    LineRow,
     QuarantineRow,
     StationRow,
     dump_application,
@@ -60,7 +63,7 @@ from personalization.journal.records import (
     load_application,
 )
 from personalization.journal.sqlite_schema import MIGRATIONS
-from personalization.reasons import Reason
+from personalization.reasons import Code, Reason
 
 _CARD_QUERIES = {
     "batch": "SELECT * FROM cards WHERE batch = ? ORDER BY id",
@@ -96,6 +99,13 @@ def _mapping(row: sqlite3.Row) -> dict[str, Any]:
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:
     return json.dumps([r.as_dict() for r in reasons], ensure_ascii=False)
+
+
+def _lock_name(line: str) -> str:
+    """A line's name as it can appear in a file name."""
+    if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", line) and not line.startswith("."):
+        return line
+    return hashlib.sha256(line.encode()).hexdigest()[:16]
 
 
 def sqlite_path(url: str) -> Path:
@@ -149,17 +159,18 @@ class SQLiteJournal:
             self._db.close()
 
     @contextmanager
-    def controller_lock(self) -> Iterator[None]:
-        """An ``flock`` on ``<journal>.run.lock``: the kernel releases it when the holder
-        dies, even by SIGKILL, so a crashed controller never blocks the next one."""
-        path = self.path.with_name(self.path.name + ".run.lock")
+    def controller_lock(self, line: str) -> Iterator[None]:
+        """An ``flock`` on ``<journal>.<line>.run.lock``: the kernel releases it when the
+        holder dies, even by SIGKILL, so a crashed controller never blocks the next one. (A
+        SQLite journal is shared by the lines of one machine only.)"""
+        path = self.path.with_name(f"{self.path.name}.{_lock_name(line)}.run.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise JournalError("another controller is running this line (its lock is "
-                                   f"{path}); wait for it or stop it first") from exc
+                raise JournalError(f"another controller is running line {line!r} (its lock "
+                                   f"is {path}); wait for it or stop it first") from exc
             yield
         finally:
             os.close(fd)
@@ -504,18 +515,23 @@ class SQLiteJournal:
 
     # -- cards ------------------------------------------------------------------------------
 
-    def begin_card(self, name: str, application_id: str, station: str) -> CardRow:
-        """A new card row in FEEDING for a pending application (journaled before the feed)."""
+    def begin_card(self, name: str, application_id: str, station: str,
+                   line: str | None = None) -> CardRow:
+        """A new card row in FEEDING for a pending application (journaled before the feed);
+        with ``line``, refused when another line holds the application."""
         now = time.time()
         with self._write() as db:
             if db.execute("SELECT 1 FROM imports WHERE batch = ?", (name,)).fetchone():
                 raise JournalError(f"batch {name!r} is still being imported: it cannot run")
-            row = db.execute("SELECT state, attempts, document_number FROM applications "
-                             "WHERE batch = ? AND application_id = ?",
+            row = db.execute("SELECT state, attempts, document_number, claimed_by FROM "
+                             "applications WHERE batch = ? AND application_id = ?",
                              (name, application_id)).fetchone()
             if row is None or row[0] != "pending":
                 raise JournalError(f"application {application_id!r} of batch {name!r} is not "
                                    f"pending ({row[0] if row else 'unknown'})")
+            if line is not None and row[3] is not None and row[3] != line:
+                raise JournalError(f"application {application_id!r} of batch {name!r} is held "
+                                   f"by line {row[3]!r}")
             attempt = row[1] + 1
             db.execute("UPDATE applications SET state = 'active', attempts = ? "
                        "WHERE batch = ? AND application_id = ?", (attempt, name, application_id))
@@ -536,33 +552,37 @@ class SQLiteJournal:
         The row must still be in the state ``card`` says: a card moved by someone else is an
         error, never overwritten.
         """
-        new = result.card
         serial = chip_serial or card.chip_serial
-        now = time.time()
         try:
             with self._write() as db:
-                changed = db.execute(
-                    "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
-                    "updated_at = ? WHERE id = ? AND state = ? RETURNING *",
-                    (new.state.value, _reasons_json(new.reasons), serial,
-                     json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
-                     now, card.id, card.state.value)).fetchall()
-                if len(changed) != 1:
-                    raise JournalError(f"card {card.id} is no longer {card.state.value}")
-                moved = CardRow.from_mapping(_mapping(changed[0]))
-                if result.outcome is not None:
-                    self._settle_application(db, card, result)
-                data: dict[str, Any] = {"station": card.station, "from": card.state.value,
-                                        "chip": serial}
-                if new.reasons != card.reasons:
-                    data["reason"] = new.reasons[-1].as_dict()
-                if qa is not None:
-                    data["qa"] = qa.get("verdict")
-                if result.outcome is not None:
-                    data["outcome"] = result.outcome.value
-                self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
+                return self._move(db, card, result, serial, qa)
         except ConflictError as exc:  # one chip per card, one handed-out card per document
             raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
+
+    def _move(self, db: sqlite3.Connection, card: CardRow, result: Step, serial: str | None,
+              qa: dict[str, Any] | None) -> CardRow:
+        new = result.card
+        now = time.time()
+        changed = db.execute(
+            "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
+            "updated_at = ? WHERE id = ? AND state = ? RETURNING *",
+            (new.state.value, _reasons_json(new.reasons), serial,
+             json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
+             now, card.id, card.state.value)).fetchall()
+        if len(changed) != 1:
+            raise JournalError(f"card {card.id} is no longer {card.state.value}")
+        moved = CardRow.from_mapping(_mapping(changed[0]))
+        if result.outcome is not None:
+            self._settle_application(db, card, result)
+        data: dict[str, Any] = {"station": card.station, "from": card.state.value,
+                                "chip": serial}
+        if new.reasons != card.reasons:
+            data["reason"] = new.reasons[-1].as_dict()
+        if qa is not None:
+            data["qa"] = qa.get("verdict")
+        if result.outcome is not None:
+            data["outcome"] = result.outcome.value
+        self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
         return moved
 
     def _settle_application(self, db: sqlite3.Connection, card: CardRow, result: Step) -> None:
@@ -655,6 +675,108 @@ class SQLiteJournal:
                        "(?, ?, ?, ?) ON CONFLICT (batch, station) DO UPDATE SET "
                        "live = excluded.live, live_at = excluded.live_at",
                        (name, station, json.dumps(live, sort_keys=True), _now()))
+
+    # -- lines sharing a batch ----------------------------------------------------------------
+
+    def join_line(self, name: str, line: str, *, stations: Sequence[str], holder: str) -> None:
+        """The line runs the batch from now on (see the port)."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone() is None:
+                raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
+            for other, names in db.execute("SELECT line, stations FROM lines WHERE batch = ? "
+                                           "AND line != ?", (name, line)).fetchall():
+                shared = sorted(set(json.loads(names)) & set(stations))
+                if shared:
+                    raise JournalError(
+                        f"line {other!r} of batch {name!r} already has station(s) "
+                        f"{', '.join(shared)}: the lines sharing a batch need station names "
+                        "of their own (line.yaml: stations)")
+            db.execute("INSERT INTO lines (batch, line, holder, stations, started_at, "
+                       "heartbeat) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch, line) DO "
+                       "UPDATE SET holder = excluded.holder, stations = excluded.stations, "
+                       "started_at = excluded.started_at, heartbeat = excluded.heartbeat, "
+                       "left_at = NULL",
+                       (name, line, holder, json.dumps(sorted(stations)), _now(), time.time()))
+
+    def heartbeat(self, name: str, line: str) -> None:
+        """The line's lease runs on from now."""
+        with self._write() as db:
+            db.execute("UPDATE lines SET heartbeat = ? WHERE batch = ? AND line = ?",
+                       (time.time(), name, line))
+
+    def leave_line(self, name: str, line: str, run: str) -> None:
+        """The run ended: its unstarted claims go back to the pool, its lease ends."""
+        with self._write() as db:
+            db.execute("UPDATE applications SET claimed_by = NULL, claim_run = NULL WHERE "
+                       "batch = ? AND claimed_by = ? AND state = 'pending'", (name, line))
+            db.execute("UPDATE lines SET left_at = ? WHERE batch = ? AND line = ?",
+                       (_now(), name, line))
+
+    def claim(self, name: str, line: str, run: str, count: int, lease_s: float) -> list[str]:
+        """Pending applications for this run, in queue order (see the port)."""
+        if count <= 0:
+            return []
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE applications SET claimed_by = ?1, claim_run = ?2 WHERE rowid IN ("
+                " SELECT a.rowid FROM applications a LEFT JOIN lines l"
+                "  ON l.batch = a.batch AND l.line = a.claimed_by"
+                " WHERE a.batch = ?3 AND a.state = 'pending' AND a.claim_run IS NOT ?2"
+                "  AND (a.claimed_by IS NULL OR a.claimed_by = ?1 OR l.line IS NULL"
+                "       OR l.left_at IS NOT NULL OR l.heartbeat < ?4)"
+                " ORDER BY a.attempts, a.seq LIMIT ?5)"
+                " RETURNING application_id, attempts, seq",
+                (line, run, name, time.time() - lease_s, count)).fetchall()
+        return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[2]))]
+
+    def lines(self, name: str, lease_s: float) -> list[LineRow]:
+        """Every line that has run the batch, with its lease and holdings."""
+        now = time.time()
+        claimed: dict[str, int] = {r[0]: int(r[1]) for r in self._read(
+            "SELECT claimed_by, count(*) FROM applications WHERE batch = ? AND "
+            "state = 'pending' AND claimed_by IS NOT NULL GROUP BY claimed_by", (name,))}
+        open_by_station: dict[str, int] = {r[0]: int(r[1]) for r in self._read(
+            "SELECT station, count(*) FROM cards WHERE batch = ? AND state NOT IN "
+            "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
+        rows = []
+        for r in self._read("SELECT * FROM lines WHERE batch = ? ORDER BY line", (name,)):
+            stations = json.loads(r["stations"])
+            age = max(0.0, now - r["heartbeat"])
+            left = r["left_at"] is not None
+            rows.append(LineRow(line=r["line"], holder=r["holder"], stations=stations,
+                                started_at=r["started_at"], heartbeat_age_s=round(age, 1),
+                                alive=not left and age < lease_s, left=left,
+                                claimed=claimed.get(r["line"], 0),
+                                in_doubt=sum(open_by_station.get(s, 0) for s in stations)))
+        return rows
+
+    def abandon_line(self, name: str, line: str, by: str, lease_s: float) -> list[int]:
+        """Spoil a dead line's cards in doubt and requeue them (see the port)."""
+        with self._write() as db:
+            row = db.execute("SELECT stations, heartbeat, left_at FROM lines WHERE batch = ? "
+                             "AND line = ?", (name, line)).fetchone()
+            if row is None:
+                raise JournalError(f"line {line!r} has never run batch {name!r}")
+            if row["left_at"] is None and row["heartbeat"] >= time.time() - lease_s:
+                raise JournalError(f"line {line!r} is alive (it heartbeat within {lease_s:g} s):"
+                                   " stop it before declaring its machines emptied")
+            stations = json.loads(row["stations"])
+            marks = ",".join("?" * len(stations))
+            cards = [CardRow.from_mapping(_mapping(r)) for r in db.execute(
+                f"SELECT * FROM cards WHERE batch = ? AND station IN ({marks}) AND "  # noqa: S608 - placeholders
+                "state NOT IN ('handed_out', 'rejected', 'void') ORDER BY id",
+                (name, *stations)).fetchall()]
+            max_attempts = db.execute("SELECT max_attempts FROM batches WHERE name = ?",
+                                      (name,)).fetchone()[0]
+            reason = Reason(Code.LINE_ABANDONED, {"line": line, "by": by})
+            for card in cards:
+                self._move(db, card, spoiled(card.machine(max_attempts), reason),
+                           card.chip_serial, None)
+            db.execute("UPDATE applications SET claimed_by = NULL, claim_run = NULL WHERE "
+                       "batch = ? AND claimed_by = ? AND state = 'pending'", (name, line))
+            self._append(db, name, None, "line.abandoned",
+                         {"line": line, "by": by, "cards": [c.id for c in cards]})
+        return [c.id for c in cards]
 
     # -- run control ------------------------------------------------------------------------
 

@@ -133,6 +133,22 @@ MIGRATIONS: list[Migration] = [
         # the document-number check of each chunk, without a scan of every application
         "CREATE INDEX applications_document ON applications(document_number)",
     )),
+    (5, "lines sharing a batch: each line's lease and stations, claims on applications", (
+        # the line (and its run) holding a pending or active application; NULL: in the pool
+        "ALTER TABLE applications ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE applications ADD COLUMN claim_run TEXT",
+        "CREATE INDEX applications_claims ON applications(batch, claimed_by)",
+        # heartbeat: seconds since the epoch, by the clock of the machine that wrote it
+        """CREATE TABLE lines (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            stations TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat REAL NOT NULL,
+            left_at TEXT,
+            PRIMARY KEY (batch, line))""",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -182,7 +182,8 @@ def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
         if journal is None:
             _purge_due(store)
         stations = specs if specs is not None else station_specs(config)
-        with store.controller_lock(), line_parts(config, setup.profile(), outputs) as parts:
+        with store.controller_lock(config.line), \
+                line_parts(config, setup.profile(), outputs) as parts:
             controller = LineController(store, name, stations, parts, stop=stop)
             tick = None if on_tick is None else (lambda c: on_tick(c.live()))
             try:

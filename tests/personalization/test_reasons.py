@@ -26,6 +26,8 @@ ENGLISH = [
      "card missing from the printer while printing"),
     (preparation_failed(ValueError("x")), "preparation: ValueError"),
     (Reason(Code.UNEXPLAINED, {"event": "failed"}), "failed"),
+    (Reason(Code.LINE_ABANDONED, {"line": "line-2", "by": "an"}),
+     "in doubt on line-2, whose machines an declared emptied"),
     (Reason.from_dict("encode: lock failed (SW 6985)"), "encode: lock failed (SW 6985)"),
 ]
 

@@ -65,8 +65,11 @@ def test_only_the_postgresql_adapter_imports_psycopg() -> None:
 def test_one_controller_at_a_time(tmp_path: Path) -> None:
     """While one controller holds the line, a second is refused at once; then it may go."""
     with SQLiteJournal(tmp_path / "j.db") as first, SQLiteJournal(tmp_path / "j.db") as second:
-        with first.controller_lock(), pytest.raises(JournalError, match="another controller"), \
-                second.controller_lock():
+        with first.controller_lock("line-1"), \
+                pytest.raises(JournalError, match="another controller"), \
+                second.controller_lock("line-1"):
             pass
-        with second.controller_lock():
+        with first.controller_lock("line-2"):  # another line on the same journal goes on
+            pass
+        with second.controller_lock("line-1"):
             pass

@@ -324,7 +324,7 @@ def test_the_lines_role_cannot_migrate_an_empty_database(pg_server: TestServer) 
 # -- the controller lock ---------------------------------------------------------------------
 
 def _hold_the_line(url: str, held: object) -> None:
-    with PostgresJournal(url) as journal, journal.controller_lock():
+    with PostgresJournal(url) as journal, journal.controller_lock("line-1"):
         held.set()  # type: ignore[attr-defined]
         time.sleep(120)
 
@@ -341,14 +341,14 @@ def test_the_controller_lock_dies_with_its_process(pg_server: TestServer,
         assert held.wait(60)
         with PostgresJournal(url) as journal:
             with pytest.raises(JournalError, match="another controller"), \
-                    journal.controller_lock():
+                    journal.controller_lock("line-1"):
                 pass
             os.kill(holder.pid or 0, signal.SIGKILL)
             holder.join(30)
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    with journal.controller_lock():
+                    with journal.controller_lock("line-1"):
                         break
                 except JournalError:
                     assert time.monotonic() < deadline
