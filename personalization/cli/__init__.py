@@ -5,7 +5,17 @@ from __future__ import annotations
 import faulthandler
 import signal
 
-from personalization.cli import applications, batch, bench, journal, keys, line, printers, qa
+from personalization.cli import (
+    applications,
+    batch,
+    bench,
+    db,
+    journal,
+    keys,
+    line,
+    printers,
+    qa,
+)
 from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
@@ -24,6 +34,7 @@ app.add_typer(qa.app, name="qa")
 app.add_typer(batch.app, name="batch")
 app.add_typer(bench.app, name="bench")
 app.add_typer(journal.app, name="journal")
+app.add_typer(db.app, name="db")
 app.command("prep")(prep)
 app.command("demo")(demo_command)
 
