@@ -25,6 +25,7 @@ import pkcs11
 from asn1crypto import keys as asn1_keys
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
+from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import (
     encode_ec_public_key,
     encode_named_curve_parameters,
@@ -86,6 +87,28 @@ class KeyAttributes:
     always_sensitive: bool
     local: bool
     can_sign: bool
+
+
+@dataclass(frozen=True)
+class SecretKeyAttributes:
+    """The policy-relevant attributes of a secret key object (never its value)."""
+
+    label: str
+    key_id: bytes
+    key_type: str  # "AES" or another KeyType name
+    value_len: int  # bytes
+    sensitive: bool
+    extractable: bool
+    never_extractable: bool
+    always_sensitive: bool
+    local: bool
+    copyable: bool
+    can_encrypt: bool
+    can_decrypt: bool
+    can_wrap: bool
+    can_unwrap: bool
+    can_sign: bool
+    can_derive: bool
 
 
 # --- process-wide state: libraries and logins, reset in a forked child -----------------------
@@ -417,6 +440,52 @@ class HSM:
         # ICAO 9303-10 / RFC 5753: CMS carries ECDSA as DER SEQUENCE { r, s }, PKCS#11 gives r‖s.
         return der_ecdsa_signature(raw) if spec.key_type == "EC" else bytes(raw)
 
+    # -- secret keys: AES keys made and used in the HSM, never read out ----------------------
+
+    def generate_aes_key(self, label: str, key_id: bytes) -> None:
+        """Generate an AES-256 token key IN the HSM: private, sensitive, never extractable,
+        not copyable, for encrypt/decrypt only (no wrap, unwrap, sign or derive)."""
+        with self._checkout() as pooled, translate_errors(label):
+            pooled.session.generate_key(KeyType.AES, 256, label=label, id=key_id, store=True,
+                                        template=_AES_TEMPLATE)
+
+    def secret_keys(self, label: str) -> list[SecretKeyAttributes]:
+        """The attributes of every secret key labelled ``label`` (none: an empty list)."""
+        with self._checkout() as pooled, translate_errors(label):
+            return [_secret_attributes(label, k) for k in _secret_keys(pooled.session, label)]
+
+    def encrypt_aes_gcm(self, label: str, key_id: bytes, data: bytes, *, iv: bytes,
+                        aad: bytes) -> bytes:
+        """AES-GCM in the HSM under the secret key ``label`` + ``key_id``: the ciphertext
+        followed by its 128-bit tag (NIST SP 800-38D)."""
+        with self._checkout() as pooled, translate_errors(label):
+            key = _find(pooled.session, ObjectClass.SECRET_KEY, label, key_id)
+            return bytes(key.encrypt(data, mechanism=Mechanism.AES_GCM,
+                                     mechanism_param=GCMParams(iv, aad, 128)))
+
+    def decrypt_aes_gcm(self, label: str, key_id: bytes, sealed: bytes, *, iv: bytes,
+                        aad: bytes) -> bytes:
+        """The inverse of :meth:`encrypt_aes_gcm`; the HSM checks the tag. A tag that does not
+        verify is a plain :class:`HSMError` (SoftHSM 2.6 reports it as CKR_GENERAL_ERROR,
+        SoftHSMv2 #689; PKCS#11 v2.40 C_Decrypt says CKR_ENCRYPTED_DATA_INVALID)."""
+        with self._checkout() as pooled, translate_errors(label):
+            key = _find(pooled.session, ObjectClass.SECRET_KEY, label, key_id)
+            try:
+                return bytes(key.decrypt(sealed, mechanism=Mechanism.AES_GCM,
+                                         mechanism_param=GCMParams(iv, aad, 128)))
+            except (p11.GeneralError, p11.EncryptedDataInvalid, p11.EncryptedDataLenRange) as exc:
+                raise HSMError(f"HSM key {label!r}: the sealed data does not verify") from exc
+
+    def destroy_secret_keys(self, label: str) -> int:
+        """Destroy (C_DestroyObject) every secret key labelled ``label``; how many it did."""
+        destroyed = 0
+        with self._checkout() as pooled, translate_errors(label):
+            for key in _secret_keys(pooled.session, label):
+                with suppress(p11.ObjectHandleInvalid):  # another process destroyed it first
+                    key.destroy()
+                    destroyed += 1
+        return destroyed
+
 
 def _der_integer(value: bytes) -> bytes:
     """A DER INTEGER of an unsigned big-endian number (X.690 §8.3: minimal, non-negative)."""
@@ -466,4 +535,39 @@ def _attributes(label: str, key: Any) -> KeyAttributes:
         always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
         local=bool(key[Attribute.LOCAL]),
         can_sign=bool(key[Attribute.SIGN]),
+    )
+
+
+_AES_TEMPLATE: dict[Attribute, Any] = {
+    Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False, Attribute.COPYABLE: False, Attribute.ENCRYPT: True,
+    Attribute.DECRYPT: True, Attribute.WRAP: False, Attribute.UNWRAP: False,
+    Attribute.SIGN: False, Attribute.VERIFY: False, Attribute.DERIVE: False,
+}
+
+
+def _secret_keys(session: Any, label: str) -> list[Any]:
+    # list(): finish the search (C_FindObjectsFinal) before using what it found
+    return list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                     Attribute.LABEL: label}))
+
+
+def _secret_attributes(label: str, key: Any) -> SecretKeyAttributes:
+    return SecretKeyAttributes(
+        label=label,
+        key_id=bytes(key[Attribute.ID]),
+        key_type=KeyType(key[Attribute.KEY_TYPE]).name,
+        value_len=int(key[Attribute.VALUE_LEN]),
+        sensitive=bool(key[Attribute.SENSITIVE]),
+        extractable=bool(key[Attribute.EXTRACTABLE]),
+        never_extractable=bool(key[Attribute.NEVER_EXTRACTABLE]),
+        always_sensitive=bool(key[Attribute.ALWAYS_SENSITIVE]),
+        local=bool(key[Attribute.LOCAL]),
+        copyable=bool(key[Attribute.COPYABLE]),
+        can_encrypt=bool(key[Attribute.ENCRYPT]),
+        can_decrypt=bool(key[Attribute.DECRYPT]),
+        can_wrap=bool(key[Attribute.WRAP]),
+        can_unwrap=bool(key[Attribute.UNWRAP]),
+        can_sign=bool(key[Attribute.SIGN]),
+        can_derive=bool(key[Attribute.DERIVE]),
     )
