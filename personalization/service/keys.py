@@ -4,7 +4,8 @@ Document Signer rotation, listing keys and exporting the CSCA certificate."""
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from hsm import ceremony
 from hsm.errors import HSMError
 from hsm.inventory import KeyInventory, KeyRecord, inventory_path
+from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
 from hsm.softhsm import ensure_embedded_token
@@ -23,6 +25,7 @@ __all__ = [
     "ensure_keys",
     "export_csca_pem",
     "init_csca",
+    "journal_key_wrap",
     "key_rows",
     "list_keys",
     "new_ds",
@@ -56,6 +59,15 @@ def open_signer(config: LineConfig, inventory: KeyInventory) -> DSSigner:
     hsm = config.hsm
     return DSSigner(hsm.module, hsm.token, hsm_pin(config), inventory,
                     sessions=hsm.signer_sessions)
+
+
+@contextmanager
+def journal_key_wrap(config: LineConfig) -> Iterator[HSMKeyWrap]:
+    """The wrap of a PostgreSQL journal's per-batch data keys, one wrapping key per batch in
+    the line's HSM token (opened as :func:`open_signer` opens it, PIN from hsm.pin_source):
+    ``with journal_key_wrap(config) as wrap: open_journal(url, wrap=wrap)``."""
+    with open_hsm(config) as hsm:
+        yield HSMKeyWrap(hsm)
 
 
 def _now() -> datetime:
