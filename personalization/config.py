@@ -90,6 +90,10 @@ class ControllerConfig(_Frozen):
                                 description="after a stop, how long the stations may take to "
                                 "finish the cards in hand; then the run ends without them (their "
                                 "cards stay in doubt and are settled when the batch resumes)")
+    lease_s: float = Field(10.0, ge=1, le=600,
+                           description="when several lines share a batch: a line that has not "
+                           "heartbeat for this long is taken for dead, and the applications it "
+                           "claimed but never started go to the other lines")
 
 
 class SimulationConfig(_Frozen):

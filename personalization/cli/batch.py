@@ -104,13 +104,17 @@ def _run(config_path: Path, name: str) -> None:
         result = run_with_progress(
             lambda tick, stop: batches.run(setup, name, on_tick=tick, stop=stop),
             f"batch {name}")
-    state = "finished" if result.finished else "stopped" if result.errors else "paused"
+    state = "finished" if result.finished else "stopped" if result.errors else \
+        "done on this line" if result.line_done else "paused"
     console.print(f"batch {name} {state} after {result.seconds:.1f} s: {result.handed_out} "
                   f"handed out, {result.rejected} rejected this run", highlight=False,
                   markup=False)
     for error in result.errors:
         console.print(f"[red]error:[/] {escape(error)}", highlight=False)
-    if not result.finished:
+    if result.line_done and not result.finished and not result.errors:
+        console.print(f"other lines still hold cards of {name}; the last of them closes it "
+                      f"(see `cardline batch status {name}`)", highlight=False, markup=False)
+    elif not result.finished:
         console.print(f"resume with `cardline batch resume {name}`", highlight=False,
                       markup=False)
     if result.errors:
@@ -185,8 +189,21 @@ def status(
                       str(row["in_doubt"]), escape(", ".join(f"{k}: {v}" for k, v in
                                                              row["alarms"].items())))
     console.print(table)
+    if batch and len(rows[0]["lines"]) > 1:
+        _print_lines(rows[0]["lines"])
     if stations and batch:
         _print_live(rows[0]["stations"])
+
+
+def _print_lines(lines: list[dict[str, Any]]) -> None:
+    table = Table("line", "lease", "held by", "stations", "claimed", "in doubt")
+    for row in lines:
+        lease = "left" if row["left"] else \
+            f"{'alive' if row['alive'] else 'DEAD'} ({row['heartbeat_age_s']:g} s ago)"
+        table.add_row(escape(row["line"]), lease, escape(row["holder"]),
+                      escape(", ".join(row["stations"])), str(row["claimed"]),
+                      str(row["in_doubt"]))
+    console.print(table)
 
 
 def _print_live(stations: list[dict[str, Any]]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from personalization.cli.common import (
@@ -17,7 +19,7 @@ from personalization.cli.common import (
     reported,
 )
 from personalization.config import DEFAULT_CONFIG
-from personalization.service import line
+from personalization.service import batches, line
 
 app = command_group(
     help="The simulated line's encoders: a private pcscd with virtual vpcd readers and the "
@@ -120,3 +122,28 @@ def blanks(
         serials = line.blanks(line_setup(config).config, count, prefix)
     console.print(f"created {len(serials)} blank chips: {serials[0]} … {serials[-1]}",
                   highlight=False, markup=False)
+
+
+@app.command()
+def abandon(
+    line_name: Annotated[str, typer.Argument(metavar="LINE",
+                                             help="the dead line (line.yaml: line)")],
+    batch: Annotated[str, typer.Option("--batch", "-b", help="the batch it was running")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Declare a dead line's machines emptied (its cards taken out and destroyed): its cards
+    in doubt in the batch are spoiled and their applications go back to the other lines.
+    Journaled with your user name. Refused while the line is alive."""
+    cfg = line_setup(config).config
+    with reported():
+        row = next((r for r in batches.status(cfg, batch)[0]["lines"]
+                    if r["line"] == line_name), None)
+    in_doubt = row["in_doubt"] if row else 0
+    if not yes and not typer.confirm(
+            f"Spoil {in_doubt} card(s) in doubt of {line_name} in batch {batch}?"):
+        raise typer.Exit(1)
+    with reported():
+        spoiled = batches.abandon_line(cfg, batch, line_name, getpass.getuser())
+    console.print(f"{escape(line_name)}: {len(spoiled)} card(s) spoiled; their applications "
+                  "are back in the pool")

@@ -57,6 +57,7 @@ class LineContext:
     poll_s: float = 0.5
     outputs: Outputs = field(default_factory=Outputs)
     qa_deadline_s: float = 10.0
+    line: str | None = None
     halted: list[str] = field(default_factory=list)
 
     def halt(self, reason: str) -> None:

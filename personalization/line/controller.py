@@ -7,8 +7,10 @@ station finishes the card in hand) — and ``batch resume`` carries on from the 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,7 @@ class RunResult:
     handed_out: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    line_done: bool = False  # nothing left for this line; other lines may still hold work
 
 
 @dataclass(slots=True)
@@ -57,6 +60,8 @@ class LineParts:
     retention_days: int = 0
     qa_deadline_s: float = 10.0
     stop_grace_s: float = 60.0
+    line: str = "line-1"
+    lease_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ class LineController:
         self.stop = stop if stop is not None else threading.Event()
         self.dispatcher: Dispatcher | None = None
         self._written: dict[str, tuple[dict[str, Any], float]] = {}
+        self._beat = 0.0
 
     @property
     def paused(self) -> bool:
@@ -143,16 +149,29 @@ class LineController:
         self.journal.ack_control(self.batch, action)
         _log.info("line.control", batch=self.batch, action=action)
 
-    def _check_in_doubt(self) -> int:
+    def _in_doubt(self) -> list[str]:
+        """The applications of this line's cards in doubt. A card in doubt on a station no
+        line of the batch has (renamed or removed since) is an error: no one would settle it."""
         names = {spec.name for spec in self.specs}
+        others = {s for row in self.journal.lines(self.batch, self.parts.lease_s)
+                  if row["line"] != self.parts.line for s in row["stations"]}
         open_cards = self.journal.open_cards(self.batch)
-        strays = [c for c in open_cards if c.station not in names]
+        strays = [c for c in open_cards if c.station not in names | others]
         if strays:
             where = ", ".join(sorted({c.station for c in strays}))
             raise LineError(f"batch {self.batch!r} has {len(strays)} card(s) in doubt on "
                             f"station(s) {where}, which this line does not have; run the "
                             "batch with those stations so the cards can be settled")
-        return len(open_cards)
+        return [c.application_id for c in open_cards if c.station in names]
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._beat >= min(2.0, self.parts.lease_s / 5):
+            self.journal.heartbeat(self.batch, self.parts.line)
+            self._beat = now
+
+    def _drained(self) -> bool:
+        return self.journal.batch(self.batch).applications.get("pending", 0) == 0
 
     def run(self, on_tick: Callable[[LineController], None] | None = None,
             tick_s: float = 0.25) -> RunResult:
@@ -160,24 +179,32 @@ class LineController:
         info = self.journal.batch(self.batch)
         if info.state == "closed":
             raise LineError(f"batch {self.batch!r} is closed: every application is settled")
-        in_doubt = self._check_in_doubt()
         parts = self.parts
-        queued = self.journal.pending(self.batch)
-        outstanding = info.applications["pending"] + info.applications["active"]
-        self.dispatcher = Dispatcher(queued, outstanding,
-                                     lambda application_id: context.prepare_or_fail(
-                                         application_id), lookahead=2 * len(self.specs))
+        self.journal.join_line(self.batch, parts.line, stations=[s.name for s in self.specs],
+                               holder=f"{socket.gethostname()}:{os.getpid()}")
+        self._beat = time.monotonic()
+        in_doubt = self._in_doubt()
+        run_id = uuid.uuid4().hex
+        self.dispatcher = Dispatcher(
+            lambda count: self.journal.claim(self.batch, parts.line, run_id, count,
+                                             parts.lease_s),
+            in_doubt, self._drained,
+            lambda application_id: context.prepare_or_fail(application_id),
+            lookahead=2 * len(self.specs), poll_s=parts.poll_s)
         context = LineContext(self.journal, self.batch, info.max_attempts, parts.preparer,
                               parts.profile, parts.layout, parts.trust, self.dispatcher,
-                              self.stop, parts.poll_s, parts.outputs, parts.qa_deadline_s)
+                              self.stop, parts.poll_s, parts.outputs, parts.qa_deadline_s,
+                              line=parts.line)
         self.stations = [Station(spec, context) for spec in self.specs]
         errors: list[BaseException] = []
         threads = [station_thread(s, errors, self.stop) for s in self.stations]
         stale = self.journal.control(self.batch)
         if stale is not None:  # asked of an earlier run that ended first: a new run starts
             self.journal.ack_control(self.batch, stale)
-        self.journal.note(self.batch, "run.started", stations=[s.name for s in self.specs],
-                          queued=len(queued), in_doubt=in_doubt, pid=os.getpid())
+        self.journal.note(self.batch, "run.started", line=parts.line,
+                          stations=[s.name for s in self.specs],
+                          queued=info.applications["pending"], in_doubt=len(in_doubt),
+                          pid=os.getpid())
         started = time.perf_counter()
         self.dispatcher.start()
         for thread in threads:
@@ -193,6 +220,7 @@ class LineController:
                         time.monotonic() - stopping_since > parts.stop_grace_s:
                     break  # the stations had their time to finish the cards in hand
                 self._obey()
+                self._heartbeat()
                 self._publish()
                 if on_tick is not None:
                     on_tick(self)
@@ -202,6 +230,7 @@ class LineController:
             self.stop.set()
             self.dispatcher.stop()
             self._publish(ended=True)
+            self.journal.leave_line(self.batch, parts.line, run_id)
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:  # daemon threads: they end with the process; their cards stay in doubt
             _log.error("line.stations_stuck", stations=stuck)
@@ -227,7 +256,9 @@ class LineController:
                 result.finished = True
                 result.errors.append(f"{exc.__class__.__name__}: {exc}")
                 _log.error("journal.purge_incomplete", batches=exc.pending)
-        kind = "run.finished" if result.finished else "run.stopped" if errors else "run.paused"
+        result.line_done = self.dispatcher is not None and self.dispatcher.finished
+        kind = ("run.finished" if result.finished else "run.stopped" if errors
+                else "run.done" if result.line_done else "run.paused")
         self.journal.note(self.batch, kind, seconds=round(seconds, 3),
                           handed_out=result.handed_out, rejected=result.rejected,
                           errors=[e.__class__.__name__ for e in errors])

@@ -1,7 +1,8 @@
 """The work queue of one run: applications waiting for a card, prepared ahead of the encoders.
 
-A preparation thread loads each queued application from the journal and builds its card data
-(MRZ, DG1, DG2, DG13) while the stations are busy, keeping ``lookahead`` cards ready. An
+A preparation thread claims applications of the batch for this line (a few at a time, so
+several lines can share a batch), loads each from the journal and builds its card data (MRZ,
+DG1, DG2, DG13) while the stations are busy, keeping ``lookahead`` cards ready. An
 application that cannot be prepared is failed by ``prepare`` (which returns None) and the
 rest go on. The EF.SOD
 is signed later, at the encoder, once the chip has given its Active Authentication key.
@@ -10,6 +11,7 @@ is signed later, at the encoder, once the chip has given its Active Authenticati
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -32,23 +34,34 @@ class Work:
 
 
 class Dispatcher:
-    """Hands prepared work to stations until every application of the run is settled."""
+    """Hands prepared work to stations until the line has nothing left to do.
 
-    def __init__(self, queued: Iterable[str], outstanding: int,
-                 prepare: Callable[[str], Work | None], lookahead: int) -> None:
-        self._queued: deque[str] = deque(queued)
+    Work comes from ``claim(count)``, which takes up to ``count`` pending applications of the
+    batch for this line (other lines may be claiming from the same batch); ``held`` are the
+    applications the line already has in hand (its cards in doubt). The line is done when it
+    holds nothing and ``drained()`` says no application of the batch waits any more — an
+    application another line holds may come back to the pool when that line dies, so an idle
+    line keeps asking every ``poll_s`` until then.
+    """
+
+    def __init__(self, claim: Callable[[int], list[str]], held: Iterable[str],
+                 drained: Callable[[], bool], prepare: Callable[[str], Work | None],
+                 lookahead: int, poll_s: float = 0.5) -> None:
+        self._claim, self._drained, self._prepare = claim, drained, prepare
+        self._queued: deque[str] = deque()
         self._ready: deque[Work] = deque()
-        self._outstanding = outstanding  # applications not yet handed out or failed
-        self._prepare = prepare
+        self._held: set[str] = set(held)  # claimed or in doubt, not yet handed out or failed
         self._lookahead = max(1, lookahead)
+        self._poll_s = poll_s
         self._cond = threading.Condition()
         self._stopped = False
+        self._done = False
         self._paused = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._prep_loop, name="prep", daemon=True)
 
     def start(self) -> None:
-        """Start preparing ahead."""
+        """Start claiming and preparing ahead."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -73,22 +86,22 @@ class Dispatcher:
 
     @property
     def finished(self) -> bool:
-        """Every application of the run is handed out or failed."""
+        """The line holds nothing and the batch has nothing left waiting."""
         with self._cond:
-            return self._outstanding == 0
+            return self._done
 
     @property
     def queued(self) -> int:
-        """Applications waiting (prepared or not)."""
+        """Applications claimed and waiting for a station (prepared or not)."""
         with self._cond:
             return len(self._queued) + len(self._ready)
 
     def take(self, stop: threading.Event, poll_s: float = 0.1) -> Work | None:
-        """The next prepared card, waiting for one (and while paused); None when the run is
-        over or stopping."""
+        """The next prepared card, waiting for one (and while paused); None when the line is
+        done or stopping."""
         with self._cond:
             while True:
-                if stop.is_set() or self._stopped or self._outstanding == 0:
+                if stop.is_set() or self._stopped or self._done:
                     return None
                 if self._ready and not self._paused:
                     work = self._ready.popleft()
@@ -100,33 +113,62 @@ class Dispatcher:
         """A card of this application reached a terminal state with this outcome."""
         with self._cond:
             if outcome in (Outcome.HANDED_OUT, Outcome.FAILED):
-                self._outstanding -= 1
-            else:
+                self._held.discard(application_id)
+            else:  # back in the queue, still this line's
+                self._held.add(application_id)
                 self._queued.append(application_id)
             self._cond.notify_all()
 
     def _prep_loop(self) -> None:
+        try:
+            self._feed()
+        except BaseException as exc:  # surfaced by the controller, which stops the run
+            _log.error("line.prep_failed", error=exc.__class__.__name__)
+            with self._cond:
+                self.error, self._stopped = exc, True
+                self._cond.notify_all()
+
+    def _feed(self) -> None:
+        next_claim = 0.0
         while True:
             with self._cond:
-                while not self._stopped and (not self._queued
-                                             or len(self._ready) >= self._lookahead):
-                    if self._outstanding == 0:
-                        return
-                    self._cond.wait(0.2)
+                while not self._stopped and not self._queued and (
+                        len(self._ready) >= self._lookahead or
+                        time.monotonic() < next_claim):
+                    self._cond.wait(min(0.2, max(0.0, next_claim - time.monotonic()) or 0.2))
                 if self._stopped:
                     return
-                application_id = self._queued.popleft()
-            try:
-                work = self._prepare(application_id)
-            except BaseException as exc:  # surfaced by the controller, which stops the run
-                _log.error("line.prep_failed", error=exc.__class__.__name__)
-                with self._cond:
-                    self.error, self._stopped = exc, True
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                if work is None:  # the application cannot be prepared: recorded as failed
-                    self._outstanding -= 1
+                if self._queued and len(self._ready) < self._lookahead:
+                    application_id: str | None = self._queued.popleft()
+                    wanted = 0
                 else:
-                    self._ready.append(work)
-                self._cond.notify_all()
+                    application_id = None
+                    wanted = self._lookahead - len(self._ready) - len(self._queued)
+            if application_id is not None:
+                work = self._prepare(application_id)
+                with self._cond:
+                    if work is None:  # cannot be prepared: recorded as failed
+                        self._held.discard(application_id)
+                    else:
+                        self._ready.append(work)
+                    self._cond.notify_all()
+                continue
+            if wanted <= 0:
+                with self._cond:
+                    self._cond.wait(0.2)
+                continue
+            claimed = self._claim(wanted)
+            with self._cond:
+                fresh = [a for a in claimed if a not in self._held]
+                self._held.update(fresh)
+                self._queued.extend(fresh)
+                idle = not claimed and not self._held
+            if claimed:
+                continue
+            next_claim = time.monotonic() + self._poll_s
+            if idle and self._drained():
+                with self._cond:
+                    if not self._held and not self._queued:
+                        self._done = True
+                        self._cond.notify_all()
+                        return

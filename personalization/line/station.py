@@ -183,7 +183,7 @@ class Station:
         line = self.line
         while (work := line.dispatcher.take(line.stop)) is not None:
             card = line.journal.begin_card(line.batch, work.application.application_id,
-                                           self.name)
+                                           self.name, line.line)
             self._drive(card, work, FEED)
 
     def _settle_open_cards(self) -> None:

@@ -8,7 +8,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,7 +38,12 @@ from personalization.line.station import StationSpec
 from personalization.prep import Preparer
 from personalization.profile import DocumentProfile
 from personalization.service.errors import ServiceError
-from personalization.service.keys import csca_pem_or_explain, open_inventory, open_signer
+from personalization.service.keys import (
+    csca_pem_or_explain,
+    journal_key_wrap,
+    open_inventory,
+    open_signer,
+)
 from personalization.service.line import station_specs
 from personalization.service.setup import LineSetup
 from qa.passive_auth import TrustStore
@@ -54,6 +59,7 @@ __all__ = [
     "StationLive",
     "StationSpec",
     "Tick",
+    "abandon_line",
     "create",
     "discard",
     "live",
@@ -70,13 +76,21 @@ Control = Literal["pause", "resume", "stop"]
 Tick = Callable[[list[StationLive]], None]
 
 
-def open_journal(config: LineConfig, *, purge: bool = False) -> Journal:
+@contextmanager
+def open_journal(config: LineConfig, *, purge: bool = False,
+                 sealed: bool = False) -> Iterator[Journal]:
     """The line's journal (created and migrated as needed); with ``purge``, closed batches
-    whose retention has run out lose their personal data first."""
-    journal = open_journal_at(config.journal.url)
-    if purge:
-        _purge_due(journal)
-    return journal
+    whose retention has run out lose their personal data first. ``sealed`` (and ``purge``)
+    give a PostgreSQL journal the line's HSM to wrap each batch's data key, for what reads or
+    writes personal fields or shreds them: creating and running batches, purging."""
+    with ExitStack() as stack:
+        wrap = None
+        if (sealed or purge) and config.journal.url.startswith(("postgresql:", "postgres:")):
+            wrap = stack.enter_context(journal_key_wrap(config))
+        journal = stack.enter_context(open_journal_at(config.journal.url, wrap=wrap))
+        if purge:
+            _purge_due(journal)
+        yield journal
 
 
 def _purge_due(journal: Journal) -> None:
@@ -142,11 +156,11 @@ def discard(config: LineConfig, name: str) -> int:
 
 @contextmanager
 def _journal(config: LineConfig, given: Journal | None, *, purge: bool = False,
-             ) -> Iterator[Journal]:
+             sealed: bool = True) -> Iterator[Journal]:
     if given is not None:
         yield given
         return
-    with open_journal(config, purge=purge) as journal:
+    with open_journal(config, purge=purge, sealed=sealed) as journal:
         yield journal
 
 
@@ -160,7 +174,8 @@ def line_parts(config: LineConfig, profile: DocumentProfile,
             yield LineParts(Preparer(profile, signer), profile, card_layout(profile), trust,
                             outputs or Outputs(), config.controller.alarm_poll_s,
                             config.journal.retention_days, config.controller.qa_deadline_s,
-                            config.controller.stop_grace_s)
+                            config.controller.stop_grace_s, config.line,
+                            config.controller.lease_s)
 
 
 def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
@@ -210,28 +225,41 @@ def live(config: LineConfig, name: str) -> list[StationRow]:
         return journal.stations(name)
 
 
-def _status_of(journal: Journal, name: str) -> dict[str, Any]:
+def _status_of(journal: Journal, name: str, lease_s: float) -> dict[str, Any]:
     info = journal.batch(name)
     return {"batch": name, "state": info.state, "finished": info.finished,
             "created_at": info.created_at, "applications": info.applications,
             "quarantined": info.quarantined, "stock": journal.stock(name),
             "in_doubt": len(journal.open_cards(name)),
             "alarms": {s["station"]: s["alarm"] for s in journal.stations(name) if s["alarm"]},
+            "lines": journal.lines(name, lease_s),
             "personal_data_purged": info.purged_at is not None}
 
 
 def status(config: LineConfig, name: str | None = None) -> list[dict[str, Any]]:
     """Where each batch (or the one named) stands: applications, stock, cards in doubt,
-    station alarms."""
+    station alarms, and every line that has run it (its lease, claims, cards in doubt)."""
     with open_journal(config) as journal:
         names = [name] if name else [b.name for b in journal.batches()]
-        return [_status_of(journal, n) for n in names]
+        return [_status_of(journal, n, config.controller.lease_s) for n in names]
+
+
+def abandon_line(config: LineConfig, name: str, line: str, by: str) -> list[int]:
+    """An operator declares a dead line's machines emptied: its cards in doubt in batch
+    ``name`` are spoiled and their applications go back to the pool for the other lines.
+    Journaled with who declared it. Refused while the line heartbeats (stop it first)."""
+    with open_journal(config) as journal:
+        if journal.batch(name).state == "closed":
+            raise ServiceError(f"batch {name!r} is closed: nothing of it is in doubt")
+        spoiled = journal.abandon_line(name, line, by, config.controller.lease_s)
+    _log.warning("line.abandoned", batch=name, line=line, by=by, cards=len(spoiled))
+    return spoiled
 
 
 def report(config: LineConfig, name: str, journal: Journal | None = None) -> dict[str, Any]:
     """The batch report: every card fed, applications, stock reconciliation, reject reasons,
     station utilisation and throughput."""
-    with _journal(config, journal) as store:
+    with _journal(config, journal, sealed=False) as store:
         return build_report(store, name)
 
 

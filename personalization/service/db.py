@@ -13,7 +13,8 @@ cannot reach; ``--folder`` still chooses any folder. A ``chmod`` of such a folde
 passage back, so each start and stop grants it again when needed.
 
 The first open of a fresh journal database must be as its owner (it runs the migrations);
-:func:`start` does that once, so the lines can connect as their own role right away.
+:func:`start` does that once, so the lines can connect as their own role right away, and
+:func:`migrate` does it for a factory's own server.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from personalization.journal.pgcluster import (
     PGCluster,
     Status,
 )
+from personalization.journal.postgres import redact
 
-__all__ = ["ClusterError", "DBStatus", "Role", "Started", "cluster_folder", "start", "status",
-           "stop", "url"]
+__all__ = ["ClusterError", "DBStatus", "Migrated", "Role", "Started", "cluster_folder", "migrate",
+           "start", "status", "stop", "url"]
 
 Role = Literal["line", "owner"]
 _ROLES: dict[Role, str] = {"line": LINE, "owner": OWNER}
@@ -64,6 +66,21 @@ class Started:
     was: Status
     status: DBStatus
     granted: list[Path] = field(default_factory=list)  # folders given postgres passage
+
+
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """A journal database brought up to date: where (no password) and its schema version."""
+
+    where: str
+    version: int
+
+
+def migrate(url: str) -> Migrated:
+    """Open the journal at ``url`` once, which applies the migrations it lacks (as the
+    database's owner: the lines' role may not), and close it."""
+    with open_journal(url) as journal:
+        return Migrated(redact(url), journal.schema_version)
 
 
 def cluster_folder(config: LineConfig | None, folder: Path | None) -> Path:
@@ -118,7 +135,7 @@ def start(folder: Path, *, data_dir: Path | None = None) -> Started:
     except OSError as exc:  # pgcluster writes its own files (pgpass) as the caller
         raise ClusterError(f"PostgreSQL cluster {cluster.folder}: cannot write "
                            f"{exc.filename or 'its files'}: {exc.strerror or exc}") from exc
-    open_journal(cluster.url(DATABASE, OWNER)).close()
+    migrate(cluster.url(DATABASE, OWNER))
     return Started(was, _describe(cluster, "running"), granted)
 
 

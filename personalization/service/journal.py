@@ -34,7 +34,7 @@ def purge(config: LineConfig, *, at: datetime | None = None,
           wait_s: float | None = None) -> Purged:
     """Purge every closed batch due at ``at`` (now by default), waiting at most ``wait_s`` for
     other readers to let go of the journal's log; pending ones are an alarm, logged."""
-    with open_journal(config) as journal:
+    with open_journal(config, sealed=True) as journal:
         try:
             return Purged(journal.purge_due(at, wait_s=wait_s), [])
         except PurgeIncompleteError as exc:

@@ -64,17 +64,6 @@ class SQLiteBackdoor:
         self.execute(f"PRAGMA user_version = {version}")
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[TestServer]:
-    """One private PostgreSQL cluster for the whole test run."""
-    server = TestServer()
-    try:
-        server.up()
-        yield server
-    finally:
-        server.down()
-
-
 @dataclass
 class Target:
     """A fresh journal database of one adapter: its URL and raw access to it."""

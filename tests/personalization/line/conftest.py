@@ -34,7 +34,10 @@ from qa.verify import verify_card
 
 STATIONS = {"station-1": 0, "station-2": 1}
 QA_READER = 3  # the bank's encoder left free for re-checking handed-out cards
-BLANKS = 60  # per feeder
+# per feeder: enough for the chaos test's 100 cards on two stations plus a card spoiled at
+# each station by each of its 22 kills (a feeder run dry is an alarm that waits for an
+# operator to refill it — which is how CI once saw that test hang)
+BLANKS = 80
 
 
 @dataclass

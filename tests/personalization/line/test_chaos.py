@@ -16,12 +16,15 @@ from pathlib import Path
 import pytest
 
 from personalization.line.report import build_report
-from tests.personalization.line.conftest import Rig
+from tests.personalization.line.conftest import BLANKS, STATIONS, Rig
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.slow, pytest.mark.timeout(600)]
 CARDS = 100
 KILLS = 22
 CARDLINE = [sys.executable, "-m", "personalization"]
+# every kill may spoil the card in hand at each station: the feeders must cover that too, or
+# the run ends waiting for an operator to refill them
+assert CARDS + KILLS * len(STATIONS) <= BLANKS * len(STATIONS)
 
 
 def _last_event(rig: Rig) -> int:
