@@ -1043,11 +1043,13 @@ class PostgresJournal:
             return False
         closed, stock = datetime.now(UTC), self.stock(name)
         with self._write() as cur:
-            cur.execute("UPDATE batches SET state = 'closed', closed_at = %s, purge_after = %s "
-                        "WHERE name = %s", (closed.isoformat(), (closed + timedelta(
-                            days=retention_days)).isoformat(), name))
-            self._append(cur, name, None, "batch.closed",
-                         {"applications": info.applications, "stock": stock})
+            # lines finishing together close it once: only the one that flips the state
+            if cur.execute("UPDATE batches SET state = 'closed', closed_at = %s, purge_after = "
+                           "%s WHERE name = %s AND state = 'open'", (closed.isoformat(), (
+                               closed + timedelta(days=retention_days)).isoformat(),
+                               name)).rowcount:
+                self._append(cur, name, None, "batch.closed",
+                             {"applications": info.applications, "stock": stock})
         if retention_days == 0:
             self.purge(name)
         return True

@@ -819,11 +819,13 @@ class SQLiteJournal:
             return False
         closed = datetime.now(UTC)
         with self._write() as db:
-            db.execute("UPDATE batches SET state = 'closed', closed_at = ?, purge_after = ? "
-                       "WHERE name = ?", (closed.isoformat(), (closed + timedelta(
-                           days=retention_days)).isoformat(), name))
-            self._append(db, name, None, "batch.closed",
-                         {"applications": info.applications, "stock": self.stock(name)})
+            # lines finishing together close it once: only the one that flips the state
+            if db.execute("UPDATE batches SET state = 'closed', closed_at = ?, purge_after = ? "
+                          "WHERE name = ? AND state = 'open'", (closed.isoformat(), (
+                              closed + timedelta(days=retention_days)).isoformat(),
+                              name)).rowcount:
+                self._append(db, name, None, "batch.closed",
+                             {"applications": info.applications, "stock": self.stock(name)})
         if retention_days == 0:
             self.purge(name)
         return True
