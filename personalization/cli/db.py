@@ -90,3 +90,14 @@ def url(config: ConfigOption = DEFAULT_CONFIG, folder: FolderOption = None,
     with reported():
         found = db.url(_folder(config, folder), role)
     _say(found)
+
+
+@app.command()
+def migrate(url: Annotated[str, typer.Argument(
+        help="postgresql://OWNER@HOST/DATABASE?…, its password in a passfile, not here")]) -> None:
+    """Bring a journal database (a factory's own server) to this cardline's schema, as the
+    database's owner, so the lines may open it as `cardline_line`. `start` does this for
+    the local cluster."""
+    with reported():
+        done = db.migrate(url)
+    _say(f"journal {done.where}: schema v{done.version}")

@@ -1,15 +1,19 @@
 """`cardline db`: a local development PostgreSQL under the line's data folder, driven as a user
-drives it (the CLI in a process of its own). The data folder is 0700 under pytest's 0700
-folders, as a `.cardline` in a private home is, so as root the start must give `postgres`
-passage without opening the folder to anyone. One cluster for the module."""
+drives it (the CLI in a process of its own). The data folder is 0700 in a 0700 folder, as a
+`.cardline` in a private home is, so as root the start must give `postgres` passage without
+opening either to anyone. One cluster for the module, in a folder of its own rather than
+pytest's: every pytest session run meanwhile chmods its 0700 root folder back, which takes
+a granted passage away (as any chmod does) while the module runs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +71,10 @@ def _status(line: Line) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
+def line() -> Iterator[Line]:
     """A line.yaml whose data folder is 0700, and its cluster started by `cardline db start`
     (stopped at the end)."""
-    home = tmp_path_factory.mktemp("db")
+    home = Path(tempfile.mkdtemp(prefix="cardline-db-"))  # 0700, root's when we are root
     data = home / "data"
     data.mkdir(mode=0o700)
     config = home / "line.yaml"
@@ -78,12 +82,13 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
                       "hsm: {module: /usr/lib/softhsm/libsofthsm2.so, token: cardline}\n",
                       encoding="utf-8")
     if ROOT:  # the case a user hits: postgres cannot pass pytest's folders nor the data folder
-        assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in (data, home, home.parent))
-    started = Line(config, data, _cardline("db", "start", "--config", str(config)).stdout)
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in (data, home))
     try:
+        started = Line(config, data, _cardline("db", "start", "--config", str(config)).stdout)
         yield started
     finally:
-        _db(started, "stop", "--immediate", ok=False)
+        _cardline("db", "stop", "--immediate", "--config", str(config), ok=False)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_start_prints_a_url_without_password_the_line_role_opens_migrated(line: Line) -> None:
@@ -166,6 +171,14 @@ def test_start_after_a_chmod_of_the_data_folder_grants_passage_again(line: Line)
     again = _db(line, "start").stdout
     assert f"passage (ACL u:postgres:x) through {line.data}" in again
     assert "already running" in again
+
+
+def test_migrate_as_the_owner_says_the_schema_version(line: Line) -> None:
+    """`db migrate OWNER_URL` (as a factory runs it against its own server): the schema
+    version, and the URL shown without its password file's content."""
+    _db(line, "start")
+    owner = _db(line, "url", "--role", "owner").stdout.strip()
+    assert _cardline("db", "migrate", owner).stdout.strip() == f"journal {owner}: schema v{LATEST}"
 
 
 def test_a_folder_in_the_way_is_a_clear_error(tmp_path: Path) -> None:
