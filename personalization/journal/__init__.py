@@ -22,9 +22,10 @@ def open_journal(url: str, *, wrap: DataKeyWrap | None = None) -> JournalPort:
     ``sqlite:///PATH`` or ``postgresql://…`` (``postgres://`` too).
 
     ``wrap`` wraps the per-batch data keys under which PostgreSQL keeps personal fields (the
-    HSM in production). Without it a PostgreSQL journal still opens for everything that needs
-    no personal field (status, run control, events, purge), and refuses to create a batch or
-    read an application. SQLite needs none: its purge overwrites the data in place.
+    HSM in production: one wrapping key per batch, destroyed at the purge). Without it a
+    PostgreSQL journal still opens for everything that needs no personal field (status, run
+    control, events, cards, reports), and refuses to create a batch, read an application or
+    purge. SQLite needs none: its purge overwrites the data in place.
     """
     if url.startswith("sqlite:///"):
         return SQLiteJournal.open(url)

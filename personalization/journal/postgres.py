@@ -198,9 +198,9 @@ class PostgresJournal:
     """The journal on a PostgreSQL server; a context manager that closes its connections.
 
     ``wrap`` wraps each batch's data key. Without one the journal opens for everything that
-    needs no personal field (status, reports of states, run control, events, cards, purge);
-    creating or importing a batch, :meth:`application` and :meth:`quarantined` then raise
-    :class:`JournalError`.
+    needs no personal field (status, reports of states, run control, events, cards);
+    creating or importing a batch, :meth:`application`, :meth:`quarantined` and the purge
+    (which destroys the batch's wrapping key) then raise :class:`JournalError`.
     """
 
     def __init__(self, url: str, *, wrap: DataKeyWrap | None = None,
