@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +62,8 @@ class StationConfig(_Frozen):
 
 
 class JournalConfig(_Frozen):
-    """Where the journal lives (``sqlite:///path``) and how long personal data stays in it."""
+    """Where the journal lives (``sqlite:///path`` for one machine, ``postgresql://…`` for
+    lines that share it) and how long personal data stays in it."""
 
     url: str = "sqlite:///.cardline/journal.db"
     retention_days: int = Field(
@@ -72,8 +74,12 @@ class JournalConfig(_Frozen):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("use sqlite:///PATH (this version keeps its journal in SQLite)")
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("use sqlite:///PATH (one machine) or postgresql://… (lines "
+                             "sharing the journal; see `cardline db`)")
+        if re.match(r"postgres(ql)?://[^/@]*:[^/@]*@", value):
+            raise ValueError("no password in the URL (line.yaml is not a secret): use "
+                             "passfile=… or PGPASSFILE, as `cardline db url` prints")
         return value
 
 

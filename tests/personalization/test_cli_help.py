@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-GROUPS = ["", "applications", "keys", "printers", "line", "qa", "batch"]  # bench: one command
+GROUPS = ["", "applications", "keys", "printers", "line", "qa", "batch", "db"]  # bench: one command
 
 
 def _help(group: str) -> str:
