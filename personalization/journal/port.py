@@ -51,6 +51,18 @@ class BatchExistsError(JournalError):
         self.name = name
 
 
+class JournalUnavailable(JournalError):  # noqa: N818 - what operators see: the journal is
+    """The journal's database cannot be reached now (connection lost, server restarting, only
+    a read-only standby answering). Transient: the line waits and asks again. Whether the
+    write that raised it was committed is unknown, so a station settles its card as after a
+    crash, from the journal as it is then and what the machines show."""
+
+
+class NotClaimable(JournalError):  # noqa: N818 - what the application is
+    """A card cannot begin for this application: it is no longer pending (a card of it is
+    under way or it is settled) or another line holds it (this line's lease ran out)."""
+
+
 class ConflictError(JournalError):
     """A uniqueness rule of the journal refused the change (chip serial, handed-out card)."""
 

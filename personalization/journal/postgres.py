@@ -51,6 +51,8 @@ from personalization.journal.port import (
     DataKeyWrap,
     ImportState,
     JournalError,
+    JournalUnavailable,
+    NotClaimable,
     control_action,
 )
 from personalization.journal.postgres_schema import (
@@ -292,8 +294,12 @@ class PostgresJournal:
             raise JournalError(f"journal {self.where}: this role may not do that: "
                                f"{self._cause(exc)}") from exc
         except PoolTimeout as exc:
-            raise JournalError(f"journal {self.where}: no database connection free or "
-                               f"reachable: {exc}") from exc
+            raise JournalUnavailable(f"journal {self.where}: no database connection free or "
+                                     f"reachable: {exc}") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError,
+                pgerrors.ReadOnlySqlTransaction) as exc:  # the server went away or is a standby
+            raise JournalUnavailable(f"journal {self.where}: unavailable: "
+                                     f"{self._cause(exc)}") from exc
         except psycopg.Error as exc:
             raise JournalError(f"journal {self.where}: {self._cause(exc)}") from exc
 
@@ -739,10 +745,10 @@ class PostgresJournal:
                               "applications WHERE batch = %s AND application_id = %s "
                               "FOR UPDATE", (name, application_id)).fetchone()
             if row is None or row["state"] != "pending":
-                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                raise NotClaimable(f"application {application_id!r} of batch {name!r} is not "
                                    f"pending ({row['state'] if row else 'unknown'})")
             if line is not None and row["claimed_by"] not in (None, line):
-                raise JournalError(f"application {application_id!r} of batch {name!r} is held "
+                raise NotClaimable(f"application {application_id!r} of batch {name!r} is held "
                                    f"by line {row['claimed_by']!r}")
             attempt = row["attempts"] + 1
             cur.execute("UPDATE applications SET state = 'active', attempts = %s "
@@ -933,13 +939,16 @@ class PostgresJournal:
             return []
         with self._write() as cur:
             rows = cur.execute(
+                # no outer join here: when a row another line has just claimed is re-checked
+                # under its lock, a joined lease row would stay the stale one; the subquery
+                # is evaluated again against the row as it now is
                 "WITH pick AS ("
-                " SELECT a.batch, a.application_id FROM applications a LEFT JOIN lines l"
-                "  ON l.batch = a.batch AND l.line = a.claimed_by"
+                " SELECT a.batch, a.application_id FROM applications a"
                 " WHERE a.batch = %(batch)s AND a.state = 'pending'"
                 "  AND a.claim_run IS DISTINCT FROM %(run)s"
-                "  AND (a.claimed_by IS NULL OR a.claimed_by = %(line)s OR l.line IS NULL"
-                "       OR l.left_at IS NOT NULL OR l.heartbeat < journal_now() - %(lease)s)"
+                "  AND (a.claimed_by IS NULL OR a.claimed_by = %(line)s OR NOT EXISTS ("
+                "   SELECT 1 FROM lines l WHERE l.batch = a.batch AND l.line = a.claimed_by"
+                "    AND l.left_at IS NULL AND l.heartbeat >= journal_now() - %(lease)s))"
                 " ORDER BY a.attempts, a.seq LIMIT %(count)s FOR UPDATE OF a SKIP LOCKED)"
                 " UPDATE applications x SET claimed_by = %(line)s, claim_run = %(run)s"
                 " FROM pick WHERE x.batch = pick.batch"

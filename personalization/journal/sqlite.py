@@ -45,6 +45,7 @@ from personalization.journal.port import (
     ConflictError,
     ImportState,
     JournalError,
+    NotClaimable,
     PurgeIncompleteError,
     control_action,
 )
@@ -527,10 +528,10 @@ class SQLiteJournal:
                              "applications WHERE batch = ? AND application_id = ?",
                              (name, application_id)).fetchone()
             if row is None or row[0] != "pending":
-                raise JournalError(f"application {application_id!r} of batch {name!r} is not "
+                raise NotClaimable(f"application {application_id!r} of batch {name!r} is not "
                                    f"pending ({row[0] if row else 'unknown'})")
             if line is not None and row[3] is not None and row[3] != line:
-                raise JournalError(f"application {application_id!r} of batch {name!r} is held "
+                raise NotClaimable(f"application {application_id!r} of batch {name!r} is held "
                                    f"by line {row[3]!r}")
             attempt = row[1] + 1
             db.execute("UPDATE applications SET state = 'active', attempts = ? "

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from personalization.errors import PersonalizationError
-from personalization.journal.port import JournalPort, PurgeIncompleteError
+from personalization.journal.port import JournalPort, JournalUnavailable, PurgeIncompleteError
 from personalization.line.context import LineContext, Outputs
 from personalization.line.dispatch import Dispatcher
 from personalization.line.station import Station, StationSpec, station_thread
@@ -210,6 +210,7 @@ class LineController:
         for thread in threads:
             thread.start()
         stopping_since: float | None = None
+        outage = False
         try:
             while any(t.is_alive() for t in threads):
                 if self.dispatcher.error is not None:
@@ -219,9 +220,16 @@ class LineController:
                 if stopping_since is not None and \
                         time.monotonic() - stopping_since > parts.stop_grace_s:
                     break  # the stations had their time to finish the cards in hand
-                self._obey()
-                self._heartbeat()
-                self._publish()
+                try:
+                    self._obey()
+                    self._heartbeat()
+                    self._publish()
+                except JournalUnavailable as exc:  # the stations wait it out; so does this
+                    if not outage:
+                        _log.warning("line.journal_unavailable", error=str(exc))
+                    outage = True
+                else:
+                    outage = False
                 if on_tick is not None:
                     on_tick(self)
                 for thread in threads:
@@ -229,8 +237,11 @@ class LineController:
         finally:
             self.stop.set()
             self.dispatcher.stop()
-            self._publish(ended=True)
-            self.journal.leave_line(self.batch, parts.line, run_id)
+            try:
+                self._publish(ended=True)
+                self.journal.leave_line(self.batch, parts.line, run_id)
+            except JournalUnavailable as exc:  # the lease runs out by itself
+                _log.warning("line.journal_unavailable", error=str(exc))
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:  # daemon threads: they end with the process; their cards stay in doubt
             _log.error("line.stations_stuck", stations=stuck)

@@ -20,6 +20,7 @@ import structlog
 
 from personalization.applications.model import Application
 from personalization.cardstate import Outcome
+from personalization.journal.port import JournalUnavailable
 from personalization.prep import CardData
 
 _log = structlog.get_logger(__name__)
@@ -119,6 +120,19 @@ class Dispatcher:
                 self._queued.append(application_id)
             self._cond.notify_all()
 
+    def give_back(self, work: Work) -> None:
+        """Work a station took but could not begin (the journal failed first): first in line
+        again, still this line's."""
+        with self._cond:
+            self._ready.appendleft(work)
+            self._cond.notify_all()
+
+    def forget(self, application_id: str) -> None:
+        """An application this line no longer holds (another line has it now)."""
+        with self._cond:
+            self._held.discard(application_id)
+            self._cond.notify_all()
+
     def _prep_loop(self) -> None:
         try:
             self._feed()
@@ -145,7 +159,13 @@ class Dispatcher:
                     application_id = None
                     wanted = self._lookahead - len(self._ready) - len(self._queued)
             if application_id is not None:
-                work = self._prepare(application_id)
+                try:
+                    work = self._prepare(application_id)
+                except JournalUnavailable:
+                    with self._cond:  # asked again once the journal answers
+                        self._queued.appendleft(application_id)
+                    self._wait_out_outage()
+                    continue
                 with self._cond:
                     if work is None:  # cannot be prepared: recorded as failed
                         self._held.discard(application_id)
@@ -157,7 +177,11 @@ class Dispatcher:
                 with self._cond:
                     self._cond.wait(0.2)
                 continue
-            claimed = self._claim(wanted)
+            try:
+                claimed = self._claim(wanted)
+            except JournalUnavailable:
+                self._wait_out_outage()
+                continue
             with self._cond:
                 fresh = [a for a in claimed if a not in self._held]
                 self._held.update(fresh)
@@ -166,9 +190,20 @@ class Dispatcher:
             if claimed:
                 continue
             next_claim = time.monotonic() + self._poll_s
-            if idle and self._drained():
+            try:
+                drained = idle and self._drained()
+            except JournalUnavailable:
+                self._wait_out_outage()
+                continue
+            if drained:
                 with self._cond:
                     if not self._held and not self._queued:
                         self._done = True
                         self._cond.notify_all()
                         return
+
+    def _wait_out_outage(self) -> None:
+        """The journal went away: pause (the stations show the outage) and try again."""
+        _log.warning("line.journal_unavailable", during="prepare")
+        with self._cond:
+            self._cond.wait(self._poll_s * 4)

@@ -45,7 +45,7 @@ from personalization.cardstate import (
 from personalization.encoder import EncodeError, EncoderStation
 from personalization.errors import PersonalizationError
 from personalization.face import card_face
-from personalization.journal.port import ConflictError
+from personalization.journal.port import ConflictError, JournalUnavailable, NotClaimable
 from personalization.journal.records import CardRow
 from personalization.line.context import LineContext
 from personalization.line.dispatch import Work
@@ -65,6 +65,7 @@ _log = structlog.get_logger(__name__)
 T = TypeVar("T")
 FEED = "feed"
 CARD_WAIT_S = 5.0
+OUTAGE_PAUSE_MAX_S = 5.0  # the longest pause between two looks at a journal that went away
 _PLACES = {Position.NONE: Place.NONE, Position.PRINT: Place.PRINT,
            Position.CONTACT: Place.ENCODER, Position.CONTACTLESS: Place.ENCODER}
 _READER_GONE = (ReaderNotFound, PCSCServiceError)
@@ -107,6 +108,7 @@ class Station:
         self._driver: PrinterDriver | None = None
         self._transport: PCSCTransport | None = None
         self._encoder: EncoderStation | None = None
+        self._taken: Work | None = None  # taken from the queue, its card not yet begun
 
     # -- the thread ---------------------------------------------------------------------------
 
@@ -119,15 +121,53 @@ class Station:
         while not line.stop.is_set():
             try:
                 with self._connected():
+                    self._give_back_unbegun()
                     self._settle_open_cards()
                     self._clear_alarm()  # the station works again: only now is it cleared
                     self._work()
                     self._read_counter(final=True)
                 return
             except StationAlarm as alarm:
-                self._alarm(str(alarm))
+                try:
+                    self._alarm(str(alarm))
+                except JournalUnavailable as exc:
+                    self._outage(exc)
+                    continue
                 if not self._wait_until_clear():
                     return
+            except JournalUnavailable as exc:
+                self._outage(exc)
+
+    def _outage(self, exc: JournalUnavailable) -> None:
+        """The journal's database went away: the card in hand stays where it is and the
+        station waits (with a growing pause, at most ``OUTAGE_PAUSE_MAX_S``) until the journal
+        answers; it then settles its cards as after a crash, since the write that failed may
+        or may not have been committed."""
+        text = "journal unavailable: the station waits for the database"
+        if self.stats.alarm != text:
+            _log.warning("station.journal_unavailable", station=self.name,
+                         error=exc.__class__.__name__)
+            self.stats.alarm = text  # shown live; the journal cannot take it now
+        pause = self.line.poll_s
+        while not self.line.stop.wait(pause):
+            try:
+                self.line.journal.batch(self.line.batch)
+            except JournalUnavailable:
+                pause = min(OUTAGE_PAUSE_MAX_S, pause * 2)
+                continue
+            _log.info("station.journal_back", station=self.name)
+            return
+
+    def _give_back_unbegun(self) -> None:
+        """Work taken when the journal failed at the card's first write: if no card of it
+        was begun (the write never committed), it goes back to the line's queue."""
+        work, self._taken = self._taken, None
+        if work is None:
+            return
+        application_id = work.application.application_id
+        if not any(c.application_id == application_id
+                   for c in self.line.journal.open_cards(self.line.batch)):
+            self.line.dispatcher.give_back(work)
 
     def _alarm(self, text: str) -> None:
         """Raise an alarm once: the same trouble seen again keeps it (no new event)."""
@@ -182,8 +222,19 @@ class Station:
     def _work(self) -> None:
         line = self.line
         while (work := line.dispatcher.take(line.stop)) is not None:
-            card = line.journal.begin_card(line.batch, work.application.application_id,
-                                           self.name, line.line)
+            self._taken = work
+            try:
+                card = line.journal.begin_card(line.batch, work.application.application_id,
+                                               self.name, line.line)
+            except NotClaimable as exc:
+                # another line has it now (this line's lease ran out while it hung), or a
+                # card of it began after all: it is no longer this station's to start
+                _log.warning("station.not_claimable", station=self.name,
+                             application=work.application.application_id, error=str(exc))
+                self._taken = None
+                line.dispatcher.forget(work.application.application_id)
+                continue
+            self._taken = None
             self._drive(card, work, FEED)
 
     def _settle_open_cards(self) -> None:

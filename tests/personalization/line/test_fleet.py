@@ -1,0 +1,228 @@
+"""Three lines, one PostgreSQL journal: three ``cardline batch run`` processes, each with its
+own station (printer on its own pseudo-terminal, encoder on the one shared pcscd), drain one
+batch together; then the same under a storm of SIGKILLs. Every application is handed out once
+or failed with reasons, whichever line made it.
+
+How the lines' encoders coexist on one machine: pcscd serves one socket per machine, so the
+three lines share the session's pcscd and each line's ``line.yaml`` names a reader no other
+line uses (Encoder 0, 1 and 2; the fourth is the QA desk's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from applets.virtual.bank import EncoderBank
+from hsm.certificates import certificate_to_pem
+from personalization.applications.intake import read_applications
+from personalization.applications.model import Application
+from personalization.benchkit import BenchHSM, bench_hsm
+from personalization.journal import open_journal
+from personalization.line.report import build_report
+from personalization.profile import load_profile
+from personalization.simline import PrinterLine
+from personalization.synth import synthesize
+from qa.passive_auth import TrustStore
+from tests.personalization.line.conftest import empty_encoders, requalify
+from tests.support.pg import TestServer
+
+pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.timeout(600)]
+CARDLINE = [sys.executable, "-m", "personalization"]
+LINES = {"line-1": ("l1-s1", 0), "line-2": ("l2-s1", 1), "line-3": ("l3-s1", 2)}
+BLANKS = 60  # per feeder: 90 cards and a spoiled card per kill fit in three feeders
+
+
+@dataclass
+class Fleet:
+    """Three lines' configurations over one printer emulator, one pcscd, one HSM token and
+    one PostgreSQL database."""
+
+    root: Path
+    bank: EncoderBank
+    printers: PrinterLine
+    hsm: BenchHSM
+    url: str
+
+    def config(self, line: str) -> Path:
+        """``line-N.yaml``: this line's station and the shared journal."""
+        station, reader = LINES[line]
+        path = self.root / f"{line}.yaml"
+        path.write_text(yaml.safe_dump({
+            "line": line,
+            "data_dir": str(self.hsm.data_dir),
+            "hsm": {"module": self.hsm.module, "token": self.hsm.token, "pin_source": "env",
+                    "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
+            "journal": {"url": self.url},
+            "controller": {"max_attempts": 3, "alarm_poll_s": 0.1, "lease_s": 3},
+            "stations": [{"name": station, "printer": {"port": self.printers.port(station)},
+                          "encoder": {"reader": self.bank.reader_name(reader)}}],
+        }), encoding="utf-8")
+        return path
+
+    def env(self) -> dict[str, str]:
+        """The environment of a line's process (the HSM PIN from the environment)."""
+        return {**os.environ, "CARDLINE_HSM_PIN": self.hsm.pin, "CARDLINE_LOG_LEVEL": "INFO"}
+
+    def cli(self, *args: str, line: str = "line-1") -> subprocess.CompletedProcess[str]:
+        """One ``cardline`` command as an operator of ``line`` types it."""
+        return subprocess.run([*CARDLINE, *args, "--config", str(self.config(line))],
+                              env=self.env(), capture_output=True, text=True, timeout=300,
+                              check=False)
+
+    def start(self, line: str, verb: str = "run") -> subprocess.Popen[bytes]:
+        """``cardline batch run|resume B1`` for ``line``, logging to ``line-N.log``."""
+        with (self.root / f"{line}.log").open("ab") as sink:
+            return subprocess.Popen([*CARDLINE, "batch", verb, "B1", "--config",
+                                     str(self.config(line))], env=self.env(), stdout=sink,
+                                    stderr=sink, stdin=subprocess.DEVNULL)
+
+    def batch(self, count: int) -> list[Application]:
+        """Batch B1 created through the CLI (its personal fields sealed under the HSM)."""
+        path = self.root / "B1.jsonl"
+        synthesize(count, 11, path)
+        created = self.cli("batch", "create", str(path), "--name", "B1")
+        assert created.returncode == 0, created.stdout + created.stderr
+        profile = load_profile("cccd")
+        return [a for _, a in read_applications(path, profile.intake_rules(),
+                                                date.today()).valid]
+
+    def log(self, line: str) -> str:
+        """The end of a line's log, for a failing assertion."""
+        text = (self.root / f"{line}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-40:])
+
+    def check(self, apps: list[Application], runs: int) -> dict[str, Any]:
+        """Everything a finished shared batch must be; returns the report."""
+        with open_journal(self.url) as journal:
+            report = build_report(journal, "B1")
+            states = Counter(a["state"] for a in journal.applications("B1"))
+            for application in journal.applications("B1"):
+                if application["state"] == "failed":
+                    assert application["reasons"], application["application_id"]
+            events = journal.events("B1")
+            assert journal.verify_chain().ok
+        assert report["state"] == "closed" and report["personal_data_purged"]
+        assert states["handed_out"] + states["failed"] == len(apps)
+        handed = [c for c in report["cards"] if c["state"] == "handed_out"]
+        assert len(handed) == states["handed_out"]
+        assert len({c["application_id"] for c in handed}) == len(handed)
+        assert len({c["document_number"] for c in handed}) == len(handed)
+        stock = report["stock"]
+        assert stock["reconciled"], stock["differences"]
+        assert stock["in_machine"] == 0
+        assert Counter(e["kind"] for e in events)["batch.closed"] == 1
+        assert Counter(e["kind"] for e in events)["run.started"] == runs
+        by_line = Counter(e["data"]["line"] for e in events if e["kind"] == "run.started")
+        assert set(by_line) == set(LINES)
+        trust = TrustStore.from_pem(certificate_to_pem(self.hsm.csca_der).encode("ascii"))
+        assert requalify(self.bank, trust, load_profile("cccd"), report, apps) == len(handed)
+        return report
+
+
+@pytest.fixture()
+def fleet(encoder_bank: EncoderBank, pg_server: TestServer, tmp_path: Path) -> Iterator[Fleet]:
+    """Three lines' machines and a fresh shared journal."""
+    database = pg_server.fresh()
+    stations = {station: reader for station, reader in LINES.values()}
+    printers = PrinterLine(tmp_path / "line", stations, encoder_bank.host_socket,
+                           encoder_bank.chips_dir, blanks=BLANKS)
+    try:
+        with printers, bench_hsm(tmp_path) as hsm:
+            yield Fleet(tmp_path, encoder_bank, printers, hsm, pg_server.cluster.url(database))
+    finally:
+        empty_encoders(encoder_bank, range(len(LINES)))
+        pg_server.cluster.drop_database(database)
+
+
+def test_three_lines_drain_one_batch_together(fleet: Fleet) -> None:
+    """Three line processes on one batch: each application handed out exactly once, the work
+    shared, the last line to finish closes the batch, and status shows every line."""
+    apps = fleet.batch(36)
+    processes = {line: fleet.start(line) for line in LINES}
+    for line, process in processes.items():
+        assert process.wait(timeout=300) == 0, fleet.log(line)
+    report = fleet.check(apps, runs=len(LINES))
+    by_station = Counter(c["station"] for c in report["cards"] if c["state"] == "handed_out")
+    assert sum(by_station.values()) == 36 and len(by_station) >= 2, by_station
+    status = fleet.cli("batch", "status", "B1", "--json")
+    assert status.returncode == 0, status.stderr
+    lines = {row["line"]: row for row in json.loads(status.stdout)["lines"]}
+    assert set(lines) == set(LINES)
+    assert all(row["left"] and row["claimed"] == 0 and row["in_doubt"] == 0
+               for row in lines.values())
+
+
+def test_lines_killed_twenty_times_settle_every_application_exactly_once(fleet: Fleet) -> None:
+    """Three lines on 90 applications, line controllers killed with SIGKILL at random moments
+    more than twenty times in all and restarted (`batch resume`) each time: every application
+    handed out once or failed with reasons, no document number twice, the stock reconciled
+    with the printers' counters, the chain whole, every handed-out chip re-qualifying."""
+    apps = fleet.batch(90)
+    rng = random.Random(20261130)
+    running = {line: fleet.start(line) for line in LINES}
+    kills = 0
+    while kills < 20:
+        time.sleep(rng.uniform(0.2, 1.2))
+        started = _started_pids(fleet.url)  # a kill lands in a run, not in a start-up
+        alive = [line for line, p in running.items()
+                 if p.poll() is None and p.pid in started]
+        if not alive:
+            if all(p.poll() is not None for p in running.values()):
+                break
+            continue
+        victim = rng.choice(alive)
+        os.kill(running[victim].pid, signal.SIGKILL)
+        running[victim].wait()
+        kills += 1
+        running[victim] = fleet.start(victim, "resume")
+    assert kills == 20, f"the batch ended after {kills} kills"
+    for line, process in running.items():
+        assert process.wait(timeout=300) == 0, fleet.log(line)
+    fleet.check(apps, runs=len(LINES) + kills)
+
+
+def _started_pids(url: str) -> set[int]:
+    with open_journal(url) as journal:
+        return {e["data"]["pid"] for e in journal.events("B1") if e["kind"] == "run.started"}
+
+
+def _handed_out(url: str) -> int:
+    with open_journal(url) as journal:
+        return journal.batch("B1").applications["handed_out"]
+
+
+def test_the_lines_ride_out_two_database_restarts(fleet: Fleet, pg_server: TestServer) -> None:
+    """PostgreSQL stopped with ``-m immediate`` twice mid-batch and started again a few
+    seconds later: the lines wait for it (their stations show the outage), reconnect and
+    carry on; nothing committed is lost and nothing is done twice."""
+    apps = fleet.batch(45)
+    running = {line: fleet.start(line) for line in LINES}
+    for threshold in (8, 25):
+        deadline = time.monotonic() + 120
+        while _handed_out(fleet.url) < threshold:
+            assert time.monotonic() < deadline, "the lines made no progress"
+            assert all(p.poll() is None for p in running.values()), "a line ended early"
+            time.sleep(0.2)
+        pg_server.cluster.stop("immediate")
+        time.sleep(3)
+        pg_server.cluster.start()
+    for line, process in running.items():
+        assert process.wait(timeout=300) == 0, fleet.log(line)
+    logs = "".join((fleet.root / f"{line}.log").read_text() for line in LINES)
+    assert "station.journal_unavailable" in logs and "station.journal_back" in logs
+    fleet.check(apps, runs=len(LINES))
