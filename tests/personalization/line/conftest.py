@@ -108,29 +108,36 @@ class Rig:
     def requalify(self, report: dict[str, Any], apps: list[Application]) -> int:
         """Put every handed-out card back into a reader and run the full QA on it again,
         with BAC keys from the original application (the journal's copy is purged)."""
-        by_id = {a.application_id: a for a in apps}
-        trust, client, passed = self.parts().trust, self.bank.client(), 0
-        with PCSCTransport(self.bank.reader_name(QA_READER)) as transport:
-            for card in report["cards"]:
-                if card["state"] != "handed_out":
-                    continue
-                application = by_id[card["application_id"]]
-                mrz = build_mrz(application, self.profile)
-                client.insert(QA_READER, card["chip_serial"])
-                transport.wait_for_card(5)
-                verdict = verify_card(
-                    transport, keys_from_mrz(mrz.text), trust, at=datetime.now(UTC),
-                    expected=Expected(mrz=mrz.text, dg13=build_dg13(application, self.profile),
-                                      dg2_image=application.portrait.jpeg))
-                client.remove(QA_READER)
-                transport.wait_for_removal(5)
-                assert verdict.passed, (card["chip_serial"], verdict.codes)
-                passed += 1
-        return passed
+        return requalify(self.bank, self.parts().trust, self.profile, report, apps)
 
     def controller(self, name: str = "B1", parts: LineParts | None = None) -> LineController:
         """A controller for a batch on the rig's stations."""
         return LineController(self.journal, name, self.specs(), parts or self.parts())
+
+
+def requalify(bank: EncoderBank, trust: TrustStore, profile: DocumentProfile,
+              report: dict[str, Any], apps: list[Application]) -> int:
+    """Put every card the report says was handed out back into the QA reader and run the
+    full QA on it again, with BAC keys from the original application; returns how many."""
+    by_id = {a.application_id: a for a in apps}
+    client, passed = bank.client(), 0
+    with PCSCTransport(bank.reader_name(QA_READER)) as transport:
+        for card in report["cards"]:
+            if card["state"] != "handed_out":
+                continue
+            application = by_id[card["application_id"]]
+            mrz = build_mrz(application, profile)
+            client.insert(QA_READER, card["chip_serial"])
+            transport.wait_for_card(5)
+            verdict = verify_card(
+                transport, keys_from_mrz(mrz.text), trust, at=datetime.now(UTC),
+                expected=Expected(mrz=mrz.text, dg13=build_dg13(application, profile),
+                                  dg2_image=application.portrait.jpeg))
+            client.remove(QA_READER)
+            transport.wait_for_removal(5)
+            assert verdict.passed, (card["chip_serial"], verdict.codes)
+            passed += 1
+    return passed
 
 
 @pytest.fixture()
