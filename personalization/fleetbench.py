@@ -27,6 +27,9 @@ afterwards, with the production settings (``fsync``, ``synchronous_commit`` and
 ``full_page_writes`` on, checked once it runs): the test cluster's ``fsync=off`` would make
 every commit nearly free and flatter all of these figures. Every run checks its own journal
 afterwards: each application handed out exactly once, chip serials once, the chain intact.
+
+``fleet_vs_bound`` (lines of real stations at realistic timing over their bound) is not here:
+it needs the simulated stations, their pcscd and printers.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ def run(
 
     Runs on throwaway parts (a private SoftHSM token, its own virtual encoder on port 36600,
     synthetic applications), never on the line's keys or chips. Needs the machine's pcscd
-    free: stop a running line (`cardline line down`) first.
+    free: stop a running line (`cardline line down`) first. The fleet section needs neither:
+    it starts a private PostgreSQL server (postgresql-15, `make setup`) and removes it after.
     """
     with reported():
         sections = bench_sections(section)

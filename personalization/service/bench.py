@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from personalization import bench
+from personalization import bench, fleetbench
 from personalization.bench import Figures
 from personalization.benchkit import scratch
 from personalization.service.errors import ServiceError
@@ -14,7 +14,8 @@ from personalization.service.setup import LineSetup
 
 __all__ = ["GOALS", "SECTIONS", "Figures", "bench_sections", "goal_met", "run_bench"]
 
-SECTIONS: tuple[str, ...] = tuple(bench.SECTIONS)
+FLEET = "fleet"  # lines sharing a PostgreSQL journal (fleetbench.py): no HSM, no pcscd
+SECTIONS: tuple[str, ...] = (*bench.SECTIONS, FLEET)
 
 # figure → (goal as text, bound, True when the figure must stay at or above the bound)
 GOALS: dict[str, tuple[str, float, bool]] = {
@@ -28,6 +29,8 @@ GOALS: dict[str, tuple[str, float, bool]] = {
     "intake_memory_growth": ("≤ 1.3", 1.3, False),
     "intake_lock_max_ms": ("≤ 500", 500.0, False),
     "intake_line_vs_bound": ("≥ 0.9", 0.9, True),
+    "fleet_vs_pg": ("≥ 0.5", 0.5, True),
+    "journal_vs_sqlite": ("≥ 0.5", 0.5, True),
 }
 
 
@@ -54,8 +57,14 @@ def run_bench(setup: LineSetup, sections: Sequence[str] | None = None, *,
     """Measure the figures of ``sections`` (all by default) in a scratch folder removed after."""
     chosen = bench_sections(sections)
     profile = setup.profile()
+    others = [s for s in chosen if s != FLEET]
+    figures: Figures = {}
     try:
         with scratch() as root:
-            return bench.run(root, profile, chosen, seconds=seconds, cards=cards)
+            if others:
+                figures.update(bench.run(root, profile, others, seconds=seconds, cards=cards))
+            if FLEET in chosen:
+                figures.update(fleetbench.fleet_section(root, profile, seconds=seconds))
     except OSError as exc:
         raise ServiceError(str(exc)) from exc
+    return figures
