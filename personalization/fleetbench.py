@@ -101,6 +101,7 @@ class FleetRun:
     writes: int  # the lines' write calls
     once: OnceCheck
     tallies: list[DryTally] = field(default_factory=list)
+    cluster: Path | None = None  # the PostgreSQL cluster's folder (removed after the bench)
 
     @property
     def cards_per_s(self) -> float:
@@ -333,10 +334,10 @@ def _collect(out: Any, count: int, kind: str) -> list[Any]:
 
 
 def _tallied(lines: int, began: float, tallies: list[DryTally], commits: int,
-             once: OnceCheck) -> FleetRun:
+             once: OnceCheck, cluster: Path | None = None) -> FleetRun:
     seconds = max(t.finished_at for t in tallies) - began
     return FleetRun(lines, sum(t.handed_out for t in tallies), seconds, commits,
-                    sum(t.writes for t in tallies), once, tallies)
+                    sum(t.writes for t in tallies), once, tallies, cluster)
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
@@ -409,7 +410,7 @@ def pg_fleet(cluster: PGCluster, applications: Sequence[Application], lines: int
     commits = _settled_commits(cluster, database) - before
     with open_journal(url) as journal:
         once = check_once(journal)
-    return _tallied(lines, began, tallies, commits, once)
+    return _tallied(lines, began, tallies, commits, once, cluster.folder)
 
 
 def pg_bare(cluster: PGCluster, connections: int, seconds: float) -> float:
