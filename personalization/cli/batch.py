@@ -98,11 +98,13 @@ def run_with_progress(run: Callable[[Tick, threading.Event], RunResult],
         signal.signal(signal.SIGINT, previous)
 
 
-def _run(config_path: Path, name: str) -> None:
+def _run(config_path: Path, name: str, cards_out: Path | None = None) -> None:
     setup = line_setup(config_path)
+    outputs = batches.Outputs(cards_out) if cards_out is not None else None
     with reported():
         result = run_with_progress(
-            lambda tick, stop: batches.run(setup, name, on_tick=tick, stop=stop),
+            lambda tick, stop: batches.run(setup, name, on_tick=tick, stop=stop,
+                                           outputs=outputs),
             f"batch {name}")
     state = "finished" if result.finished else "stopped" if result.errors else \
         "done on this line" if result.line_done else "paused"
@@ -122,10 +124,14 @@ def _run(config_path: Path, name: str) -> None:
 
 
 @app.command()
-def run(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
+def run(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG,
+        cards_out: Annotated[Path | None, typer.Option(
+            "--cards-out", hidden=True,
+            help="the demo's synthetic cards: write each card's faces under DIR/cards")] = None,
+        ) -> None:
     """Run a batch on the line's stations: progress per station; Ctrl-C stops cleanly (each
     station finishes the card in hand)."""
-    _run(config, batch)
+    _run(config, batch, cards_out)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, cast
 
 import typer
 from rich.live import Live
+from rich.table import Table
 
 from personalization.cli.common import (
     ConfigOption,
@@ -20,6 +21,8 @@ from personalization.cli.common import (
 )
 from personalization.service.batches import StationLive
 from personalization.service.demo import DemoOptions, DemoStart, run_demo
+from personalization.service.fleetdemo import FleetDemoResult, run_fleet_demo
+from personalization.service.setup import LineSetup
 
 
 def demo_command(
@@ -33,19 +36,31 @@ def demo_command(
     seed: Annotated[int | None, typer.Option(
         help="seed of the synthetic applications (default: one more than the demo batches "
              "so far, so each demo issues new people's cards)")] = None,
+    lines: Annotated[int, typer.Option(
+        "--lines", min=1, max=4, help="line processes sharing the batch (needs --journal)")] = 1,
+    journal: Annotated[str | None, typer.Option(
+        "--journal", help="the shared PostgreSQL journal of --lines (postgresql://…)")] = None,
     config: ConfigOption = Path("line.yaml"),
 ) -> None:
     """Run the main job on the embedded default and write OUT/report.json, report.html,
     csca.pem, applications.jsonl and OUT/cards/<application_id>/front.png, back.png.
 
     Sets up what is missing (HSM keys, pcscd with virtual encoders, emulated printers), creates
-    a batch in the demo's own journal and runs it through the journaled line controller.
+    a batch in the demo's own journal and runs it through the journaled line controller. With
+    --lines N --journal postgresql://…, N line processes (--stations each) share one batch in
+    that journal, and the report adds each line's figures.
     """
     if timing not in ("fast", "realistic"):
         fail("--timing must be fast or realistic")
     options = DemoOptions(cards, stations, cast(Literal["fast", "realistic"], timing), out,
                           dump_chips, seed)
     setup = line_setup(config)
+    if lines > 1 or journal is not None:
+        if journal is None:
+            fail("--lines shares one batch in a PostgreSQL journal: add --journal "
+                 "postgresql://… (`cardline db start` prints one)")
+        _fleet(setup, options, lines, journal)
+        return
     live: Live | None = None
 
     def started(start: DemoStart) -> None:
@@ -78,3 +93,32 @@ def demo_command(
             console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
     if result.run.errors or not result.run.finished:
         fail("the demo batch did not finish: " + "; ".join(result.run.errors))
+
+
+def _fleet(setup: LineSetup, options: DemoOptions, lines: int, url: str) -> None:
+    def started(start: DemoStart) -> None:
+        console.print(f"{start.batch}: {start.cards} cards (seed {start.seed}) on {lines} "
+                      f"lines of {options.stations} station(s), {options.timing} timing",
+                      highlight=False, markup=False)
+
+    with reported():
+        result = run_fleet_demo(setup, options, lines, url, on_start=started)
+    _print_lines(result)
+    print_batch_summary(result.report)
+    json_file, html_file = result.report_files
+    console.print(f"report: {json_file}, {html_file}; cards: {result.cards_dir}",
+                  highlight=False, markup=False)
+    if not result.finished:
+        bad = [f"{f.line} (exit {f.exit_code}, log {f.log})" for f in result.lines
+               if f.exit_code != 0]
+        fail("the demo batch did not finish" + (": " + "; ".join(bad) if bad else ""))
+
+
+def _print_lines(result: FleetDemoResult) -> None:
+    table = Table("line", "stations", "handed out", "rejected", "busy s", "cards/s", "exit")
+    for figures in result.lines:
+        row = figures.as_dict()
+        table.add_row(figures.line, ", ".join(figures.stations), str(row["handed_out"]),
+                      str(row["rejected"]), f"{row['seconds']:.1f}", f"{row['cards_per_s']:g}",
+                      str(figures.exit_code))
+    console.print(table)

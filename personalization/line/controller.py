@@ -270,7 +270,7 @@ class LineController:
         result.line_done = self.dispatcher is not None and self.dispatcher.finished
         kind = ("run.finished" if result.finished else "run.stopped" if errors
                 else "run.done" if result.line_done else "run.paused")
-        self.journal.note(self.batch, kind, seconds=round(seconds, 3),
+        self.journal.note(self.batch, kind, line=self.parts.line, seconds=round(seconds, 3),
                           handed_out=result.handed_out, rejected=result.rejected,
                           errors=[e.__class__.__name__ for e in errors])
         _log.info("line.run_ended", batch=self.batch, outcome=kind, seconds=round(seconds, 2))
