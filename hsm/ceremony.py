@@ -21,7 +21,7 @@ from hsm.certificates import (
     verify_certificate_signature,
 )
 from hsm.errors import CeremonyError, KeyNotFound
-from hsm.inventory import AuditEntry, KeyInventory, KeyRecord
+from hsm.inventory import AuditEntry, InventoryPort, KeyRecord
 from hsm.pkcs11 import HSM, algorithm_spec
 
 Random = Callable[[int], bytes]
@@ -54,7 +54,7 @@ def _check_algorithm(algorithm: str) -> None:
         raise CeremonyError(str(exc)) from exc
 
 
-def _free_label(hsm: HSM, inventory: KeyInventory, label: str) -> None:
+def _free_label(hsm: HSM, inventory: InventoryPort, label: str) -> None:
     if any(record.label == label for record in inventory.all_keys()):
         raise CeremonyError(f"key label {label!r} is already in the inventory")
     try:
@@ -65,7 +65,7 @@ def _free_label(hsm: HSM, inventory: KeyInventory, label: str) -> None:
 
 
 def init_csca(
-    hsm: HSM, inventory: KeyInventory, *, officers: Sequence[str], at: datetime,
+    hsm: HSM, inventory: InventoryPort, *, officers: Sequence[str], at: datetime,
     label: str = "CSCA", country: str = "VN", icao_code: str = "VNM",
     common_name: str = "CSCA Vietnam", algorithm: str = "ecdsa-p256",
     validity_years: int = 15, usage_years: int = 5, rng: Random = secrets.token_bytes,
@@ -95,12 +95,12 @@ def init_csca(
     return record
 
 
-def _next_ds_number(inventory: KeyInventory, prefix: str, at: datetime) -> int:
+def _next_ds_number(inventory: InventoryPort, prefix: str, at: datetime) -> int:
     stem = f"{prefix}-{at:%Y%m%d}-"
     return 1 + sum(1 for record in inventory.all_keys() if record.label.startswith(stem))
 
 
-def _active_csca(inventory: KeyInventory, at: datetime) -> KeyRecord:
+def _active_csca(inventory: InventoryPort, at: datetime) -> KeyRecord:
     csca = inventory.active("CSCA")
     if csca is None:
         raise CeremonyError("there is no active CSCA; run `cardline keys init` first")
@@ -111,7 +111,7 @@ def _active_csca(inventory: KeyInventory, at: datetime) -> KeyRecord:
 
 
 def new_ds(
-    hsm: HSM, inventory: KeyInventory, *, officers: Sequence[str], at: datetime,
+    hsm: HSM, inventory: InventoryPort, *, officers: Sequence[str], at: datetime,
     usage_days: int, max_documents: int, doc_types: Sequence[str] = ("ID",),
     algorithm: str = "ecdsa-p256", label_prefix: str = "DS", icao_code: str = "VNM",
     document_validity_years: int = 10, rng: Random = secrets.token_bytes,
@@ -149,12 +149,12 @@ def new_ds(
     return record
 
 
-def list_keys(inventory: KeyInventory) -> list[KeyRecord]:
+def list_keys(inventory: InventoryPort) -> list[KeyRecord]:
     """Every key in the inventory, oldest first."""
     return inventory.all_keys()
 
 
-def export_csca_pem(inventory: KeyInventory) -> str:
+def export_csca_pem(inventory: InventoryPort) -> str:
     """The active CSCA certificate as PEM (for the PKD / master list / QA trust store)."""
     csca = inventory.active("CSCA")
     if csca is None:

@@ -1,5 +1,8 @@
 """The durable key inventory: CSCA and DS keys, their certificates, usage bounds and counts,
-and an append-only audit trail of ceremonies. One SQLite file, ``<data_dir>/hsm/inventory.db``.
+and an append-only audit trail of ceremonies. :class:`InventoryPort` is what the signer and
+the ceremonies use; :class:`KeyInventory` keeps it in one SQLite file,
+``<data_dir>/hsm/inventory.db`` (one line); lines sharing a PostgreSQL journal keep it in
+that database instead (``personalization.journal.pg_inventory``).
 
 Durability: WAL with ``synchronous=FULL`` (WAL + NORMAL may lose the last commits on power
 loss) and ``BEGIN IMMEDIATE`` for every writer. Signature counts are reserved in blocks
@@ -14,10 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from common.sqlite import Migration, connect, migrate
 from hsm.errors import InventoryError, KeyNotFound, KeyRetired, SigningRefused
@@ -101,6 +105,56 @@ class AuditEntry:
     detail: str
 
 
+class InventoryPort(Protocol):
+    """The key inventory as the signer and the ceremonies use it; a context manager."""
+
+    def __enter__(self) -> Self:
+        """Open the inventory."""
+        ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close it."""
+        ...
+
+    def add_key(self, record: KeyRecord, entry: AuditEntry, *, supersede: bool = False) -> None:
+        """Store a new key and its audit entry; ``supersede`` retires the role's active key."""
+        ...
+
+    def record(self, entry: AuditEntry) -> None:
+        """Append one audit entry on its own."""
+        ...
+
+    def get(self, label: str) -> KeyRecord:
+        """The key ``label``, or ``KeyNotFound``."""
+        ...
+
+    def active(self, role: str) -> KeyRecord | None:
+        """The active key of ``role`` ("CSCA" or "DS"), if any."""
+        ...
+
+    def all_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    def audit_trail(self) -> list[AuditEntry]:
+        """The audit trail in order."""
+        ...
+
+    def retire(self, label: str, reason: str, at: datetime) -> None:
+        """Mark ``label`` retired (cards it signed stay valid) and audit why."""
+        ...
+
+    def reserve(self, label: str, wanted: int, at: datetime) -> tuple[int, int]:
+        """Durably reserve up to ``wanted`` signatures of ``label``: [start, end); when none
+        is left the key is retired and ``KeyRetired`` raised."""
+        ...
+
+    def give_back(self, label: str, start: int, end: int) -> None:
+        """Return an unused tail [start, end) if nobody reserved after it."""
+        ...
+
+
 class KeyInventory:
     """The inventory database; a context manager, safe to share between threads."""
 
@@ -114,7 +168,8 @@ class KeyInventory:
         self._connect()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
     def _connect(self) -> sqlite3.Connection:
@@ -230,10 +285,31 @@ class KeyInventory:
                            (start, label, end))
 
 
+def move_keys(source: InventoryPort, target: InventoryPort, at: datetime) -> list[str]:
+    """Copy the keys ``target`` lacks from ``source``, counts and all (their signers stopped):
+    how a line's own inventory joins the one lines share. An active DS is retired in
+    ``source`` first, so that no key ever signs against two counts; a CSCA stays in both. A
+    key arrives retired when its role already has an active key in ``target``. Returns the
+    labels copied."""
+    present = {record.label for record in target.all_keys()}
+    copied = []
+    for record in source.all_keys():
+        if record.label in present:
+            continue
+        if record.role == "DS" and record.status == "active":
+            source.retire(record.label, "moved to another key inventory", at)
+        busy = record.status == "active" and target.active(record.role) is not None
+        detail = f"moved in with {record.signed} signatures counted, {record.status} there"
+        target.add_key(replace(record, status="retired" if busy else record.status),
+                       AuditEntry(at, "move-in", record.label, ("system",), detail))
+        copied.append(record.label)
+    return copied
+
+
 class SignatureCounter:
     """Counts signatures of one DS key against its usage window and document maximum."""
 
-    def __init__(self, inventory: KeyInventory, record: KeyRecord, *, block: int = 256,
+    def __init__(self, inventory: InventoryPort, record: KeyRecord, *, block: int = 256,
                  status_every_s: float = 1.0) -> None:
         self._inventory = inventory
         self._record = record

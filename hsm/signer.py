@@ -21,7 +21,7 @@ from asn1crypto import keys as asn1_keys
 from hsm.certificates import subject_public_key_info
 from hsm.ecparams import explicit_spki, match_curve
 from hsm.errors import CertificateError, KeyPolicyViolation, KeyRetired
-from hsm.inventory import KeyInventory, KeyRecord, SignatureCounter
+from hsm.inventory import InventoryPort, KeyRecord, SignatureCounter
 from hsm.pkcs11 import HSM, KeyAttributes, algorithm_spec
 
 Clock = Callable[[], datetime]
@@ -70,7 +70,7 @@ class DSSigner:
     """A context manager: HSM session pool + policy-checked DS key + durable signature count."""
 
     def __init__(
-        self, module_path: str, token_label: str, pin: str, inventory: KeyInventory, *,
+        self, module_path: str, token_label: str, pin: str, inventory: InventoryPort, *,
         key_label: str | None = None, sessions: int = 2, clock: Clock = utc_now, block: int = 256,
         status_every_s: float = 1.0,
     ) -> None:
