@@ -48,6 +48,26 @@ BEGIN
     RETURN NEW;
 END $$"""
 
+# A key's identity never changes and its status only moves on: active -> retired -> revoked
+# (a retired DS is never made active again; cards it signed stay valid).
+_KEY_STATUS_FORWARD = """CREATE FUNCTION hsm_key_status_forward() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.label, NEW.key_id, NEW.role, NEW.algorithm, NEW.certificate, NEW.not_before,
+        NEW.not_after, NEW.max_documents, NEW.created_at, NEW.officers)
+       IS DISTINCT FROM (OLD.label, OLD.key_id, OLD.role, OLD.algorithm, OLD.certificate,
+        OLD.not_before, OLD.not_after, OLD.max_documents, OLD.created_at, OLD.officers) THEN
+        RAISE EXCEPTION 'a key''s identity and bounds never change'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NEW.status <> OLD.status AND NOT (OLD.status = 'active' OR
+                                         (OLD.status = 'retired' AND NEW.status = 'revoked')) THEN
+        RAISE EXCEPTION 'a key''s status only moves on (active, retired, revoked)'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
 _LINE_TABLES = "batches, applications, quarantine, stations, run_control, imports, " \
                "import_keys, batch_keys"
 
@@ -201,6 +221,52 @@ MIGRATIONS: list[Migration] = [
             left_at TEXT,
             PRIMARY KEY (batch, line))""",
         f"GRANT SELECT, INSERT, UPDATE ON lines TO {LINE_ROLE}",
+    )),
+    (5, "the key inventory the lines share: keys, signature-count reservations, audit trail", (
+        # times as ISO 8601 text, as the per-line SQLite inventory keeps them
+        """CREATE TABLE hsm_keys (
+            label TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('CSCA', 'DS')),
+            algorithm TEXT NOT NULL,
+            certificate BYTEA NOT NULL,
+            not_before TEXT NOT NULL,
+            not_after TEXT NOT NULL,
+            max_documents INTEGER CHECK (max_documents > 0),
+            status TEXT NOT NULL CHECK (status IN ('active', 'retired', 'revoked')),
+            created_at TEXT NOT NULL,
+            officers TEXT NOT NULL)""",
+        "CREATE INDEX hsm_keys_active ON hsm_keys(role, status, created_at)",
+        # one row per key: the next signature count free, handed out in blocks by
+        # UPDATE ... RETURNING under this row's lock; the maximum is the key's, copied here
+        # so that the database itself keeps every line's counts within it
+        """CREATE TABLE hsm_reservations (
+            label TEXT PRIMARY KEY REFERENCES hsm_keys(label),
+            next_free BIGINT NOT NULL CHECK (next_free >= 0),
+            maximum INTEGER,
+            CONSTRAINT within_max_documents CHECK (maximum IS NULL OR next_free <= maximum))""",
+        """CREATE TABLE hsm_audit (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            key_label TEXT NOT NULL,
+            officers TEXT NOT NULL,
+            detail TEXT NOT NULL)""",
+        _KEY_STATUS_FORWARD,
+        "CREATE TRIGGER hsm_keys_status_forward BEFORE UPDATE ON hsm_keys "
+        "FOR EACH ROW EXECUTE FUNCTION hsm_key_status_forward()",
+        "CREATE TRIGGER hsm_audit_append_only BEFORE UPDATE OR DELETE ON hsm_audit "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('the key audit trail is append-only')",
+        "CREATE TRIGGER hsm_audit_never_truncated BEFORE TRUNCATE ON hsm_audit "
+        "FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse('the key audit trail is "
+        "append-only')",
+        # a line runs ceremonies (as its officers' tool) and retires keys it has used up, but
+        # rewrites no key's certificate or bounds, deletes nothing and never edits the audit
+        f"GRANT SELECT, INSERT ON hsm_keys TO {LINE_ROLE}",
+        f"GRANT UPDATE (status) ON hsm_keys TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON hsm_reservations TO {LINE_ROLE}",
+        f"GRANT UPDATE (next_free) ON hsm_reservations TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON hsm_audit TO {LINE_ROLE}",
     )),
 ]
 
