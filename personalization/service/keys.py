@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hsm import ceremony
 from hsm.errors import HSMError
-from hsm.inventory import KeyInventory, KeyRecord, inventory_path
+from hsm.inventory import InventoryPort, KeyInventory, KeyRecord, inventory_path
 from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
@@ -48,12 +48,19 @@ def open_hsm(config: LineConfig) -> AbstractContextManager[HSM]:
     return HSM(hsm.module, hsm.token, hsm_pin(config), sessions=hsm.signer_sessions)
 
 
-def open_inventory(config: LineConfig) -> KeyInventory:
-    """The line's key inventory (``<data_dir>/hsm/inventory.db``); a context manager."""
+def open_inventory(config: LineConfig) -> InventoryPort:
+    """The line's key inventory; a context manager. Lines sharing a PostgreSQL journal share
+    it in the journal's database (so a DS key's document maximum and rotations hold across
+    them); otherwise it is the line's own file, ``<data_dir>/hsm/inventory.db``."""
+    url = config.journal.url
+    if url.startswith(("postgresql://", "postgres://")):
+        from personalization.journal.pg_inventory import PostgresKeyInventory  # psycopg if used
+
+        return PostgresKeyInventory(url)
     return KeyInventory(inventory_path(config.data_dir))
 
 
-def open_signer(config: LineConfig, inventory: KeyInventory) -> DSSigner:
+def open_signer(config: LineConfig, inventory: InventoryPort) -> DSSigner:
     """A DSSigner on the active DS key of the line; a context manager."""
     _prepare_module(config)
     hsm = config.hsm
@@ -112,7 +119,7 @@ def new_ds(config: LineConfig, officers: list[str], *, usage_days: int | None = 
         return _new_ds(config, hsm, inventory, officers, usage_days, max_documents)
 
 
-def _new_ds(config: LineConfig, hsm: HSM, inventory: KeyInventory, officers: list[str] | tuple[
+def _new_ds(config: LineConfig, hsm: HSM, inventory: InventoryPort, officers: list[str] | tuple[
         str, ...], usage_days: int | None, max_documents: int | None) -> KeyRecord:
     return ceremony.new_ds(
         hsm, inventory, officers=officers, at=_now(),
@@ -144,7 +151,7 @@ def export_csca_pem(config: LineConfig) -> str:
         return ceremony.export_csca_pem(inventory)
 
 
-def csca_pem_or_explain(inventory: KeyInventory) -> str:
+def csca_pem_or_explain(inventory: InventoryPort) -> str:
     """The active CSCA as PEM, or an error that says who creates it."""
     try:
         return ceremony.export_csca_pem(inventory)

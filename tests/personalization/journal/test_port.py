@@ -12,8 +12,11 @@ from personalization.journal import JournalError, SQLiteJournal, open_journal
 ROOT = Path(__file__).resolve().parents[3]
 SQLITE_ADAPTERS = {"personalization/journal/sqlite.py", "common/sqlite.py",
                    "hsm/inventory.py"}
+# pg_inventory: the key inventory lives in the journal's database and migrations, so it sits
+# next to the journal's adapter (hsm/ stays free of psycopg and of the journal's schema)
 POSTGRES_ADAPTERS = {"personalization/journal/postgres.py",
-                     "personalization/journal/pgcluster.py"}
+                     "personalization/journal/pgcluster.py",
+                     "personalization/journal/pg_inventory.py"}
 
 
 def test_a_sqlite_url_opens_the_sqlite_adapter(tmp_path: Path) -> None:
@@ -49,8 +52,8 @@ def test_only_the_adapters_import_sqlite3() -> None:
 
 
 def test_only_the_postgresql_adapter_imports_psycopg() -> None:
-    """psycopg and its pool are imported by the PostgreSQL adapter and the cluster helper
-    only."""
+    """psycopg and its pool are imported by the PostgreSQL adapter, its key inventory and the
+    cluster helper only."""
     users = set()
     for package in ("common", "applets", "hsm", "printers", "qa", "personalization"):
         for path in (ROOT / package).rglob("*.py"):
