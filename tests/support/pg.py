@@ -1,12 +1,14 @@
 """PostgreSQL for tests: one private cluster per test run, a fresh journal database per test
 (copied from a migrated template, which is fast), raw superuser access for what the database
-itself must refuse, and a software data-key wrap standing in for the HSM."""
+itself must refuse, a software data-key wrap standing in for the HSM, and two clusters
+replicating as the two data centres do."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from personalization.journal.pgcluster import OWNER, PGCluster
+from personalization.journal.pgcluster import DATABASE, OWNER, PGCluster, multi_host_url
 from personalization.journal.postgres import PostgresJournal
 
 TEMPLATE = "journal_template"
@@ -116,3 +118,53 @@ class PostgresBackdoor:
     def set_schema_version(self, version: int) -> None:
         """``journal_schema`` is where the adapter keeps it."""
         self.execute(f"UPDATE journal_schema SET version = {version}")  # noqa: S608 - an int
+
+
+class TwoSites:
+    """Two data centres on one machine: a primary (``hanoi``) and its synchronous standby
+    (``tphcm``), each a private cluster, in a folder of their own under the system temp
+    folder (the ``postgres`` user let through it when we are root); fsync stays on, since
+    what a standby has flushed is what these tests are about."""
+
+    __test__ = False  # not a test class
+
+    def __init__(self, standby: str = "tphcm") -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="cardline-2dc-"))
+        self.primary = PGCluster(self.folder / "hanoi", replicate_to=standby)
+        self.standby = PGCluster(self.folder / standby)
+
+    def up(self) -> None:
+        """Start the primary, clone and start its standby, migrate the journal as its owner
+        (so the lines' role can open it)."""
+        self.primary.let_server_through()
+        self.primary.start()
+        self.standby = PGCluster.standby_of(self.primary, self.standby.folder)
+        PostgresJournal(self.primary.url(DATABASE, OWNER)).close()
+
+    def url(self, *, connect_timeout_s: int | None = None, standby_first: bool = False) -> str:
+        """The lines' multi-host URL: both servers, the writable one chosen at connect."""
+        clusters = [self.primary, self.standby]
+        return multi_host_url(clusters[::-1] if standby_first else clusters,
+                              connect_timeout_s=connect_timeout_s)
+
+    def down(self) -> None:
+        """Stop both servers (waking a paused postmaster first) and remove the folder."""
+        try:
+            for cluster in (self.primary, self.standby):
+                postmaster(cluster, signal.SIGCONT)
+            try:
+                self.primary.stop("immediate")
+            finally:
+                self.standby.stop("immediate")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def postmaster(cluster: PGCluster, sig: signal.Signals) -> bool:
+    """Send ``sig`` to the cluster's postmaster: False when it is not running."""
+    try:
+        pid = int((cluster.data / "postmaster.pid").read_text(encoding="utf-8").split()[0])
+        os.kill(pid, sig)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    return True
