@@ -196,6 +196,10 @@ def _line_key(line: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+# the journal's own chain: batches, imports, run control, anchors of the lines' chains
+JOURNAL_CHAIN = "journal"
+
+
 class PostgresJournal:
     """The journal on a PostgreSQL server; a context manager that closes its connections.
 
@@ -213,6 +217,7 @@ class PostgresJournal:
         self._wrap = wrap
         self._keys: dict[str, bytes] = {}
         self._keys_lock = threading.Lock()
+        self._chains: dict[tuple[str, str], str] = {}  # (batch, station) → its line's chain
         try:
             given = conninfo_to_dict(url)
         except psycopg.Error as exc:  # libpq's words may quote the URL, password and all
@@ -386,43 +391,97 @@ class PostgresJournal:
     # -- the event chain --------------------------------------------------------------------
 
     def _append(self, cur: Cursor, batch: str | None, card: int | None, kind: str,
-                data: dict[str, Any]) -> None:
-        """The next event, numbered and chained from the chain head, which this transaction
-        locks (``FOR UPDATE``) until it commits: appenders pass it one at a time."""
-        head = cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE").fetchone()
-        if head is None:
-            raise JournalError(f"journal {self.where}: the chain head is missing")
+                data: dict[str, Any], chain: str = JOURNAL_CHAIN) -> None:
+        """The next event of ``chain``, numbered and chained from that chain's head, which
+        this transaction locks (``FOR UPDATE``) until it commits. Each line has a chain of its
+        own, so only a line's own stations wait for one another here; the lines commit side
+        by side (and the server's group commit can flush them together)."""
+        head = cur.execute("SELECT seq, hash FROM chain_heads WHERE chain = %s FOR UPDATE",
+                           (chain,)).fetchone()
+        if head is None:  # a line's first event: its chain starts at the genesis
+            cur.execute("INSERT INTO chain_heads (chain, seq, hash) VALUES (%s, 0, %s) "
+                        "ON CONFLICT DO NOTHING", (chain, GENESIS))
+            head = cur.execute("SELECT seq, hash FROM chain_heads WHERE chain = %s "
+                               "FOR UPDATE", (chain,)).fetchone()
+            if head is None:
+                raise JournalError(f"journal {self.where}: the head of chain {chain!r} is "
+                                   "missing")
         seq, prev, at = int(head["seq"]) + 1, str(head["hash"]), _now()
         text = json.dumps(data, ensure_ascii=False, sort_keys=True)
         digest = event_hash(prev, seq, at, batch, card, kind, text)
-        cur.execute("UPDATE chain_head SET seq = %s, hash = %s WHERE id = 1", (seq, digest))
-        cur.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    (seq, at, batch, card, kind, text, prev, digest))
+        cur.execute("UPDATE chain_heads SET seq = %s, hash = %s WHERE chain = %s",
+                    (seq, digest, chain))
+        cur.execute("INSERT INTO events (chain, seq, at, batch, card, kind, data, prev, hash) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (chain, seq, at, batch, card, kind, text, prev, digest))
+
+    def _chain_of(self, cur: Cursor, batch: str, station: str) -> str:
+        """The chain of the line that has ``station`` in ``batch`` (station names are unique
+        among a batch's lines), or the journal's own for a station no line has declared."""
+        key = (batch, station)
+        if key not in self._chains:
+            row = cur.execute("SELECT line FROM lines WHERE batch = %s AND "
+                              "stations::jsonb ? %s", (batch, station)).fetchone()
+            if row is None:
+                return JOURNAL_CHAIN
+            self._chains[key] = f"line:{row['line']}"
+        return self._chains[key]
+
+    def _anchor(self, cur: Cursor, batch: str, kind: str, line: str,
+                data: dict[str, Any]) -> None:
+        """Record a line's chain head in the journal's own chain (when it joins or leaves), so
+        the chains verify as a whole: no line's chain can be cut back past an anchor."""
+        chain = f"line:{line}"
+        head = cur.execute("SELECT seq, hash FROM chain_heads WHERE chain = %s",
+                           (chain,)).fetchone()
+        seq, digest = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
+        self._append(cur, batch, None, kind,
+                     {**data, "line": line, "chain": chain, "chain_seq": seq,
+                      "chain_hash": digest})
 
     def note(self, batch: str | None, kind: str, **data: Any) -> None:
         """Append an event that changes no state (run started, paused, reconciled…)."""
+        line = data.get("line")
+        chain = f"line:{line}" if isinstance(line, str) and batch is not None \
+            and kind.startswith("run.") else JOURNAL_CHAIN
         with self._write() as cur:
-            self._append(cur, batch, None, kind, data)
+            self._append(cur, batch, None, kind, data, chain)
 
     def verify_chain(self) -> ChainCheck:
-        """Re-hash the whole event log from one snapshot (see the SQLite adapter: the same
-        checks, the same answers)."""
+        """Re-hash every chain from one snapshot — the journal's own first, then each line's
+        — and check each anchor the journal's chain holds of a line's head (see the SQLite
+        adapter for the answers: the events counted, the first one that does not follow)."""
         with self._errors(), self._pool.connection() as db, db.transaction(), \
                 db.cursor(row_factory=dict_row) as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            rows = cur.execute("SELECT seq, at, batch, card, kind, data, prev, hash "
-                               "FROM events ORDER BY seq").fetchall()
-            head = cur.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-        return _check_chain(rows, (int(head["seq"]), str(head["hash"])) if head else
-                            (0, GENESIS))
+            rows = cur.execute("SELECT chain, seq, at, batch, card, kind, data, prev, hash "
+                               "FROM events ORDER BY chain = 'journal' DESC, chain, seq"
+                               ).fetchall()
+            heads = {r["chain"]: (int(r["seq"]), str(r["hash"]))
+                     for r in cur.execute("SELECT chain, seq, hash FROM chain_heads")}
+        by_chain: dict[str, list[DictRow]] = {JOURNAL_CHAIN: []}
+        for row in rows:
+            by_chain.setdefault(row["chain"], []).append(row)
+        total = 0
+        for chain, chained in by_chain.items():
+            check = _check_chain(chained, heads.get(chain, (0, GENESIS)))
+            total += check.events
+            if not check.ok:
+                return ChainCheck(total, check.broken_at)
+        hashes = {(r["chain"], int(r["seq"])): r["hash"] for r in rows}
+        for row in by_chain[JOURNAL_CHAIN]:
+            data = json.loads(row["data"])
+            if "chain_hash" in data and data["chain_seq"] > 0 and \
+                    hashes.get((data["chain"], data["chain_seq"])) != data["chain_hash"]:
+                return ChainCheck(total, int(row["seq"]))  # a line's chain cut back or changed
+        return ChainCheck(total, None)
 
     def events(self, batch: str) -> list[EventRow]:
         """A batch's events, oldest first."""
         return [{"seq": r["seq"], "at": r["at"], "card": r["card"], "kind": r["kind"],
                  "data": json.loads(r["data"])}
-                for r in self._read("SELECT * FROM events WHERE batch = %s ORDER BY seq",
-                                    (batch,))]
+                for r in self._read("SELECT * FROM events WHERE batch = %s "
+                                    "ORDER BY at, chain, seq", (batch,))]
 
     # -- per-batch data keys ----------------------------------------------------------------
 
@@ -764,7 +823,8 @@ class PostgresJournal:
                 raise JournalError(f"journal {self.where}: the new card row was not returned")
             card = CardRow.from_mapping(inserted)
             self._append(cur, name, card.id, "card.feeding",
-                         {"station": station, "attempt": attempt, "application": application_id})
+                         {"station": station, "attempt": attempt, "application": application_id},
+                         f"line:{line}" if line else self._chain_of(cur, name, station))
         return card
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
@@ -800,7 +860,8 @@ class PostgresJournal:
             data["qa"] = qa.get("verdict")
         if result.outcome is not None:
             data["outcome"] = result.outcome.value
-        self._append(cur, card.batch, card.id, f"card.{new.state.value}", data)
+        self._append(cur, card.batch, card.id, f"card.{new.state.value}", data,
+                     self._chain_of(cur, card.batch, card.station))
         return moved
 
     @staticmethod
@@ -874,7 +935,7 @@ class PostgresJournal:
                         "ON CONFLICT (batch, station) DO UPDATE SET alarm = EXCLUDED.alarm",
                         (name, station, alarm))
             self._append(cur, name, None, "station.alarm" if alarm else "station.cleared",
-                         {"station": station, "alarm": alarm})
+                         {"station": station, "alarm": alarm}, self._chain_of(cur, name, station))
 
     def stations(self, name: str) -> list[StationRow]:
         """Each station of a batch: printer counters, alarm and live state."""
@@ -916,6 +977,7 @@ class PostgresJournal:
                         "excluded.stations, started_at = excluded.started_at, heartbeat = "
                         "excluded.heartbeat, left_at = NULL",
                         (name, line, holder, json.dumps(sorted(stations)), _now()))
+            self._anchor(cur, name, "line.joined", line, {"stations": sorted(stations)})
 
     def heartbeat(self, name: str, line: str) -> None:
         """The line's lease runs on from now: every lease is timed by the server's clock
@@ -931,6 +993,7 @@ class PostgresJournal:
                         "batch = %s AND claimed_by = %s AND state = 'pending'", (name, line))
             cur.execute("UPDATE lines SET left_at = %s WHERE batch = %s AND line = %s",
                         (_now(), name, line))
+            self._anchor(cur, name, "line.left", line, {})
 
     def claim(self, name: str, line: str, run: str, count: int, lease_s: float) -> list[str]:
         """Pending applications for this run, in queue order (see the port): rows another

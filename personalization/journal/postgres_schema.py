@@ -71,6 +71,36 @@ END $$"""
 _LINE_TABLES = "batches, applications, quarantine, stations, run_control, imports, " \
                "import_keys, batch_keys"
 
+_FOLLOW_THEIR_HEAD = """CREATE FUNCTION events_follow_their_head() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM chain_heads WHERE chain = NEW.chain AND seq = NEW.seq
+                   AND hash = NEW.hash) THEN
+        RAISE EXCEPTION 'an event must be the head of its chain'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+_HEADS_FORWARD = """CREATE FUNCTION chain_heads_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq <> OLD.seq + 1 OR NEW.chain <> OLD.chain THEN
+        RAISE EXCEPTION 'a chain head moves one event at a time'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+_HEAD_STARTS = f"""CREATE FUNCTION chain_heads_start() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq <> 0 OR NEW.hash <> '{GENESIS}' THEN
+        RAISE EXCEPTION 'a new chain starts at its genesis'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$"""
+
+
 MIGRATIONS: list[Migration] = [
     (1, "batches, applications, cards, stations, imports, per-batch keys, events", (
         """CREATE TABLE batches (
@@ -267,6 +297,33 @@ MIGRATIONS: list[Migration] = [
         f"GRANT SELECT, INSERT ON hsm_reservations TO {LINE_ROLE}",
         f"GRANT UPDATE (next_free) ON hsm_reservations TO {LINE_ROLE}",
         f"GRANT SELECT, INSERT ON hsm_audit TO {LINE_ROLE}",
+    )),
+    (6, "one event chain per line, so lines commit side by side; the journal's own chain "
+        "anchors theirs", (
+        "ALTER TABLE events ADD COLUMN chain TEXT NOT NULL DEFAULT 'journal'",
+        "ALTER TABLE events DROP CONSTRAINT events_pkey",
+        "ALTER TABLE events ADD PRIMARY KEY (chain, seq)",
+        """CREATE TABLE chain_heads (
+            chain TEXT PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            hash TEXT NOT NULL)""",
+        "INSERT INTO chain_heads (chain, seq, hash) SELECT 'journal', seq, hash FROM chain_head",
+        "DROP TRIGGER events_follow_the_head ON events",
+        "DROP TABLE chain_head",
+        _FOLLOW_THEIR_HEAD,
+        _HEADS_FORWARD,
+        _HEAD_STARTS,
+        "CREATE TRIGGER events_follow_their_head BEFORE INSERT ON events "
+        "FOR EACH ROW EXECUTE FUNCTION events_follow_their_head()",
+        "CREATE TRIGGER chain_heads_forward BEFORE UPDATE ON chain_heads "
+        "FOR EACH ROW EXECUTE FUNCTION chain_heads_forward()",
+        "CREATE TRIGGER chain_heads_start BEFORE INSERT ON chain_heads "
+        "FOR EACH ROW EXECUTE FUNCTION chain_heads_start()",
+        "CREATE TRIGGER chain_heads_kept BEFORE DELETE ON chain_heads "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('a chain head is never deleted')",
+        "CREATE TRIGGER chain_heads_never_truncated BEFORE TRUNCATE ON chain_heads "
+        "FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse('a chain head is never deleted')",
+        f"GRANT SELECT, INSERT, UPDATE ON chain_heads TO {LINE_ROLE}",
     )),
 ]
 

@@ -113,7 +113,14 @@ class PostgresBackdoor:
     def edit_event(self, seq: int, data: str) -> None:
         """Disable the append-only trigger (as the table's owner could) and rewrite."""
         self.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
-        self.execute(f"UPDATE events SET data = '{data}' WHERE seq = {seq}")  # noqa: S608 - test values
+        self.execute(f"UPDATE events SET data = '{data}' WHERE chain = 'journal' "  # noqa: S608 - test values
+                     f"AND seq = {seq}")
+
+    def edit_event_in(self, chain: str, seq: int, data: str) -> None:
+        """:meth:`edit_event` for event ``seq`` of one chain (a line's, say)."""
+        self.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        self.execute(f"UPDATE events SET data = '{data}' WHERE chain = '{chain}' "  # noqa: S608 - test values
+                     f"AND seq = {seq}")
 
     def set_schema_version(self, version: int) -> None:
         """``journal_schema`` is where the adapter keeps it."""

@@ -140,7 +140,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(pg_server: Tes
 
 @pytest.mark.parametrize("statement", [
     "UPDATE events SET kind = 'x'", "DELETE FROM events", "TRUNCATE events",
-    "ALTER TABLE events DISABLE TRIGGER events_append_only", "DELETE FROM chain_head",
+    "ALTER TABLE events DISABLE TRIGGER events_append_only", "DELETE FROM chain_heads",
     "DELETE FROM cards", "DROP TABLE events"])
 def test_the_lines_role_may_not_change_the_log(pg_server: TestServer, database: str,
                                                statement: str) -> None:
@@ -396,3 +396,55 @@ def test_a_cluster_starts_stops_and_says_why_it_cannot(tmp_path: Path) -> None:
     finally:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- one chain per line ----------------------------------------------------------------------
+
+def test_each_line_appends_to_a_chain_of_its_own_anchored_in_the_journals(
+        pg_server: TestServer, database: str, apps: list[Application]) -> None:
+    """Card events go to their line's chain (so lines never wait on each other's commits),
+    batch events to the journal's; joining and leaving anchor a line's head in the journal's
+    chain. The whole verifies; a changed event in one line's chain breaks it, and so does a
+    line's chain cut back behind an anchor."""
+    url = pg_server.cluster.url(database)
+    backdoor = pg_server.backdoor(database)
+    with PostgresJournal(url, wrap=SoftwareKeyWrap()) as journal:
+        journal.create_batch("B1", source="a.jsonl", profile="cccd", max_attempts=2,
+                             valid=[(i + 1, a, document_number(a))
+                                    for i, a in enumerate(apps[:4])], invalid=[])
+        for line, station in (("line-1", "l1-s1"), ("line-2", "l2-s1")):
+            journal.join_line("B1", line, stations=[station], holder="test")
+            [app] = journal.claim("B1", line, "run", 1, 30)
+            card = journal.begin_card("B1", app, station, line)
+            journal.move(card, step(card.machine(2), Event(Kind.FED)), chip_serial=f"C-{line}")
+            journal.leave_line("B1", line, "run")
+        chains = dict(backdoor.fetch("SELECT chain, count(*) FROM events GROUP BY chain"))
+        assert chains == {"journal": 6, "line:line-1": 2, "line:line-2": 2}  # migrated,
+        # created, two joins and two leaves; each line: feeding and encoding
+        check = journal.verify_chain()
+        assert check.ok and check.events == 10
+        backdoor.edit_event_in("line:line-2", 2, '{"station": "l9"}')
+        assert journal.verify_chain().broken_at == 2
+
+
+def test_a_lines_chain_cut_back_behind_its_anchor_is_found(
+        pg_server: TestServer, database: str) -> None:
+    """Removing a line's last events and moving its head back (as the owner could, with the
+    triggers off) leaves a chain that hashes well by itself: the anchor catches it."""
+    url = pg_server.cluster.url(database)
+    backdoor = pg_server.backdoor(database)
+    with PostgresJournal(url, wrap=SoftwareKeyWrap()) as journal:
+        journal.create_batch("B1", source="a.jsonl", profile="cccd", max_attempts=2,
+                             valid=[], invalid=[])
+        journal.join_line("B1", "line-1", stations=["l1-s1"], holder="test")
+        journal.note("B1", "run.started", line="line-1")
+        journal.note("B1", "run.done", line="line-1")
+        journal.leave_line("B1", "line-1", "run")
+        assert journal.verify_chain().ok
+        backdoor.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        backdoor.execute("ALTER TABLE chain_heads DISABLE TRIGGER chain_heads_forward")
+        backdoor.execute("DELETE FROM events WHERE chain = 'line:line-1' AND seq = 2")
+        backdoor.execute("UPDATE chain_heads SET seq = 1, hash = (SELECT hash FROM events "
+                         "WHERE chain = 'line:line-1' AND seq = 1) WHERE chain = 'line:line-1'")
+        check = journal.verify_chain()
+        assert not check.ok
