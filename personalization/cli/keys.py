@@ -91,6 +91,17 @@ def list_keys(config_path: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = 
     console.print(table)
 
 
+@app.command("move-in")
+def move_in(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Move this line's keys from its own file into the inventory the lines share in the
+    PostgreSQL journal (once, the line stopped; its DS retires in the file)."""
+    config = line_setup(config_path).config
+    with reported():
+        moved = keys.move_in(config)
+    console.print(f"moved into the shared inventory: {', '.join(moved) or 'nothing (it has them)'}",
+                  markup=False)
+
+
 @app.command("export-csca")
 def export_csca(out: Annotated[Path, typer.Option("--out", help="PEM file to write")],
                 config_path: ConfigOption = DEFAULT_CONFIG) -> None:

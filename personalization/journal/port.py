@@ -1,12 +1,14 @@
 """The journal port: every operation the line, its reports and its front ends ask of the
 journal, whatever database keeps it.
 
-An adapter (``sqlite.py`` today) implements :class:`JournalPort`; nothing outside it knows
-which database is underneath. Its promises, which every adapter keeps and the same tests check:
+An adapter (``sqlite.py``, ``postgres.py``) implements :class:`JournalPort`; nothing outside
+it knows which database is underneath. Its promises, which every adapter keeps and the same
+tests check:
 
 - a state change and its hash-chained event are one transaction: both or neither;
-- events are append-only, numbered 1, 2, 3… without gap or duplicate however many processes
-  append, each hash following from the previous one;
+- events are append-only, numbered 1, 2, 3… without gap or duplicate within their chain
+  however many processes append, each hash following from the previous one (SQLite keeps
+  one chain; PostgreSQL one per line beside the journal's own, which anchors their heads);
 - a card row moves only from the state its caller saw (a stale move is refused);
 - one handed-out card per document number and per application, one card per chip serial;
 - no personal data in events: ids, chip serials, stations, states and reason codes only.

@@ -15,7 +15,7 @@ from typing import Any
 
 from personalization.cardstate import State
 from personalization.journal.port import JournalPort
-from personalization.journal.records import CardRow, StationRow
+from personalization.journal.records import CardRow, EventRow, StationRow
 from personalization.reasons import Reason, render
 
 TIMELINE_POINTS = 60
@@ -102,6 +102,7 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
     fed_by_station = Counter(c.station for c in fed)
     apps = info.applications
     chain = journal.verify_chain()
+    events = journal.events(batch)
     return {
         "batch": batch,
         "state": info.state,
@@ -119,7 +120,7 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
         "quarantined": journal.quarantined(batch),
         "stock": reconcile(journal.stock(batch), journal.stations(batch), fed_by_station),
         "stations": _stations(fed, span),
-        "alarms": [{"at": e["at"], **e["data"]} for e in journal.events(batch)
+        "alarms": [{"at": e["at"], **e["data"]} for e in events
                    if e["kind"] in ("station.alarm", "station.cleared")],
         "reject_reasons": reject_reasons(fed),
         "reject_codes": reject_codes(fed),
@@ -127,7 +128,33 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
                        "cards_per_hour": round(handed / span * 3600, 1) if span > 0 else 0.0,
                        "timeline": _timeline(fed, start, span)},
         "journal": {"events": chain.events, "chain_ok": chain.ok},
+        "lines": _lines(journal, batch, fed, events),
     }
+
+
+def _lines(journal: JournalPort, batch: str, fed: list[CardRow],
+           events: list[EventRow]) -> list[dict[str, Any]]:
+    """Each line that ran the batch: its cards, and its stock reconciled with its own
+    printers' counters; its events are in the journal's one chain (verified as a whole)."""
+    stations = journal.stations(batch)
+    rows = []
+    for line in journal.lines(batch, lease_s=float("inf")):
+        own = set(line["stations"])
+        cards = [c for c in fed if c.station in own]
+        stock = dict.fromkeys(("fed", "handed_out", "rejected", "in_machine"), 0)
+        for card in cards:
+            stock["fed"] += 1
+            key = card.state.value if card.state.value in ("handed_out", "rejected") \
+                else "in_machine"
+            stock[key] += 1
+        rows.append({
+            "line": line["line"], "stations": line["stations"],
+            "handed_out": stock["handed_out"], "rejected": stock["rejected"],
+            "stock": reconcile(stock, [s for s in stations if s["station"] in own],
+                               Counter(c.station for c in cards)),
+            "events": sum(1 for e in events if e["data"].get("station") in own
+                          or e["data"].get("line") == line["line"])})
+    return rows
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -210,6 +237,11 @@ def render_html(report: dict[str, Any]) -> str:
         _table(("fed", "handed out", "rejected", "in machine", "printers counted"),
                [(stock["fed"], stock["handed_out"], stock["rejected"], stock["in_machine"],
                  stock["printer_fed"])]), verdict,
+        *(["<h2>Lines</h2>", _table(
+            ("line", "stations", "handed out", "rejected", "stock"),
+            [(r["line"], ", ".join(r["stations"]), r["handed_out"], r["rejected"],
+              "reconciled" if r["stock"]["reconciled"] else "; ".join(r["stock"]["differences"]))
+             for r in report.get("lines", [])])] if len(report.get("lines", [])) > 1 else []),
         "<h2>Throughput</h2>", _line_chart(report["throughput"]["timeline"]),
         "<h2>Station utilisation</h2>", _bar_chart(utilisation, " %", 100.0),
         "<h2>Reject reasons</h2>", _bar_chart(dict(report["reject_reasons"])),

@@ -27,7 +27,7 @@ from personalization.journal import open_journal
 from personalization.service import batches
 from personalization.service.demo import DEMO_OFFICERS, DemoOptions, DemoStart
 from personalization.service.errors import ServiceError
-from personalization.service.keys import ensure_keys
+from personalization.service.keys import ensure_keys, move_in
 from personalization.service.setup import LineSetup
 from personalization.simline import PrinterLine
 from personalization.synth import synthesize
@@ -98,6 +98,7 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
         update={"url": url})}), setup.base)
     out.mkdir(parents=True, exist_ok=True)
     (out / "csca.pem").write_text(ensure_keys(config, DEMO_OFFICERS), encoding="ascii")
+    move_in(shared.config)  # the lines read their keys from the shared inventory
     folder = config.data_dir / "demo-fleet"
     total = lines * options.stations
     bank = EncoderBank(folder, total, config.simulation.base_port, timing=options.timing,
@@ -137,7 +138,10 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
         codes = _wait(processes)
         report = batches.report(shared.config, name)
     figures = _figures(url, name, processes, codes)
-    report["lines"] = [f.as_dict() for f in figures]
+    for row in report["lines"]:  # the journal's per-line figures, with each process's own
+        mine = next((f.as_dict() for f in figures if f.line == row["line"]), {})
+        row.update({k: v for k, v in mine.items()
+                    if k in ("exit_code", "seconds", "cards_per_s")})
     files = batches.write_report(report, out)
     return FleetDemoResult(start, figures, report, files, out / "cards")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hsm import ceremony
 from hsm.errors import HSMError
-from hsm.inventory import InventoryPort, KeyInventory, KeyRecord, inventory_path
+from hsm.inventory import InventoryPort, KeyInventory, KeyRecord, inventory_path, move_keys
 from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
@@ -75,6 +75,18 @@ def journal_key_wrap(config: LineConfig) -> Iterator[HSMKeyWrap]:
     ``with journal_key_wrap(config) as wrap: open_journal(url, wrap=wrap)``."""
     with open_hsm(config) as hsm:
         yield HSMKeyWrap(hsm)
+
+
+def move_in(config: LineConfig) -> list[str]:
+    """Move the line's own key inventory (``<data_dir>/hsm/inventory.db``) into the one the
+    lines share in its PostgreSQL journal, once, with the line stopped: keys the shared one
+    lacks are copied with their counts; the line's active DS is retired in its own file, so
+    no key signs against two counts. Returns the labels moved."""
+    if not config.journal.url.startswith(("postgresql://", "postgres://")):
+        raise ServiceError("this line's journal is SQLite: its keys are already where it reads "
+                           "them (`move-in` is for lines that share a PostgreSQL journal)")
+    with KeyInventory(inventory_path(config.data_dir)) as own, open_inventory(config) as shared:
+        return move_keys(own, shared, _now())
 
 
 def _now() -> datetime:

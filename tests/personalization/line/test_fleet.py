@@ -95,6 +95,8 @@ class Fleet:
         """Batch B1 created through the CLI (its personal fields sealed under the HSM)."""
         path = self.root / "B1.jsonl"
         synthesize(count, 11, path)
+        moved = self.cli("keys", "move-in")  # the lines share the journal's key inventory
+        assert moved.returncode == 0 and "CSCA" in moved.stdout, moved.stdout + moved.stderr
         created = self.cli("batch", "create", str(path), "--name", "B1")
         assert created.returncode == 0, created.stdout + created.stderr
         profile = load_profile("cccd")
@@ -125,10 +127,15 @@ class Fleet:
         stock = report["stock"]
         assert stock["reconciled"], stock["differences"]
         assert stock["in_machine"] == 0
+        by_line = {row["line"]: row for row in report["lines"]}
+        assert set(by_line) == set(LINES)
+        for row in by_line.values():  # each line's stock against its own printers' counters
+            assert row["stock"]["reconciled"], (row["line"], row["stock"]["differences"])
+        assert sum(row["handed_out"] for row in by_line.values()) == len(handed)
         assert Counter(e["kind"] for e in events)["batch.closed"] == 1
         assert Counter(e["kind"] for e in events)["run.started"] == runs
-        by_line = Counter(e["data"]["line"] for e in events if e["kind"] == "run.started")
-        assert set(by_line) == set(LINES)
+        started = Counter(e["data"]["line"] for e in events if e["kind"] == "run.started")
+        assert set(started) == set(LINES)
         trust = TrustStore.from_pem(certificate_to_pem(self.hsm.csca_der).encode("ascii"))
         assert requalify(self.bank, trust, load_profile("cccd"), report, apps) == len(handed)
         return report
