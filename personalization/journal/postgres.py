@@ -395,25 +395,12 @@ class PostgresJournal:
         """The next event of ``chain``, numbered and chained from that chain's head, which
         this transaction locks (``FOR UPDATE``) until it commits. Each line has a chain of its
         own, so only a line's own stations wait for one another here; the lines commit side
-        by side (and the server's group commit can flush them together)."""
-        head = cur.execute("SELECT seq, hash FROM chain_heads WHERE chain = %s FOR UPDATE",
-                           (chain,)).fetchone()
-        if head is None:  # a line's first event: its chain starts at the genesis
-            cur.execute("INSERT INTO chain_heads (chain, seq, hash) VALUES (%s, 0, %s) "
-                        "ON CONFLICT DO NOTHING", (chain, GENESIS))
-            head = cur.execute("SELECT seq, hash FROM chain_heads WHERE chain = %s "
-                               "FOR UPDATE", (chain,)).fetchone()
-            if head is None:
-                raise JournalError(f"journal {self.where}: the head of chain {chain!r} is "
-                                   "missing")
-        seq, prev, at = int(head["seq"]) + 1, str(head["hash"]), _now()
+        by side (and the server's group commit can flush them together). The server numbers,
+        hashes and inserts it in one call (``journal_append``), so the head stays locked for
+        no round trip but the commit's."""
         text = json.dumps(data, ensure_ascii=False, sort_keys=True)
-        digest = event_hash(prev, seq, at, batch, card, kind, text)
-        cur.execute("UPDATE chain_heads SET seq = %s, hash = %s WHERE chain = %s",
-                    (seq, digest, chain))
-        cur.execute("INSERT INTO events (chain, seq, at, batch, card, kind, data, prev, hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (chain, seq, at, batch, card, kind, text, prev, digest))
+        cur.execute("SELECT journal_append(%s, %s, %s, %s, %s, %s)",
+                    (chain, batch, card, kind, text, _now()))
 
     def _chain_of(self, cur: Cursor, batch: str, station: str) -> str:
         """The chain of the line that has ``station`` in ``batch`` (station names are unique

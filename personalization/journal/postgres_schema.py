@@ -101,6 +101,41 @@ BEGIN
 END $$"""
 
 
+# The event hash of records.event_hash, computed by the server: SHA-256 over the JSON array
+# [prev, seq, at, batch, card, kind, data] with no spaces and non-ASCII kept as is. Python's
+# json and PostgreSQL's to_json escape a string alike (\" \\ \b \f \n \r \t, other
+# control characters as \u00xx, nothing else); a test holds them to it, and verify_chain
+# re-hashes in Python.
+_EVENT_HASH = """CREATE FUNCTION journal_event_hash(prev text, seq bigint, at text, batch text,
+    card bigint, kind text, data text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT encode(sha256(convert_to('[' || to_json(prev)::text || ',' || seq::text || ','
+        || to_json(at)::text || ',' || coalesce(to_json(batch)::text, 'null') || ','
+        || coalesce(card::text, 'null') || ',' || to_json(kind)::text || ','
+        || to_json(data)::text || ']', 'UTF8')), 'hex')
+$$"""
+
+_APPEND = f"""CREATE FUNCTION journal_append(p_chain text, p_batch text, p_card bigint,
+    p_kind text, p_data text, p_at text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    head record;
+    next_seq bigint;
+    digest text;
+BEGIN
+    SELECT seq, hash INTO head FROM chain_heads WHERE chain = p_chain FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO chain_heads (chain, seq, hash) VALUES (p_chain, 0, '{GENESIS}')
+            ON CONFLICT DO NOTHING;
+        SELECT seq, hash INTO head FROM chain_heads WHERE chain = p_chain FOR UPDATE;
+    END IF;
+    next_seq := head.seq + 1;
+    digest := journal_event_hash(head.hash, next_seq, p_at, p_batch, p_card, p_kind, p_data);
+    UPDATE chain_heads SET seq = next_seq, hash = digest WHERE chain = p_chain;
+    INSERT INTO events (chain, seq, at, batch, card, kind, data, prev, hash)
+        VALUES (p_chain, next_seq, p_at, p_batch, p_card, p_kind, p_data, head.hash, digest);
+    RETURN next_seq;
+END $$"""  # noqa: S608 - GENESIS is a constant
+
+
 MIGRATIONS: list[Migration] = [
     (1, "batches, applications, cards, stations, imports, per-batch keys, events", (
         """CREATE TABLE batches (
@@ -324,6 +359,10 @@ MIGRATIONS: list[Migration] = [
         "CREATE TRIGGER chain_heads_never_truncated BEFORE TRUNCATE ON chain_heads "
         "FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse('a chain head is never deleted')",
         f"GRANT SELECT, INSERT, UPDATE ON chain_heads TO {LINE_ROLE}",
+    )),
+    (7, "an event appended by the server in one call: its chain head locked only for that", (
+        _EVENT_HASH,
+        _APPEND,
     )),
 ]
 

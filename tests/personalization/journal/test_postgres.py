@@ -7,6 +7,7 @@ password; the controller lock dies with its process."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import secrets
@@ -30,6 +31,7 @@ from personalization.journal import JournalError, open_journal
 from personalization.journal.pgcluster import LINE, OWNER, ClusterError, PGCluster
 from personalization.journal.postgres import PostgresJournal, unseal
 from personalization.journal.postgres_schema import LATEST
+from personalization.journal.records import GENESIS, event_hash
 from personalization.prep import document_number
 from personalization.profile import load_profile
 from tests.support.pg import SoftwareKeyWrap, TestServer
@@ -448,3 +450,24 @@ def test_a_lines_chain_cut_back_behind_its_anchor_is_found(
                          "WHERE chain = 'line:line-1' AND seq = 1) WHERE chain = 'line:line-1'")
         check = journal.verify_chain()
         assert not check.ok
+
+
+TRICKY = ["plain", 'quote " and back\\slash', "tab\tnew\nline\rcr", "bell\x07esc\x1bnul-free",
+          "\x7f del", "Nguyễn Văn An – ĐBSCL", "emoji 🪪", "\u2028 line sep", "/ solidus", ""]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_the_server_hashes_an_event_as_python_does(pg_server: TestServer, database: str,
+                                                   text: str) -> None:
+    """journal_event_hash (the server's, used when it appends) equals records.event_hash
+    (Python's, used to verify) for strings that JSON escapes and strings it keeps."""
+    data = json.dumps({"station": text}, ensure_ascii=False, sort_keys=True)
+    backdoor = pg_server.backdoor(database)
+    with pg_server.cluster.admin(database) as db:
+        [(server,)] = db.execute("SELECT journal_event_hash(%s, %s, %s, %s, %s, %s, %s)",
+                                 (GENESIS, 7, text, text or None, 3, text, data)).fetchall()
+    assert server == event_hash(GENESIS, 7, text, text or None, 3, text, data)
+    with PostgresJournal(pg_server.cluster.url(database)) as journal:
+        journal.note(None, "test.note", station=text)
+        assert journal.verify_chain().ok
+    assert backdoor.fetch("SELECT count(*) FROM events")[0][0] == 2
