@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,7 +39,7 @@ from personalization.simline import PrinterLine
 from personalization.synth import synthesize
 from qa.passive_auth import TrustStore
 from tests.personalization.line.conftest import empty_encoders, requalify
-from tests.support.pg import TestServer
+from tests.support.pg import TestServer, TwoSites
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.timeout(600)]
@@ -141,18 +142,27 @@ class Fleet:
         return report
 
 
-@pytest.fixture()
-def fleet(encoder_bank: EncoderBank, pg_server: TestServer, tmp_path: Path) -> Iterator[Fleet]:
-    """Three lines' machines and a fresh shared journal."""
-    database = pg_server.fresh()
+@contextmanager
+def _machines(encoder_bank: EncoderBank, tmp_path: Path, url: str) -> Iterator[Fleet]:
+    """Three lines' printers (one emulator process), one token, the shared pcscd."""
     stations = {station: reader for station, reader in LINES.values()}
     printers = PrinterLine(tmp_path / "line", stations, encoder_bank.host_socket,
                            encoder_bank.chips_dir, blanks=BLANKS)
     try:
         with printers, bench_hsm(tmp_path) as hsm:
-            yield Fleet(tmp_path, encoder_bank, printers, hsm, pg_server.cluster.url(database))
+            yield Fleet(tmp_path, encoder_bank, printers, hsm, url)
     finally:
         empty_encoders(encoder_bank, range(len(LINES)))
+
+
+@pytest.fixture()
+def fleet(encoder_bank: EncoderBank, pg_server: TestServer, tmp_path: Path) -> Iterator[Fleet]:
+    """Three lines' machines and a fresh shared journal."""
+    database = pg_server.fresh()
+    try:
+        with _machines(encoder_bank, tmp_path, pg_server.cluster.url(database)) as machines:
+            yield machines
+    finally:
         pg_server.cluster.drop_database(database)
 
 
@@ -233,3 +243,31 @@ def test_the_lines_ride_out_two_database_restarts(fleet: Fleet, pg_server: TestS
     logs = "".join((fleet.root / f"{line}.log").read_text() for line in LINES)
     assert "station.journal_unavailable" in logs and "station.journal_back" in logs
     fleet.check(apps, runs=len(LINES))
+
+
+def test_the_lines_finish_the_batch_on_the_promoted_standby(encoder_bank: EncoderBank,
+                                                           tmp_path: Path) -> None:
+    """Two data centres: the lines reach the journal through a multi-host URL (Hà Nội's
+    primary, TP.HCM's synchronous standby). The primary is killed mid-batch and the standby
+    promoted: the lines wait, reconnect to the new primary and finish the batch; every card
+    the journal had acknowledged is there (nothing handed out twice, the stock reconciled
+    with the printers' counters, every chain whole)."""
+    sites = TwoSites()
+    sites.up()
+    try:
+        with _machines(encoder_bank, tmp_path, sites.url(connect_timeout_s=3)) as fleet:
+            apps = fleet.batch(45)
+            running = {line: fleet.start(line) for line in LINES}
+            deadline = time.monotonic() + 120
+            while _handed_out(fleet.url) < 12:
+                assert time.monotonic() < deadline, "the lines made no progress"
+                assert all(p.poll() is None for p in running.values()), "a line ended early"
+                time.sleep(0.2)
+            sites.primary.stop("immediate")
+            time.sleep(1)
+            sites.standby.promote()
+            for line, process in running.items():
+                assert process.wait(timeout=300) == 0, fleet.log(line)
+            fleet.check(apps, runs=len(LINES))
+    finally:
+        sites.down()
