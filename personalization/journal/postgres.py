@@ -196,6 +196,20 @@ def _line_key(line: str) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
+def _move_data(card: CardRow, result: Step, serial: str | None,
+               qa: dict[str, Any] | None) -> dict[str, Any]:
+    """A card move's event data: station, from, chip, and the reason, QA verdict and
+    outcome when there are (never personal data)."""
+    data: dict[str, Any] = {"station": card.station, "from": card.state.value, "chip": serial}
+    if result.card.reasons != card.reasons:
+        data["reason"] = result.card.reasons[-1].as_dict()
+    if qa is not None:
+        data["qa"] = qa.get("verdict")
+    if result.outcome is not None:
+        data["outcome"] = result.outcome.value
+    return data
+
+
 # the journal's own chain: batches, imports, run control, anchors of the lines' chains
 JOURNAL_CHAIN = "journal"
 
@@ -306,6 +320,10 @@ class PostgresJournal:
             raise JournalUnavailable(f"journal {self.where}: unavailable: "
                                      f"{self._cause(exc)}") from exc
         except psycopg.Error as exc:
+            if exc.sqlstate == "CL001":  # journal_begin_card: the application is not claimable
+                raise NotClaimable(self._cause(exc)) from exc
+            if exc.sqlstate == "CL002":
+                raise JournalError(self._cause(exc)) from exc
             raise JournalError(f"journal {self.where}: {self._cause(exc)}") from exc
 
     @contextmanager
@@ -313,6 +331,19 @@ class PostgresJournal:
         with self._errors(), self._pool.connection() as db, db.transaction(), \
                 db.cursor(row_factory=dict_row) as cur:
             yield cur
+
+    def _write1(self, query: LiteralString, params: Sequence[Any] = ()) -> None:
+        """One statement, its own transaction (the pool's connections commit each statement):
+        one round trip, for the writes a line makes every tick."""
+        with self._errors(), self._pool.connection() as db:
+            db.execute(query, params)
+
+    def _call(self, query: LiteralString,
+              params: Sequence[Any] | Mapping[str, Any]) -> list[DictRow]:
+        """One call of a journal function, its own transaction: one round trip."""
+        with self._errors(), self._pool.connection() as db, \
+                db.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()
 
     def _read(self, query: LiteralString, params: Sequence[Any] = ()) -> list[DictRow]:
         with self._errors(), self._pool.connection() as db, \
@@ -399,8 +430,8 @@ class PostgresJournal:
         hashes and inserts it in one call (``journal_append``), so the head stays locked for
         no round trip but the commit's."""
         text = json.dumps(data, ensure_ascii=False, sort_keys=True)
-        cur.execute("SELECT journal_append(%s, %s, %s, %s, %s, %s)",
-                    (chain, batch, card, kind, text, _now()))
+        cur.execute("SELECT journal_append(%s, %s, %s, %s, %s, NULL)",
+                    (chain, batch, card, kind, text))
 
     def _chain_of(self, cur: Cursor, batch: str, station: str) -> str:
         """The chain of the line that has ``station`` in ``batch`` (station names are unique
@@ -780,50 +811,57 @@ class PostgresJournal:
 
     def begin_card(self, name: str, application_id: str, station: str,
                    line: str | None = None) -> CardRow:
-        """A new card row in FEEDING for a pending application, whose row this transaction
-        locks: two lines asking for the same application get one card between them; with
-        ``line``, refused when another line holds the application."""
+        """A new card row in FEEDING for a pending application, whose row the server locks:
+        two lines asking for the same application get one card between them; with ``line``,
+        refused (:class:`NotClaimable`) when another line holds the application. One call of
+        ``journal_begin_card``: the card, the application and the event in one round trip."""
         now = time.time()
-        with self._write() as cur:
-            if cur.execute("SELECT 1 FROM imports WHERE batch = %s", (name,)).fetchone():
-                raise JournalError(f"batch {name!r} is still being imported: it cannot run")
-            row = cur.execute("SELECT state, attempts, document_number, claimed_by FROM "
-                              "applications WHERE batch = %s AND application_id = %s "
-                              "FOR UPDATE", (name, application_id)).fetchone()
-            if row is None or row["state"] != "pending":
-                raise NotClaimable(f"application {application_id!r} of batch {name!r} is not "
-                                   f"pending ({row['state'] if row else 'unknown'})")
-            if line is not None and row["claimed_by"] not in (None, line):
-                raise NotClaimable(f"application {application_id!r} of batch {name!r} is held "
-                                   f"by line {row['claimed_by']!r}")
-            attempt = row["attempts"] + 1
-            cur.execute("UPDATE applications SET state = 'active', attempts = %s "
-                        "WHERE batch = %s AND application_id = %s",
-                        (attempt, name, application_id))
-            inserted = cur.execute(
-                "INSERT INTO cards (batch, application_id, attempt, station, document_number, "
-                "state, started_at, updated_at) VALUES (%s, %s, %s, %s, %s, 'feeding', %s, %s) "
-                "RETURNING *",
-                (name, application_id, attempt, station, row["document_number"], now, now),
-            ).fetchone()
-            if inserted is None:
-                raise JournalError(f"journal {self.where}: the new card row was not returned")
-            card = CardRow.from_mapping(inserted)
-            self._append(cur, name, card.id, "card.feeding",
-                         {"station": station, "attempt": attempt, "application": application_id},
-                         f"line:{line}" if line else self._chain_of(cur, name, station))
-        return card
+        chain = f"line:{line}" if line else self._chain_for(name, station)
+        rows = self._call("SELECT * FROM journal_begin_card(%s, %s, %s, %s, %s, %s, %s)",
+                          (name, application_id, station, line, now, chain, None))
+        if len(rows) != 1:
+            raise JournalError(f"journal {self.where}: the new card row was not returned")
+        return CardRow.from_mapping(rows[0])
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
         """Journal a state change of a card (and of its application when the card is done);
-        the row must still be in the state ``card`` says (``UPDATE … WHERE state = old``)."""
+        the row must still be in the state ``card`` says (``UPDATE … WHERE state = old``). One
+        call of ``journal_move``: card, application and event in one round trip."""
+        new = result.card
         serial = chip_serial or card.chip_serial
+        outcome = result.outcome
+        entry = None
+        if outcome in (Outcome.RETRY, Outcome.FAILED):
+            entry = json.dumps({"attempt": card.attempt, "card": card.id,
+                                "reasons": [r.as_dict() for r in result.reasons]},
+                               ensure_ascii=False)
+        params = (card.id, card.state.value, new.state.value, _reasons_json(new.reasons),
+                  serial, json.dumps(qa if qa is not None else card.qa, ensure_ascii=False),
+                  time.time(), outcome.value if outcome is not None else None, entry,
+                  f"card.{new.state.value}",
+                  json.dumps(_move_data(card, result, serial, qa), ensure_ascii=False,
+                             sort_keys=True),
+                  self._chain_for(card.batch, card.station), None)
         try:
-            with self._write() as cur:
-                return self._move(cur, card, result, serial, qa)
+            rows = self._call("SELECT * FROM journal_move(%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                              "%s, %s, %s, %s)", params)
         except ConflictError as exc:  # one chip per card, one handed-out card per document
             raise ConflictError(f"card {card.id} ({card.application_id}): {exc}") from exc
+        if len(rows) != 1:
+            raise JournalError(f"card {card.id} is no longer {card.state.value}")
+        return CardRow.from_mapping(rows[0])
+
+    def _chain_for(self, batch: str, station: str) -> str:
+        """:meth:`_chain_of` outside a transaction (the lookup is cached per station)."""
+        key = (batch, station)
+        if key not in self._chains:
+            rows = self._read("SELECT line FROM lines WHERE batch = %s AND "
+                              "stations::jsonb ? %s", (batch, station))
+            if not rows:
+                return JOURNAL_CHAIN
+            self._chains[key] = f"line:{rows[0]['line']}"
+        return self._chains[key]
 
     def _move(self, cur: Cursor, card: CardRow, result: Step, serial: str | None,
               qa: dict[str, Any] | None) -> CardRow:
@@ -839,14 +877,7 @@ class PostgresJournal:
         moved = CardRow.from_mapping(changed[0])
         if result.outcome is not None:
             self._settle_application(cur, card, result)
-        data: dict[str, Any] = {"station": card.station, "from": card.state.value,
-                                "chip": serial}
-        if new.reasons != card.reasons:
-            data["reason"] = new.reasons[-1].as_dict()
-        if qa is not None:
-            data["qa"] = qa.get("verdict")
-        if result.outcome is not None:
-            data["outcome"] = result.outcome.value
+        data = _move_data(card, result, serial, qa)
         self._append(cur, card.batch, card.id, f"card.{new.state.value}", data,
                      self._chain_of(cur, card.batch, card.station))
         return moved
@@ -904,16 +935,11 @@ class PostgresJournal:
                         now: int | None = None) -> None:
         """Record a printer's inserted-cards counter: before its first feed of the batch, and
         the latest reading."""
-        with self._write() as cur:
-            cur.execute("INSERT INTO stations (batch, station) VALUES (%s, %s) "
-                        "ON CONFLICT DO NOTHING", (name, station))
-            if before_feed is not None:
-                cur.execute("UPDATE stations SET counter_start = %s WHERE batch = %s AND "
-                            "station = %s AND counter_start IS NULL",
-                            (before_feed, name, station))
-            if now is not None:
-                cur.execute("UPDATE stations SET counter_last = %s WHERE batch = %s AND "
-                            "station = %s", (now, name, station))
+        self._write1("INSERT INTO stations (batch, station, counter_start, counter_last) "
+                     "VALUES (%s, %s, %s, %s) ON CONFLICT (batch, station) DO UPDATE SET "
+                     "counter_start = coalesce(stations.counter_start, EXCLUDED.counter_start),"
+                     " counter_last = coalesce(EXCLUDED.counter_last, stations.counter_last)",
+                     (name, station, before_feed, now))
 
     def set_alarm(self, name: str, station: str, alarm: str | None) -> None:
         """Raise (text) or clear (None) a station's alarm."""
@@ -935,11 +961,10 @@ class PostgresJournal:
 
     def set_station_live(self, name: str, station: str, live: dict[str, Any]) -> None:
         """Publish what a station is doing now (no event; one short write)."""
-        with self._write() as cur:
-            cur.execute("INSERT INTO stations (batch, station, live, live_at) VALUES "
-                        "(%s, %s, %s, %s) ON CONFLICT (batch, station) DO UPDATE SET "
-                        "live = EXCLUDED.live, live_at = EXCLUDED.live_at",
-                        (name, station, json.dumps(live, sort_keys=True), _now()))
+        self._write1("INSERT INTO stations (batch, station, live, live_at) VALUES "
+                     "(%s, %s, %s, %s) ON CONFLICT (batch, station) DO UPDATE SET "
+                     "live = EXCLUDED.live, live_at = EXCLUDED.live_at",
+                     (name, station, json.dumps(live, sort_keys=True), _now()))
 
     # -- lines sharing a batch ----------------------------------------------------------------
 
@@ -969,9 +994,8 @@ class PostgresJournal:
     def heartbeat(self, name: str, line: str) -> None:
         """The line's lease runs on from now: every lease is timed by the server's clock
         (``journal_now()``), so lines on machines whose clocks differ agree on it."""
-        with self._write() as cur:
-            cur.execute("UPDATE lines SET heartbeat = journal_now() WHERE batch = %s AND "
-                        "line = %s", (name, line))
+        self._write1("UPDATE lines SET heartbeat = journal_now() WHERE batch = %s AND "
+                     "line = %s", (name, line))
 
     def leave_line(self, name: str, line: str, run: str) -> None:
         """The run ended: its unstarted claims go back to the pool, its lease ends."""
@@ -987,25 +1011,24 @@ class PostgresJournal:
         line is claiming at this instant are skipped (``SKIP LOCKED``), never waited for."""
         if count <= 0:
             return []
-        with self._write() as cur:
-            rows = cur.execute(
-                # no outer join here: when a row another line has just claimed is re-checked
-                # under its lock, a joined lease row would stay the stale one; the subquery
-                # is evaluated again against the row as it now is
-                "WITH pick AS ("
-                " SELECT a.batch, a.application_id FROM applications a"
-                " WHERE a.batch = %(batch)s AND a.state = 'pending'"
-                "  AND a.claim_run IS DISTINCT FROM %(run)s"
-                "  AND (a.claimed_by IS NULL OR a.claimed_by = %(line)s OR NOT EXISTS ("
-                "   SELECT 1 FROM lines l WHERE l.batch = a.batch AND l.line = a.claimed_by"
-                "    AND l.left_at IS NULL AND l.heartbeat >= journal_now() - %(lease)s))"
-                " ORDER BY a.attempts, a.seq LIMIT %(count)s FOR UPDATE OF a SKIP LOCKED)"
-                " UPDATE applications x SET claimed_by = %(line)s, claim_run = %(run)s"
-                " FROM pick WHERE x.batch = pick.batch"
-                "  AND x.application_id = pick.application_id"
-                " RETURNING x.application_id, x.attempts, x.seq",
-                {"batch": name, "run": run, "line": line, "lease": lease_s, "count": count},
-            ).fetchall()
+        # one statement, its own transaction: one round trip
+        rows = self._call(
+            # no outer join here: when a row another line has just claimed is re-checked
+            # under its lock, a joined lease row would stay the stale one; the subquery
+            # is evaluated again against the row as it now is
+            "WITH pick AS ("
+            " SELECT a.batch, a.application_id FROM applications a"
+            " WHERE a.batch = %(batch)s AND a.state = 'pending'"
+            "  AND a.claim_run IS DISTINCT FROM %(run)s"
+            "  AND (a.claimed_by IS NULL OR a.claimed_by = %(line)s OR NOT EXISTS ("
+            "   SELECT 1 FROM lines l WHERE l.batch = a.batch AND l.line = a.claimed_by"
+            "    AND l.left_at IS NULL AND l.heartbeat >= journal_now() - %(lease)s))"
+            " ORDER BY a.attempts, a.seq LIMIT %(count)s FOR UPDATE OF a SKIP LOCKED)"
+            " UPDATE applications x SET claimed_by = %(line)s, claim_run = %(run)s"
+            " FROM pick WHERE x.batch = pick.batch"
+            "  AND x.application_id = pick.application_id"
+            " RETURNING x.application_id, x.attempts, x.seq",
+            {"batch": name, "run": run, "line": line, "lease": lease_s, "count": count})
         return [r["application_id"] for r in sorted(rows, key=lambda r: (r["attempts"],
                                                                          r["seq"]))]
 

@@ -120,6 +120,7 @@ DECLARE
     head record;
     next_seq bigint;
     digest text;
+    stamp text;
 BEGIN
     SELECT seq, hash INTO head FROM chain_heads WHERE chain = p_chain FOR UPDATE;
     IF NOT FOUND THEN
@@ -128,12 +129,83 @@ BEGIN
         SELECT seq, hash INTO head FROM chain_heads WHERE chain = p_chain FOR UPDATE;
     END IF;
     next_seq := head.seq + 1;
-    digest := journal_event_hash(head.hash, next_seq, p_at, p_batch, p_card, p_kind, p_data);
+    -- the moment is read under the head's lock, so a chain's events are in time order too
+    stamp := coalesce(p_at, to_char(clock_timestamp() AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'));
+    digest := journal_event_hash(head.hash, next_seq, stamp, p_batch, p_card, p_kind, p_data);
     UPDATE chain_heads SET seq = next_seq, hash = digest WHERE chain = p_chain;
     INSERT INTO events (chain, seq, at, batch, card, kind, data, prev, hash)
-        VALUES (p_chain, next_seq, p_at, p_batch, p_card, p_kind, p_data, head.hash, digest);
+        VALUES (p_chain, next_seq, stamp, p_batch, p_card, p_kind, p_data, head.hash, digest);
     RETURN next_seq;
 END $$"""  # noqa: S608 - GENESIS is a constant
+
+
+# A card's state change, its application's fate and its event, in one call (one round trip,
+# one implicit transaction): the same rules as the adapter's Python path. No row when the card
+# is no longer in the state the caller saw.
+_MOVE = """CREATE FUNCTION journal_move(p_id bigint, p_from text, p_to text, p_reasons text,
+    p_chip text, p_qa text, p_now double precision, p_outcome text, p_entry text,
+    p_kind text, p_data text, p_chain text, p_at text) RETURNS SETOF cards
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved cards%ROWTYPE;
+BEGIN
+    UPDATE cards SET state = p_to, reasons = p_reasons, chip_serial = p_chip, qa = p_qa,
+        updated_at = p_now WHERE id = p_id AND state = p_from RETURNING * INTO moved;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF p_outcome = 'handed_out' THEN
+        UPDATE applications SET state = 'handed_out'
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    ELSIF p_outcome = 'requeue' THEN
+        UPDATE applications SET state = 'pending', attempts = attempts - 1
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    ELSIF p_outcome IN ('retry', 'failed') THEN
+        UPDATE applications
+            SET state = CASE WHEN p_outcome = 'retry' THEN 'pending' ELSE 'failed' END,
+                reasons = (reasons::jsonb || jsonb_build_array(p_entry::jsonb))::text
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    END IF;
+    PERFORM journal_append(p_chain, moved.batch, moved.id, p_kind, p_data, p_at);
+    RETURN NEXT moved;
+END $$"""
+
+# A new card for a pending application its line may take, with its event, in one call.
+# Refusals carry SQLSTATEs of cardline's own (CL001 not claimable, CL002 still importing).
+_BEGIN = """CREATE FUNCTION journal_begin_card(p_batch text, p_application text,
+    p_station text, p_line text, p_now double precision, p_chain text, p_at text)
+    RETURNS SETOF cards LANGUAGE plpgsql AS $$
+DECLARE
+    app record;
+    card cards%ROWTYPE;
+BEGIN
+    IF EXISTS (SELECT 1 FROM imports WHERE batch = p_batch) THEN
+        RAISE EXCEPTION 'batch % is still being imported: it cannot run', quote_literal(p_batch)
+            USING ERRCODE = 'CL002';
+    END IF;
+    SELECT state, attempts, document_number, claimed_by INTO app FROM applications
+        WHERE batch = p_batch AND application_id = p_application FOR UPDATE;
+    IF NOT FOUND OR app.state <> 'pending' THEN
+        RAISE EXCEPTION 'application % of batch % is not pending (%)',
+            quote_literal(p_application), quote_literal(p_batch), coalesce(app.state, 'unknown')
+            USING ERRCODE = 'CL001';
+    END IF;
+    IF p_line IS NOT NULL AND app.claimed_by IS NOT NULL AND app.claimed_by <> p_line THEN
+        RAISE EXCEPTION 'application % of batch % is held by line %',
+            quote_literal(p_application), quote_literal(p_batch), quote_literal(app.claimed_by)
+            USING ERRCODE = 'CL001';
+    END IF;
+    UPDATE applications SET state = 'active', attempts = app.attempts + 1
+        WHERE batch = p_batch AND application_id = p_application;
+    INSERT INTO cards (batch, application_id, attempt, station, document_number, state,
+        started_at, updated_at) VALUES (p_batch, p_application, app.attempts + 1, p_station,
+        app.document_number, 'feeding', p_now, p_now) RETURNING * INTO card;
+    PERFORM journal_append(p_chain, p_batch, card.id, 'card.feeding',
+        json_build_object('application', p_application, 'attempt', card.attempt,
+                          'station', p_station)::text, p_at);
+    RETURN NEXT card;
+END $$"""
 
 
 MIGRATIONS: list[Migration] = [
@@ -363,6 +435,10 @@ MIGRATIONS: list[Migration] = [
     (7, "an event appended by the server in one call: its chain head locked only for that", (
         _EVENT_HASH,
         _APPEND,
+    )),
+    (8, "a card begun or moved with its event in one call", (
+        _MOVE,
+        _BEGIN,
     )),
 ]
 
