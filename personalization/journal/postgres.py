@@ -42,7 +42,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from personalization.applications.intake import InvalidRecord
-from personalization.applications.model import Application, FieldError
+from personalization.applications.model import Application
 from personalization.applications.stream import START, Mark
 from personalization.cardstate import Outcome, Step, spoiled
 from personalization.journal.port import (
@@ -75,6 +75,7 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
+from personalization.journal.rules import hold_once, line_row, no_station_clash
 from personalization.reasons import Code, Reason
 
 Cursor = psycopg.Cursor[DictRow]
@@ -170,24 +171,6 @@ def _check_chain(rows: Sequence[DictRow], head: tuple[int, str]) -> ChainCheck:
     if head[0] != count:  # events cut off the end, or events past what the head says
         return ChainCheck(count, min(head[0], count) + 1)
     return ChainCheck(count, count)  # the last event is not the one the head names
-
-
-def _hold_once(name: str, valid: Sequence[tuple[int, Application, str]],
-               invalid: Sequence[InvalidRecord], taken: dict[str, str],
-               ) -> tuple[list[tuple[int, Application, str]], list[InvalidRecord]]:
-    """Split ``valid`` into the applications to queue and those whose document number is
-    already held (by an earlier line of the file, or by another batch): the SQLite rule."""
-    accepted, refused = [], list(invalid)
-    for line, application, number in valid:
-        if number in taken:
-            where = "earlier in this file" if taken[number] == name else \
-                f"in batch {taken[number]!r}"
-            refused.append(InvalidRecord(line, application.application_id, (FieldError(
-                "personal_id", f"document number {number} is already held {where}"),)))
-            continue
-        taken[number] = name
-        accepted.append((line, application, number))
-    return accepted, refused
 
 
 def _line_key(line: str) -> int:
@@ -571,7 +554,7 @@ class PostgresJournal:
         """Queue ``valid`` sealed (unless another batch holds its document number) and
         quarantine the rest; returns how many were queued, and the records quarantined."""
         taken = self._taken_documents(cur, [number for _, _, number in valid])
-        queued, refused = _hold_once(name, valid, invalid, taken)
+        queued, refused = hold_once(name, valid, invalid, taken)
         cur.executemany(
             "INSERT INTO applications (batch, application_id, seq, line, document_number, "
             "state, record) VALUES (%s, %s, %s, %s, %s, 'pending', %s)",
@@ -975,14 +958,9 @@ class PostgresJournal:
             if cur.execute("SELECT 1 FROM batches WHERE name = %s FOR UPDATE",
                            (name,)).fetchone() is None:
                 raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
-            for row in cur.execute("SELECT line, stations FROM lines WHERE batch = %s AND "
-                                   "line != %s", (name, line)).fetchall():
-                shared = sorted(set(json.loads(row["stations"])) & set(stations))
-                if shared:
-                    raise JournalError(
-                        f"line {row['line']!r} of batch {name!r} already has station(s) "
-                        f"{', '.join(shared)}: the lines sharing a batch need station names "
-                        "of their own (line.yaml: stations)")
+            no_station_clash(name, [(r["line"], json.loads(r["stations"])) for r in cur.execute(
+                "SELECT line, stations FROM lines WHERE batch = %s AND line != %s",
+                (name, line)).fetchall()], stations)
             cur.execute("INSERT INTO lines (batch, line, holder, stations, started_at, "
                         "heartbeat) VALUES (%s, %s, %s, %s, %s, journal_now()) ON CONFLICT "
                         "(batch, line) DO UPDATE SET holder = excluded.holder, stations = "
@@ -1041,18 +1019,10 @@ class PostgresJournal:
         open_by_station = {r["station"]: int(r["n"]) for r in self._read(
             "SELECT station, count(*) AS n FROM cards WHERE batch = %s AND state NOT IN "
             "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
-        rows = []
-        for r in self._read("SELECT *, journal_now() - heartbeat AS age FROM lines WHERE "
-                            "batch = %s ORDER BY line", (name,)):
-            stations = json.loads(r["stations"])
-            age = max(0.0, float(r["age"]))
-            left = r["left_at"] is not None
-            rows.append(LineRow(line=r["line"], holder=r["holder"], stations=stations,
-                                started_at=r["started_at"], heartbeat_age_s=round(age, 1),
-                                alive=not left and age < lease_s, left=left,
-                                claimed=claimed.get(r["line"], 0),
-                                in_doubt=sum(open_by_station.get(s, 0) for s in stations)))
-        return rows
+        return [line_row(r, json.loads(r["stations"]), float(r["age"]), lease_s, claimed,
+                         open_by_station)
+                for r in self._read("SELECT *, journal_now() - heartbeat AS age FROM lines "
+                                    "WHERE batch = %s ORDER BY line", (name,))]
 
     def abandon_line(self, name: str, line: str, by: str, lease_s: float) -> list[int]:
         """Spoil a dead line's cards in doubt and requeue them (see the port)."""

@@ -37,7 +37,7 @@ from common.sqlite import (
     write,
 )
 from personalization.applications.intake import InvalidRecord
-from personalization.applications.model import Application, FieldError
+from personalization.applications.model import Application
 from personalization.applications.stream import START, Mark
 from personalization.cardstate import Outcome, Step, spoiled
 from personalization.journal.port import (
@@ -63,6 +63,7 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
+from personalization.journal.rules import hold_once, line_row, no_station_clash
 from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.reasons import Code, Reason
 
@@ -274,24 +275,6 @@ class SQLiteJournal:
                 taken[number] = batch
         return taken
 
-    @staticmethod
-    def _hold_once(name: str, valid: Sequence[tuple[int, Application, str]],
-                   invalid: Sequence[InvalidRecord], taken: dict[str, str],
-                   ) -> tuple[list[tuple[int, Application, str]], list[InvalidRecord]]:
-        """Split ``valid`` into the applications to queue and those whose document number is
-        already held (by an earlier line of the file, or by another batch)."""
-        accepted, refused = [], list(invalid)
-        for line, application, number in valid:
-            if number in taken:
-                where = "earlier in this file" if taken[number] == name else \
-                    f"in batch {taken[number]!r}"
-                refused.append(InvalidRecord(line, application.application_id, (FieldError(
-                    "personal_id", f"document number {number} is already held {where}"),)))
-                continue
-            taken[number] = name
-            accepted.append((line, application, number))
-        return accepted, refused
-
     def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
                      valid: Sequence[tuple[int, Application, str]],
                      invalid: Sequence[InvalidRecord]) -> BatchInfo:
@@ -306,7 +289,7 @@ class SQLiteJournal:
             if created != 1:
                 raise BatchExistsError(name)
             taken = self._taken_documents(db, [number for _, _, number in valid])
-            queued, refused = self._hold_once(name, valid, invalid, taken)
+            queued, refused = hold_once(name, valid, invalid, taken)
             db.executemany(
                 "INSERT INTO applications (batch, application_id, seq, line, "
                 "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
@@ -377,7 +360,7 @@ class SQLiteJournal:
                                    f"{start.lines}: another process imported, finished or "
                                    "discarded it meanwhile")
             taken = self._taken_documents(db, [number for _, _, number in valid])
-            queued, refused = self._hold_once(name, valid, invalid, taken)
+            queued, refused = hold_once(name, valid, invalid, taken)
             db.executemany(
                 "INSERT INTO applications (batch, application_id, seq, line, "
                 "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
@@ -684,14 +667,9 @@ class SQLiteJournal:
         with self._write() as db:
             if db.execute("SELECT 1 FROM batches WHERE name = ?", (name,)).fetchone() is None:
                 raise JournalError(f"no batch named {name!r} (see `cardline batch status`)")
-            for other, names in db.execute("SELECT line, stations FROM lines WHERE batch = ? "
-                                           "AND line != ?", (name, line)).fetchall():
-                shared = sorted(set(json.loads(names)) & set(stations))
-                if shared:
-                    raise JournalError(
-                        f"line {other!r} of batch {name!r} already has station(s) "
-                        f"{', '.join(shared)}: the lines sharing a batch need station names "
-                        "of their own (line.yaml: stations)")
+            no_station_clash(name, [(other, json.loads(names)) for other, names in db.execute(
+                "SELECT line, stations FROM lines WHERE batch = ? AND line != ?",
+                (name, line)).fetchall()], stations)
             db.execute("INSERT INTO lines (batch, line, holder, stations, started_at, "
                        "heartbeat) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (batch, line) DO "
                        "UPDATE SET holder = excluded.holder, stations = excluded.stations, "
@@ -739,17 +717,10 @@ class SQLiteJournal:
         open_by_station: dict[str, int] = {r[0]: int(r[1]) for r in self._read(
             "SELECT station, count(*) FROM cards WHERE batch = ? AND state NOT IN "
             "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
-        rows = []
-        for r in self._read("SELECT * FROM lines WHERE batch = ? ORDER BY line", (name,)):
-            stations = json.loads(r["stations"])
-            age = max(0.0, now - r["heartbeat"])
-            left = r["left_at"] is not None
-            rows.append(LineRow(line=r["line"], holder=r["holder"], stations=stations,
-                                started_at=r["started_at"], heartbeat_age_s=round(age, 1),
-                                alive=not left and age < lease_s, left=left,
-                                claimed=claimed.get(r["line"], 0),
-                                in_doubt=sum(open_by_station.get(s, 0) for s in stations)))
-        return rows
+        return [line_row(_mapping(r), json.loads(r["stations"]), now - r["heartbeat"], lease_s,
+                         claimed, open_by_station)
+                for r in self._read("SELECT * FROM lines WHERE batch = ? ORDER BY line",
+                                    (name,))]
 
     def abandon_line(self, name: str, line: str, by: str, lease_s: float) -> list[int]:
         """Spoil a dead line's cards in doubt and requeue them (see the port)."""
