@@ -32,7 +32,7 @@ from applets.virtual.bench import measure_roundtrip_ms
 from applets.virtual.store import ChipStore
 from hsm.bench import measure_signs_per_second
 from hsm.certificates import certificate_to_pem
-from personalization import intakebench, linebench
+from personalization import fleetline, intakebench, linebench
 from personalization.applications.model import Application
 from personalization.applications.stream import default_workers
 from personalization.benchkit import BenchHSM, bench_applications, bench_hsm
@@ -252,6 +252,13 @@ def line_realistic_section(ctx: BenchContext) -> Figures:
     }
 
 
+def fleet_line_section(ctx: BenchContext) -> Figures:
+    """Three lines × two stations at realistic timing on one PostgreSQL journal, over
+    ``6 / one station's bare cycle`` (fleetline.py)."""
+    _own_pcscd(ctx)
+    return fleetline.fleet_line(ctx.root, ctx.profile, ctx.hsm, base_port=BENCH_BASE_PORT)
+
+
 INTAKE_RECORDS = 4000  # the throughput file
 INTAKE_SINGLE_RECORDS = 2000  # the same records on one worker (the same work per record)
 INTAKE_MEMORY_RECORDS = (2000, 20_000)  # the two batch sizes of the memory figure
@@ -331,6 +338,7 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "line-realistic": line_realistic_section,
     "intake": intake_section,
     "intake-line": intake_line_section,
+    "fleet-line": fleet_line_section,
 }
 
 

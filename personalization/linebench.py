@@ -52,13 +52,13 @@ class LineRun:
     cycle_s: float | None = None  # one station's bare cycle, when measured
 
 
-def _parts(profile: DocumentProfile, hsm: BenchHSM) -> LineParts:
+def line_parts(profile: DocumentProfile, hsm: BenchHSM) -> LineParts:
     trust = TrustStore.from_pem(certificate_to_pem(hsm.csca_der).encode("ascii"))
     return LineParts(Preparer(profile, hsm.signer), profile, card_layout(profile), trust,
                      poll_s=0.1)
 
 
-def _bare_cycle(spec: StationSpec, parts: LineParts, profile: DocumentProfile,
+def bare_cycle(spec: StationSpec, parts: LineParts, profile: DocumentProfile,
                 root: Path, cycles: int) -> float:
     """Cards through one station's physical steps, with none of the controller; the median
     seconds per card (back-to-back cards wait for pcscd's presence polls as a line does)."""
@@ -98,11 +98,11 @@ def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: i
     names = {f"station-{i + 1}": i for i in range(stations)}
     blanks = cards // stations + bare_cycles + 6
     apps = bench_applications(root, profile, cards)
-    parts = _parts(profile, hsm)
+    parts = line_parts(profile, hsm)
     with bank, PrinterLine(root / "bank", names, bank.host_socket, bank.chips_dir, timing,
                            blanks) as printers, Journal(root / "journal.db") as journal:
         specs = [StationSpec(n, printers.port(n), bank.reader_name(i)) for n, i in names.items()]
-        cycle = _bare_cycle(specs[0], parts, profile, root, bare_cycles) if bare_cycles else None
+        cycle = bare_cycle(specs[0], parts, profile, root, bare_cycles) if bare_cycles else None
         journal.create_batch("bench", source="bench", profile=profile.name, max_attempts=3,
                              valid=[(n, a, document_number(a)) for n, a in enumerate(apps)],
                              invalid=[])

@@ -1,0 +1,133 @@
+"""``fleet_vs_bound`` for ``cardline bench``: three lines of two real (simulated) stations each,
+at realistic printer timing, as three ``cardline batch run`` processes on one PostgreSQL
+journal with production durability — against the bound ``6 / one station's bare cycle``,
+the cycle measured in the same run (one card through one station's physical steps, no
+journal, no controller).
+
+Throughput is the batch's handed-out cards over the span from the first card begun to the
+last card done (the lines' start-up is not the machines' time).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from applets.virtual.bank import EncoderBank
+from hsm.ceremony import init_csca, new_ds
+from hsm.keywrap import HSMKeyWrap
+from hsm.pkcs11 import HSM
+from personalization.benchkit import BenchHSM, bench_applications
+from personalization.errors import PersonalizationError
+from personalization.fleetbench import BATCH, create_batch, production_cluster
+from personalization.journal import open_journal
+from personalization.journal.pg_inventory import PostgresKeyInventory
+from personalization.journal.pgcluster import LINE, OWNER
+from personalization.line.report import build_report
+from personalization.line.station import StationSpec
+from personalization.linebench import bare_cycle, line_parts
+from personalization.profile import DocumentProfile
+from personalization.simline import PrinterLine
+
+LINES = 3
+STATIONS_PER_LINE = 2
+CARDS_PER_STATION = 4
+OFFICERS = ("Bench Officer A", "Bench Officer B")
+LINE_WAIT_S = 900.0
+
+
+class FleetLineError(PersonalizationError):
+    """A line of the realistic fleet run did not finish; the message says which and where
+    its log is."""
+
+
+def _line_yaml(hsm: BenchHSM, url: str, line: str, data_dir: Path,
+               stations: list[tuple[str, str, str]]) -> dict[str, Any]:
+    return {
+        "line": line, "data_dir": str(data_dir),
+        "hsm": {"module": hsm.module, "token": hsm.token, "pin_source": "env",
+                "softhsm_conf": os.environ.get("SOFTHSM2_CONF")},
+        "journal": {"url": url},
+        "controller": {"max_attempts": 3, "alarm_poll_s": 0.1},
+        "stations": [{"name": name, "printer": {"port": port}, "encoder": {"reader": reader}}
+                     for name, port, reader in stations],
+    }
+
+
+def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port: int,
+               timing: str = "realistic", cards_per_station: int = CARDS_PER_STATION,
+               ) -> dict[str, float]:
+    """Measure the bare cycle and the three lines' throughput; the figures of the section."""
+    stations = LINES * STATIONS_PER_LINE
+    names = {f"l{n + 1}-s{s + 1}": n * STATIONS_PER_LINE + s
+             for n in range(LINES) for s in range(STATIONS_PER_LINE)}
+    cards = stations * cards_per_station
+    applications = bench_applications(root / "fleet-line", profile, cards, seed=61)
+    bank = EncoderBank(root / "fleet-line" / "bank", stations, base_port, timing=timing)
+    blanks = cards_per_station * 3 + 4
+    with bank, PrinterLine(root / "fleet-line" / "bank", names, bank.host_socket,
+                           bank.chips_dir, timing, blanks) as printers, \
+            production_cluster() as cluster:
+        specs = {n: StationSpec(n, printers.port(n), bank.reader_name(i))
+                 for n, i in names.items()}
+        cycle = bare_cycle(specs["l1-s1"], line_parts(profile, hsm), profile, root, 1)
+        cluster.create_database("fleet")
+        open_journal(cluster.url("fleet", OWNER)).close()  # migrated by its owner
+        url = cluster.url("fleet", LINE)
+        with HSM(hsm.module, hsm.token, hsm.pin) as token, \
+                PostgresKeyInventory(url) as inventory:
+            now = datetime.now(UTC)
+            init_csca(token, inventory, officers=OFFICERS, at=now, label="CSCA-FLEET")
+            new_ds(token, inventory, officers=OFFICERS, at=now, usage_days=30,
+                   max_documents=1_000_000, label_prefix="DS-FLEET")
+            with open_journal(url, wrap=HSMKeyWrap(token)) as journal:
+                create_batch(journal, applications)
+        codes = _run_lines(root / "fleet-line", hsm, url, specs)
+        with open_journal(url) as journal:
+            report = build_report(journal, BATCH)
+    bad = {line: code for line, code in codes.items() if code != 0}
+    if bad or report["applications"]["handed_out"] != cards:
+        raise FleetLineError(f"fleet line: lines {bad or 'all exited 0'}, "
+                             f"{report['applications']['handed_out']} of {cards} handed out; "
+                             f"logs under {root / 'fleet-line'}")
+    throughput = cards / report["throughput"]["seconds"]
+    bound = stations / cycle
+    return {"fleet_station_cycle_s": round(cycle, 2),
+            "fleet_line_cards_per_s": round(throughput, 4),
+            "fleet_bound_cards_per_s": round(bound, 4),
+            "fleet_vs_bound": round(throughput / bound, 3)}
+
+
+def _run_lines(folder: Path, hsm: BenchHSM, url: str,
+               specs: dict[str, StationSpec]) -> dict[str, int | None]:
+    """Start the three ``cardline batch run`` processes together; their exit codes."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    env = {**os.environ, "CARDLINE_HSM_PIN": hsm.pin}
+    for number in range(1, LINES + 1):
+        line = f"line-{number}"
+        own = [(s.name, s.printer_port, s.reader) for n, s in specs.items()
+               if n.startswith(f"l{number}-")]
+        config = folder / f"{line}.yaml"
+        config.write_text(yaml.safe_dump(_line_yaml(hsm, url, line, folder / line, own)),
+                          encoding="utf-8")
+        with (folder / f"{line}.log").open("wb") as sink:
+            processes[line] = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "personalization", "batch", "run", BATCH, "--config",
+                 str(config)], stdout=sink, stderr=sink, stdin=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + LINE_WAIT_S
+    codes: dict[str, int | None] = {}
+    for line, process in processes.items():
+        try:
+            codes[line] = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            process.wait()
+            codes[line] = None
+    return codes
