@@ -329,12 +329,15 @@ class JournalPort(Protocol):
         Journaled as ``run.control`` {action, by}; :class:`JournalError` for an unknown batch
         or action."""
 
-    def control(self, name: str) -> str | None:
+    def control(self, name: str, line: str | None = None) -> str | None:
         """The latest requested action the controller has not acknowledged yet, or None.
         A pause stays in force once acknowledged — the controller keeps its stations waiting
-        — until a ``resume`` or ``stop`` is requested; the journal only remembers requests."""
+        — until a ``resume`` or ``stop`` is requested; the journal only remembers requests.
+        With ``line`` (lines sharing a batch): the latest request ``line`` has not
+        acknowledged, whatever the other lines did — every line obeys each request."""
 
-    def ack_control(self, name: str, action: str) -> None:
+    def ack_control(self, name: str, action: str, line: str | None = None) -> None:
         """The controller carried out ``action``: :meth:`control` stops returning it.
         Journaled as ``run.obeyed`` {action}, once; acknowledging an action that is no longer
-        the latest request (a newer one came meanwhile) changes nothing."""
+        the latest request (a newer one came meanwhile) changes nothing.
+        With ``line``: acknowledged for that line only (``run.obeyed`` names it)."""

@@ -1069,19 +1069,39 @@ class PostgresJournal:
                         (name, action, by, _now()))
             self._append(cur, name, None, "run.control", {"action": action, "by": by})
 
-    def control(self, name: str) -> str | None:
-        """The latest requested action not yet acknowledged (see the port)."""
-        rows = self._read("SELECT requested FROM run_control WHERE batch = %s AND NOT obeyed",
-                          (name,))
+    def control(self, name: str, line: str | None = None) -> str | None:
+        """The latest requested action not yet acknowledged (by ``line``; see the port)."""
+        if line is None:
+            rows = self._read("SELECT requested FROM run_control WHERE batch = %s AND "
+                              "NOT obeyed", (name,))
+        else:
+            rows = self._read("SELECT r.requested FROM run_control r LEFT JOIN "
+                              "run_control_seen s ON s.batch = r.batch AND s.line = %s "
+                              "WHERE r.batch = %s AND "
+                              "s.requested_at IS DISTINCT FROM r.requested_at", (line, name))
         return str(rows[0]["requested"]) if rows else None
 
-    def ack_control(self, name: str, action: str) -> None:
-        """The controller carried out ``action`` (see the port)."""
+    def ack_control(self, name: str, action: str, line: str | None = None) -> None:
+        """The controller carried out ``action`` (for ``line``; see the port)."""
         control_action(action)
         with self._write() as cur:
-            if cur.execute("UPDATE run_control SET obeyed = TRUE WHERE batch = %s AND "
-                           "requested = %s AND NOT obeyed", (name, action)).rowcount:
-                self._append(cur, name, None, "run.obeyed", {"action": action})
+            if line is None:
+                if cur.execute("UPDATE run_control SET obeyed = TRUE WHERE batch = %s AND "
+                               "requested = %s AND NOT obeyed", (name, action)).rowcount:
+                    self._append(cur, name, None, "run.obeyed", {"action": action})
+                return
+            row = cur.execute("SELECT requested_at FROM run_control WHERE batch = %s AND "
+                              "requested = %s FOR UPDATE", (name, action)).fetchone()
+            if row is None or cur.execute(
+                    "SELECT 1 FROM run_control_seen WHERE batch = %s AND line = %s AND "
+                    "requested_at = %s", (name, line, row["requested_at"])).fetchone():
+                return
+            cur.execute("INSERT INTO run_control_seen (batch, line, requested_at) VALUES "
+                        "(%s, %s, %s) ON CONFLICT (batch, line) DO UPDATE SET "
+                        "requested_at = EXCLUDED.requested_at",
+                        (name, line, row["requested_at"]))
+            cur.execute("UPDATE run_control SET obeyed = TRUE WHERE batch = %s", (name,))
+            self._append(cur, name, None, "run.obeyed", {"action": action, "line": line})
 
     # -- closing and purging ----------------------------------------------------------------
 

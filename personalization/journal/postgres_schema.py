@@ -440,6 +440,14 @@ MIGRATIONS: list[Migration] = [
         _MOVE,
         _BEGIN,
     )),
+    (9, "each line's acknowledgement of run control, so every line obeys each request", (
+        """CREATE TABLE run_control_seen (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (batch, line))""",
+        f"GRANT SELECT, INSERT, UPDATE ON run_control_seen TO {LINE_ROLE}",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -88,7 +88,7 @@ _DELETE_SOME = {
 }
 _DELETE_ALL = {table: f"DELETE FROM {table} WHERE batch = ?"  # noqa: S608 - constants
                for table in ("import_keys", "quarantine", "applications", "stations",
-                             "run_control", "imports")}
+                             "run_control", "run_control_seen", "imports")}
 
 
 def _now() -> str:
@@ -765,19 +765,38 @@ class SQLiteJournal:
                        (name, action, by, _now()))
             self._append(db, name, None, "run.control", {"action": action, "by": by})
 
-    def control(self, name: str) -> str | None:
-        """The latest requested action not yet acknowledged (see the port)."""
-        rows = self._read("SELECT requested FROM run_control WHERE batch = ? AND obeyed = 0",
-                          (name,))
+    def control(self, name: str, line: str | None = None) -> str | None:
+        """The latest requested action not yet acknowledged (by ``line``; see the port)."""
+        if line is None:
+            rows = self._read("SELECT requested FROM run_control WHERE batch = ? AND "
+                              "obeyed = 0", (name,))
+        else:
+            rows = self._read("SELECT r.requested FROM run_control r LEFT JOIN "
+                              "run_control_seen s ON s.batch = r.batch AND s.line = ? "
+                              "WHERE r.batch = ? AND s.requested_at IS NOT r.requested_at",
+                              (line, name))
         return str(rows[0][0]) if rows else None
 
-    def ack_control(self, name: str, action: str) -> None:
-        """The controller carried out ``action`` (see the port)."""
+    def ack_control(self, name: str, action: str, line: str | None = None) -> None:
+        """The controller carried out ``action`` (for ``line``; see the port)."""
         control_action(action)
         with self._write() as db:
-            if db.execute("UPDATE run_control SET obeyed = 1 WHERE batch = ? AND requested = ? "
-                          "AND obeyed = 0", (name, action)).rowcount:
-                self._append(db, name, None, "run.obeyed", {"action": action})
+            if line is None:
+                if db.execute("UPDATE run_control SET obeyed = 1 WHERE batch = ? AND "
+                              "requested = ? AND obeyed = 0", (name, action)).rowcount:
+                    self._append(db, name, None, "run.obeyed", {"action": action})
+                return
+            row = db.execute("SELECT requested_at FROM run_control WHERE batch = ? AND "
+                             "requested = ?", (name, action)).fetchone()
+            if row is None or db.execute(
+                    "SELECT 1 FROM run_control_seen WHERE batch = ? AND line = ? AND "
+                    "requested_at = ?", (name, line, row[0])).fetchone():
+                return
+            db.execute("INSERT INTO run_control_seen (batch, line, requested_at) VALUES "
+                       "(?, ?, ?) ON CONFLICT (batch, line) DO UPDATE SET "
+                       "requested_at = excluded.requested_at", (name, line, row[0]))
+            db.execute("UPDATE run_control SET obeyed = 1 WHERE batch = ?", (name,))
+            self._append(db, name, None, "run.obeyed", {"action": action, "line": line})
 
     # -- closing and purging ----------------------------------------------------------------
 

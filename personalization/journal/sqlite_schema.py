@@ -149,6 +149,13 @@ MIGRATIONS: list[Migration] = [
             left_at TEXT,
             PRIMARY KEY (batch, line))""",
     )),
+    (6, "each line's acknowledgement of run control, so every line obeys each request", (
+        """CREATE TABLE run_control_seen (
+            batch TEXT NOT NULL REFERENCES batches(name),
+            line TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (batch, line))""",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

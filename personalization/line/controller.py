@@ -139,14 +139,14 @@ class LineController:
 
     def _obey(self) -> None:
         """Carry out a pause, resume or stop another process asked for."""
-        action = self.journal.control(self.batch)
+        action = self.journal.control(self.batch, self.parts.line)
         if action is None or self.dispatcher is None:
             return
         if action == "stop":
             self.stop.set()
         else:
             self.dispatcher.pause(action == "pause")
-        self.journal.ack_control(self.batch, action)
+        self.journal.ack_control(self.batch, action, self.parts.line)
         _log.info("line.control", batch=self.batch, action=action)
 
     def _in_doubt(self) -> list[str]:
@@ -198,9 +198,9 @@ class LineController:
         self.stations = [Station(spec, context) for spec in self.specs]
         errors: list[BaseException] = []
         threads = [station_thread(s, errors, self.stop) for s in self.stations]
-        stale = self.journal.control(self.batch)
+        stale = self.journal.control(self.batch, parts.line)
         if stale is not None:  # asked of an earlier run that ended first: a new run starts
-            self.journal.ack_control(self.batch, stale)
+            self.journal.ack_control(self.batch, stale, parts.line)
         self.journal.note(self.batch, "run.started", line=parts.line,
                           stations=[s.name for s in self.specs],
                           queued=info.applications["pending"], in_doubt=len(in_doubt),

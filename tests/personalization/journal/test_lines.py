@@ -168,3 +168,23 @@ def test_abandoning_a_dead_line_spoils_its_cards_in_doubt_and_requeues_them(
     assert journal.stock(batch) == {"fed": 1, "handed_out": 0, "rejected": 1, "in_machine": 0}
     with pytest.raises(JournalError, match="never run"):
         journal.abandon_line(batch, "line-9", "officer-an", 0.2)
+
+
+def test_every_line_obeys_each_run_control_request(journal: JournalPort, batch: str) -> None:
+    """A pause asked of the batch reaches each line, whichever acknowledges first; a newer
+    request reaches them all again; a line's acknowledgement is journaled with its name."""
+    journal.request_control(batch, "pause", "operator")
+    assert journal.control(batch, "line-1") == journal.control(batch, "line-2") == "pause"
+    journal.ack_control(batch, "pause", "line-1")
+    assert journal.control(batch, "line-1") is None
+    assert journal.control(batch, "line-2") == "pause"
+    journal.ack_control(batch, "pause", "line-2")
+    journal.ack_control(batch, "pause", "line-2")  # twice: journaled once
+    assert journal.control(batch, "line-2") is None
+    journal.request_control(batch, "resume", "operator")
+    assert journal.control(batch, "line-1") == journal.control(batch, "line-2") == "resume"
+    journal.ack_control(batch, "pause", "line-1")  # no longer the request: nothing changes
+    assert journal.control(batch, "line-1") == "resume"
+    obeyed = [e["data"] for e in journal.events(batch) if e["kind"] == "run.obeyed"]
+    assert obeyed == [{"action": "pause", "line": "line-1"},
+                      {"action": "pause", "line": "line-2"}]
