@@ -161,12 +161,14 @@ class Station:
     def _give_back_unbegun(self) -> None:
         """Work taken when the journal failed at the card's first write: if no card of it
         was begun (the write never committed), it goes back to the line's queue."""
-        work, self._taken = self._taken, None
+        work = self._taken
         if work is None:
             return
         application_id = work.application.application_id
-        if not any(c.application_id == application_id
-                   for c in self.line.journal.open_cards(self.line.batch)):
+        begun = any(c.application_id == application_id  # the journal may fail here again:
+                    for c in self.line.journal.open_cards(self.line.batch))  # kept till known
+        self._taken = None
+        if not begun:
             self.line.dispatcher.give_back(work)
 
     def _alarm(self, text: str) -> None:
