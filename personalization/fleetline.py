@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,14 @@ def _run_lines(folder: Path, hsm: BenchHSM, url: str,
             processes[line] = subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", "personalization", "batch", "run", BATCH, "--config",
                  str(config)], stdout=sink, stderr=sink, stdin=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + LINE_WAIT_S
+    return wait_lines(processes, LINE_WAIT_S)
+
+
+def wait_lines(processes: Mapping[str, subprocess.Popen[bytes]],
+               seconds: float) -> dict[str, int | None]:
+    """Each line process's exit code; one still running after ``seconds`` in all is
+    terminated and has None."""
+    deadline = time.monotonic() + seconds
     codes: dict[str, int | None] = {}
     for line, process in processes.items():
         try:

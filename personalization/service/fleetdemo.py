@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from applets.virtual.bank import EncoderBank
+from personalization.fleetline import wait_lines
 from personalization.journal import open_journal
 from personalization.service import batches
 from personalization.service.demo import DEMO_OFFICERS, DemoOptions, DemoStart
@@ -135,7 +135,7 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
                                          stdin=subprocess.DEVNULL,
                                          env={**os.environ, "COLUMNS": "100"})
                 processes[line] = (child, log, [n for n, _, _ in own])
-        codes = _wait(processes)
+        codes = wait_lines({line: p for line, (p, _, _) in processes.items()}, LINE_WAIT_S)
         report = batches.report(shared.config, name)
     figures = _figures(url, name, processes, codes)
     for row in report["lines"]:  # the journal's per-line figures, with each process's own
@@ -144,20 +144,6 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
                     if k in ("exit_code", "seconds", "cards_per_s")})
     files = batches.write_report(report, out)
     return FleetDemoResult(start, figures, report, files, out / "cards")
-
-
-def _wait(processes: dict[str, tuple[subprocess.Popen[bytes], Path, list[str]]],
-          ) -> dict[str, int | None]:
-    deadline = time.monotonic() + LINE_WAIT_S
-    codes: dict[str, int | None] = {}
-    for line, (process, _, _) in processes.items():
-        try:
-            codes[line] = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            process.wait()
-            codes[line] = None
-    return codes
 
 
 def _figures(url: str, name: str,
