@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -48,7 +49,7 @@ def connect(path: Path, error: ErrorFactory) -> sqlite3.Connection:
                              timeout=BUSY_TIMEOUT_MS / 1000)
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _wal_mode(db)
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
     except (OSError, sqlite3.Error) as exc:
@@ -57,6 +58,23 @@ def connect(path: Path, error: ErrorFactory) -> sqlite3.Connection:
         db.close()
         raise error(f"{path}: the file system refuses WAL mode ({mode})")
     return db
+
+
+def _wal_mode(db: sqlite3.Connection) -> str:
+    """Switch to WAL. On a new file opened by several processes at once the switch can meet
+    SQLITE_BUSY without SQLite calling its busy handler (the change needs an exclusive lock
+    while another connection is opening the same file), so it is tried again here, within
+    the same busy timeout the other statements have."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 @contextmanager
