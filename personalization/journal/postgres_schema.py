@@ -448,6 +448,44 @@ MIGRATIONS: list[Migration] = [
             PRIMARY KEY (batch, line))""",
         f"GRANT SELECT, INSERT, UPDATE ON run_control_seen TO {LINE_ROLE}",
     )),
+    (10, "people: accounts with roles, officers' shares of the CSCA token PIN, signed "
+         "checkpoints of the event chains", (
+        """CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            roles TEXT NOT NULL,
+            passphrase TEXT NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT FALSE,
+            failures INTEGER NOT NULL DEFAULT 0,
+            locked_until TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            changed_at TEXT NOT NULL)""",
+        """CREATE TABLE key_shares (
+            token TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            officer TEXT NOT NULL REFERENCES accounts(name),
+            quorum INTEGER NOT NULL CHECK (quorum >= 2),
+            share BYTEA NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (token, generation, officer))""",
+        """CREATE TABLE audit_checkpoints (
+            chain TEXT NOT NULL DEFAULT 'journal',
+            seq BIGINT NOT NULL,
+            head TEXT NOT NULL,
+            at TEXT NOT NULL,
+            key_label TEXT NOT NULL,
+            signature BYTEA NOT NULL,
+            PRIMARY KEY (chain, seq))""",
+        "CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON "
+        "audit_checkpoints FOR EACH ROW EXECUTE FUNCTION "
+        "journal_refuse('checkpoints are append-only')",
+        "CREATE TRIGGER key_shares_kept BEFORE UPDATE ON key_shares FOR EACH ROW EXECUTE "
+        "FUNCTION journal_refuse('key shares are never rewritten: re-split')",
+        # the lines' role authenticates people and counts their failures, never deletes one
+        f"GRANT SELECT, INSERT, UPDATE ON accounts TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON key_shares TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON audit_checkpoints TO {LINE_ROLE}",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

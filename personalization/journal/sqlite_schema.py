@@ -156,6 +156,45 @@ MIGRATIONS: list[Migration] = [
             requested_at TEXT NOT NULL,
             PRIMARY KEY (batch, line))""",
     )),
+    (7, "people: accounts with roles, officers' shares of the CSCA token PIN, signed checkpoints "
+        "of the event chain", (
+        # passphrase: an Argon2id PHC string, never the passphrase; roles: a JSON list
+        """CREATE TABLE accounts (
+            name TEXT PRIMARY KEY,
+            roles TEXT NOT NULL,
+            passphrase TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+            failures INTEGER NOT NULL DEFAULT 0,
+            locked_until TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            changed_at TEXT NOT NULL)""",
+        # one officer's share of a token's PIN, sealed under that officer's own passphrase;
+        # a re-split writes a new generation, the latest one is the one in force
+        """CREATE TABLE key_shares (
+            token TEXT NOT NULL,
+            generation INTEGER NOT NULL,
+            officer TEXT NOT NULL REFERENCES accounts(name),
+            quorum INTEGER NOT NULL CHECK (quorum >= 2),
+            share BLOB NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (token, generation, officer))""",
+        "CREATE TRIGGER key_shares_kept_update BEFORE UPDATE ON key_shares "
+        "BEGIN SELECT RAISE(ABORT, 'key shares are never rewritten: re-split'); END",
+        # the chain head at seq, signed (CMS, DER) by the audit key in the HSM
+        """CREATE TABLE audit_checkpoints (
+            chain TEXT NOT NULL DEFAULT 'journal',
+            seq INTEGER NOT NULL,
+            head TEXT NOT NULL,
+            at TEXT NOT NULL,
+            key_label TEXT NOT NULL,
+            signature BLOB NOT NULL,
+            PRIMARY KEY (chain, seq))""",
+        "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints "
+        "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
+        "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints "
+        "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]
