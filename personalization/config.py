@@ -17,6 +17,14 @@ from personalization.errors import ConfigError
 DEFAULT_CONFIG = Path("line.yaml")
 
 
+# Hard upper bounds of the DS policy (ICAO's PKD example policy: a new DS every 3 months or
+# 150 000 documents); line.yaml may set lower values, nothing may set higher ones.
+DS_USAGE_DAYS_BOUND = 366
+DS_MAX_DOCUMENTS_BOUND = 500_000
+ROLES = ("operator", "qa", "officer", "auditor", "admin")
+Role = Literal["operator", "qa", "officer", "auditor", "admin"]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -35,8 +43,9 @@ class HSMConfig(_Frozen):
     # ICAO 9303-12 §4.1.6 wants explicit EC domain parameters in CSCA/DS certificates;
     # "named" is for relying parties whose verifiers refuse them (OpenSSL 3 does).
     ec_parameters: Literal["explicit", "named"] = "explicit"
-    ds_max_documents: int = Field(100_000, gt=0)
-    ds_usage_days: int = Field(90, gt=0, le=3650)
+    # the DS policy: a ceremony may lower these, never exceed them; the bounds are hard
+    ds_max_documents: int = Field(100_000, gt=0, le=DS_MAX_DOCUMENTS_BOUND)
+    ds_usage_days: int = Field(90, gt=0, le=DS_USAGE_DAYS_BOUND)
     signer_sessions: int = Field(2, ge=1, le=64)
 
 
@@ -102,6 +111,35 @@ class ControllerConfig(_Frozen):
                            "claimed but never started go to the other lines")
 
 
+class PeopleConfig(_Frozen):
+    """Who may sign in and for how long: sessions end with the shift they began in."""
+
+    shifts: list[str] = Field(default_factory=lambda: ["06:00", "14:00", "22:00"],
+                              min_length=1, description="when each shift starts (HH:MM, local)")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="the factory's time zone (IANA)")
+    lockout_failures: int = Field(5, ge=1, le=20,
+                                  description="wrong passphrases in a row before a lockout")
+    lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lockout lasts")
+
+    @field_validator("shifts")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+                raise ValueError(f"shift start {text!r} is not HH:MM")
+        return sorted(set(value))
+
+
+class KeysConfig(_Frozen):
+    """Key ceremonies: the officers' quorum and the offline CSCA's own token."""
+
+    quorum: int = Field(2, ge=2, le=16, description="officers needed for a ceremony (k of n)")
+    csca_token: str = Field("cardline-csca", min_length=1,
+                            description="the CSCA's own token (its PIN is split among officers)")
+    audit_label: str = Field("AUDIT", min_length=1,
+                             description="the key on the line token that signs checkpoints")
+
+
 class SimulationConfig(_Frozen):
     """Settings of the simulated line (virtual encoders and emulated printers)."""
 
@@ -119,6 +157,8 @@ class LineConfig(_Frozen):
     hsm: HSMConfig
     journal: JournalConfig = JournalConfig()
     controller: ControllerConfig = ControllerConfig()
+    people: PeopleConfig = PeopleConfig()
+    keys: KeysConfig = KeysConfig()
     stations: list[StationConfig] = Field(default_factory=list)
     simulation: SimulationConfig = SimulationConfig()
 

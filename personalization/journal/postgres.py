@@ -45,6 +45,8 @@ from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application
 from personalization.applications.stream import START, Mark
 from personalization.cardstate import Outcome, Step, spoiled
+from personalization.journal.pg_audit import PostgresAudit
+from personalization.journal.pg_people import PostgresPeople
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
@@ -197,7 +199,7 @@ def _move_data(card: CardRow, result: Step, serial: str | None,
 JOURNAL_CHAIN = "journal"
 
 
-class PostgresJournal:
+class PostgresJournal(PostgresPeople, PostgresAudit):
     """The journal on a PostgreSQL server; a context manager that closes its connections.
 
     ``wrap`` wraps each batch's data key. Without one the journal opens for everything that

@@ -476,6 +476,16 @@ MIGRATIONS: list[Migration] = [
             key_label TEXT NOT NULL,
             signature BYTEA NOT NULL,
             PRIMARY KEY (chain, seq))""",
+        """CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(name),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            ended_at TEXT)""",
+        """CREATE TABLE audit_keys (
+            label TEXT PRIMARY KEY,
+            certificate BYTEA NOT NULL,
+            created_at TEXT NOT NULL)""",
         "CREATE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON "
         "audit_checkpoints FOR EACH ROW EXECUTE FUNCTION "
         "journal_refuse('checkpoints are append-only')",
@@ -485,6 +495,8 @@ MIGRATIONS: list[Migration] = [
         f"GRANT SELECT, INSERT, UPDATE ON accounts TO {LINE_ROLE}",
         f"GRANT SELECT, INSERT ON key_shares TO {LINE_ROLE}",
         f"GRANT SELECT, INSERT ON audit_checkpoints TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON audit_keys TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE ON sessions TO {LINE_ROLE}",
     )),
 ]
 

@@ -64,6 +64,8 @@ from personalization.journal.records import (
     load_application,
 )
 from personalization.journal.rules import hold_once, line_row, no_station_clash
+from personalization.journal.sqlite_audit import SQLiteAudit
+from personalization.journal.sqlite_people import SQLitePeople
 from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.reasons import Code, Reason
 
@@ -119,7 +121,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
 
 
-class SQLiteJournal:
+class SQLiteJournal(SQLitePeople, SQLiteAudit):
     """The journal of one line in a SQLite file; a context manager that closes it."""
 
     def __init__(self, path: Path) -> None:

@@ -190,6 +190,18 @@ MIGRATIONS: list[Migration] = [
             key_label TEXT NOT NULL,
             signature BLOB NOT NULL,
             PRIMARY KEY (chain, seq))""",
+        # a login's session: only the SHA-256 of its random token is kept
+        """CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(name),
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            ended_at TEXT)""",
+        # the certificate of each audit key (the key stays in the HSM)
+        """CREATE TABLE audit_keys (
+            label TEXT PRIMARY KEY,
+            certificate BLOB NOT NULL,
+            created_at TEXT NOT NULL)""",
         "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints "
         "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
         "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints "
