@@ -145,6 +145,11 @@ class InventoryPort(Protocol):
         """Mark ``label`` retired (cards it signed stay valid) and audit why."""
         ...
 
+    def revoke(self, label: str, reason: str, at: datetime, officers: tuple[str, ...]) -> bool:
+        """Mark ``label`` revoked (cards it signed fail Passive Authentication once the CRL
+        says so) and audit who and why; False when it was revoked already."""
+        ...
+
     def reserve(self, label: str, wanted: int, at: datetime) -> tuple[int, int]:
         """Durably reserve up to ``wanted`` signatures of ``label``: [start, end); when none
         is left the key is retired and ``KeyRetired`` raised."""
@@ -259,6 +264,17 @@ class KeyInventory:
             db.execute("UPDATE keys SET status='retired' WHERE label=? AND status='active'",
                        (label,))
             self._audit(db, AuditEntry(at, "retire", label, ("system",), reason))
+
+    def revoke(self, label: str, reason: str, at: datetime, officers: tuple[str, ...]) -> bool:
+        """Mark ``label`` revoked and audit who and why; False when it was revoked already."""
+        with self._transaction(write=True) as db:
+            if db.execute("SELECT 1 FROM keys WHERE label=?", (label,)).fetchone() is None:
+                raise KeyNotFound(label)
+            changed = db.execute("UPDATE keys SET status='revoked' WHERE label=? AND "
+                                 "status != 'revoked'", (label,)).rowcount
+            if changed:
+                self._audit(db, AuditEntry(at, "revoke", label, officers, f"reason={reason}"))
+        return bool(changed)
 
     def reserve(self, label: str, wanted: int, at: datetime) -> tuple[int, int]:
         """Durably reserve up to ``wanted`` signatures of ``label``: returns [start, end)."""

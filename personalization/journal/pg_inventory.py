@@ -208,6 +208,20 @@ class PostgresKeyInventory:
         with self._transaction() as cur:
             self._retire(cur, label, reason, at)
 
+    def revoke(self, label: str, reason: str, at: datetime, officers: tuple[str, ...]) -> bool:
+        """Mark ``label`` revoked and audit who and why; False when it was revoked already.
+        Every line's signer reads the status at least once a second and stops using it."""
+        with self._transaction() as cur:
+            if cur.execute("SELECT 1 FROM hsm_keys WHERE label = %s", (label,)).fetchone() \
+                    is None:
+                raise KeyNotFound(label)
+            revoked = cur.execute("UPDATE hsm_keys SET status = 'revoked' WHERE label = %s "
+                                  "AND status != 'revoked' RETURNING label",
+                                  (label,)).fetchone()
+            if revoked is not None:
+                self._audit(cur, AuditEntry(at, "revoke", label, officers, f"reason={reason}"))
+        return revoked is not None
+
     def _retire(self, cur: Cursor, label: str, reason: str, at: datetime) -> None:
         retired = cur.execute("UPDATE hsm_keys SET status = 'retired' WHERE label = %s "
                               "AND status = 'active' RETURNING label", (label,)).fetchone()
