@@ -86,3 +86,16 @@ class CertificateError(HSMError):
 
 class InventoryError(HSMError):
     """The key inventory database is missing, inconsistent or cannot be written."""
+
+
+class QuorumError(HSMError):
+    """A secret could not be split, reassembled, sealed or unsealed; ``code`` says which rule.
+
+    Codes: ``parameters``, ``format``, ``too-few-shares``, ``inconsistent-shares``,
+    ``integrity``, ``kdf-parameters``, ``unseal-refused``. The message never carries a
+    passphrase, a share or the secret.
+    """
+
+    def __init__(self, message: str, *, code: str = "quorum") -> None:
+        super().__init__(message)
+        self.code = code

@@ -25,6 +25,8 @@ SOFTHSM_MODULE_CANDIDATES = (
     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
     "/usr/local/lib/softhsm/libsofthsm2.so",
 )
+# 24 random bytes: a 32-character URL-safe PIN (SoftHSM accepts 4 to 255 characters).
+QUORUM_PIN_BYTES = 24
 _log = structlog.get_logger()
 
 
@@ -77,11 +79,12 @@ def token_exists(conf: Path, token_label: str) -> bool:
     )
 
 
-def _run(argv: list[str], conf: Path) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], conf: Path, *,
+         stdin: int | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     try:
         return subprocess.run(  # noqa: S603 -- fixed tool path from shutil.which, no shell
-            argv, env=env, capture_output=True, text=True, check=True, timeout=60
+            argv, env=env, stdin=stdin, capture_output=True, text=True, check=True, timeout=60
         )
     except subprocess.CalledProcessError as exc:
         # argv carries PINs: report the tool's own message only, never the command line.
@@ -99,14 +102,20 @@ def read_embedded_pin(data_dir: Path) -> str:
     return embedded_pin_file(data_dir).read_text(encoding="utf-8").split("\n")[0].strip()
 
 
-def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
-    """Create (once) the embedded SoftHSM token; returns the ``softhsm2.conf`` path. Idempotent."""
+def _embedded_conf(data_dir: Path) -> Path:
     base = data_dir / "softhsm"
     token_dir = base / "tokens"
     token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     conf = base / "softhsm2.conf"
     if not conf.exists():
         conf.write_text(config_text(token_dir), encoding="utf-8")
+    return conf
+
+
+def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
+    """Create (once) the embedded SoftHSM token; returns the ``softhsm2.conf`` path. Idempotent."""
+    base = data_dir / "softhsm"
+    conf = _embedded_conf(data_dir)
     softhsm_module()
     user_pin = _read_or_create_pin(embedded_pin_file(data_dir))
     so_pin = _read_or_create_pin(base / "so.pin")
@@ -118,6 +127,38 @@ def ensure_embedded_token(data_dir: Path, token_label: str) -> Path:
           "--so-pin", so_pin, "--pin", user_pin], conf)
     _log.info("hsm.softhsm.token_created", token=token_label)
     return conf
+
+
+def ensure_quorum_token(data_dir: Path, token_label: str) -> tuple[Path, str | None]:
+    """Create (once) a second token, in the embedded configuration, whose PIN nobody keeps.
+
+    Returns ``(conf, pin)`` when it created the token: the caller splits ``pin`` among the
+    officers and forgets it. Returns ``(conf, None)`` when the token already existed. The user
+    PIN and a random SO PIN reach softhsm2-util through a private pseudo-terminal, never argv, a
+    file or a log; the SO PIN is forgotten at once, so nobody can re-initialise the token or
+    reset its user PIN through PKCS#11.
+    """
+    conf = _embedded_conf(data_dir)
+    softhsm_module()
+    if token_exists(conf, token_label):
+        return conf, None
+    pin = secrets.token_urlsafe(QUORUM_PIN_BYTES)
+    _init_token_through_terminal(conf, token_label, secrets.token_urlsafe(QUORUM_PIN_BYTES), pin)
+    _log.info("hsm.softhsm.quorum_token_created", token=token_label)
+    return conf, pin
+
+
+def _init_token_through_terminal(conf: Path, token_label: str, so_pin: str, pin: str) -> None:
+    # softhsm2-util asks its terminal for each PIN missing from argv, twice (entry and
+    # confirmation). The answers wait in the terminal's input queue before the tool starts.
+    controller, terminal = os.openpty()
+    try:
+        os.write(controller, f"{so_pin}\n{so_pin}\n{pin}\n{pin}\n".encode("ascii"))
+        _run([softhsm_util(), "--init-token", "--free", "--label", token_label], conf,
+             stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
 
 
 @dataclass(frozen=True, slots=True)
