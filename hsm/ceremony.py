@@ -28,15 +28,25 @@ Random = Callable[[int], bytes]
 _log = structlog.get_logger()
 
 
-def check_officers(officers: Sequence[str]) -> tuple[str, str]:
-    """Two distinct, named officers (dual control), or ``CeremonyError``."""
-    names = tuple(name.strip() for name in officers)
-    if len(names) != 2 or not all(names):
-        raise CeremonyError("a key ceremony needs exactly two named officers "
-                            "(--officer A --officer B)")
-    if names[0].casefold() == names[1].casefold():
-        raise CeremonyError("the two officers of a key ceremony must be different people")
-    return (names[0], names[1])
+def check_officers(officers: Sequence[str], quorum: int = 2) -> tuple[str, ...]:
+    """At least ``quorum`` (k ≥ 2) different, named officers, in the order given — the same
+    name twice (whatever its case or spaces) counts once — or ``CeremonyError``. The names
+    are of people who have each authenticated in this ceremony: the service layer checks
+    that before the HSM is opened."""
+    if quorum < 2:
+        raise CeremonyError("a key ceremony's quorum is at least two officers")
+    names: list[str] = []
+    seen: set[str] = set()
+    for name in (officer.strip() for officer in officers):
+        if not name:
+            raise CeremonyError("an officer of a key ceremony has no name")
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            names.append(name)
+    if len(names) < quorum:
+        raise CeremonyError(f"a key ceremony needs {quorum} different officers; "
+                            f"{len(names)} took part (the same officer twice counts once)")
+    return tuple(names)
 
 
 def years_after(moment: datetime, years: int) -> datetime:
@@ -69,10 +79,10 @@ def init_csca(
     label: str = "CSCA", country: str = "VN", icao_code: str = "VNM",
     common_name: str = "CSCA Vietnam", algorithm: str = "ecdsa-p256",
     validity_years: int = 15, usage_years: int = 5, rng: Random = secrets.token_bytes,
-    ec_parameters: str = "explicit",
+    ec_parameters: str = "explicit", quorum: int = 2,
 ) -> KeyRecord:
     """Generate the CSCA key in the HSM and its self-signed certificate (9303-12 Table 1)."""
-    pair = check_officers(officers)
+    pair = check_officers(officers, quorum)
     _check_algorithm(algorithm)
     if inventory.active("CSCA") is not None:
         raise CeremonyError("an active CSCA already exists; CSCA rollover is not supported yet")

@@ -47,6 +47,7 @@ from personalization.applications.stream import START, Mark
 from personalization.cardstate import Outcome, Step, spoiled
 from personalization.journal.pg_audit import PostgresAudit
 from personalization.journal.pg_people import PostgresPeople
+from personalization.journal.pg_shares import PostgresShares
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
@@ -199,7 +200,7 @@ def _move_data(card: CardRow, result: Step, serial: str | None,
 JOURNAL_CHAIN = "journal"
 
 
-class PostgresJournal(PostgresPeople, PostgresAudit):
+class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
     """The journal on a PostgreSQL server; a context manager that closes its connections.
 
     ``wrap`` wraps each batch's data key. Without one the journal opens for everything that

@@ -67,6 +67,7 @@ from personalization.journal.rules import hold_once, line_row, no_station_clash
 from personalization.journal.sqlite_audit import SQLiteAudit
 from personalization.journal.sqlite_people import SQLitePeople
 from personalization.journal.sqlite_schema import MIGRATIONS
+from personalization.journal.sqlite_shares import SQLiteShares
 from personalization.reasons import Code, Reason
 
 _CARD_QUERIES = {
@@ -121,7 +122,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
 
 
-class SQLiteJournal(SQLitePeople, SQLiteAudit):
+class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
     """The journal of one line in a SQLite file; a context manager that closes it."""
 
     def __init__(self, path: Path) -> None:

@@ -16,11 +16,22 @@ pytestmark = pytest.mark.softhsm
 
 
 @pytest.mark.parametrize("officers", [("Alice",), ("Alice", "alice "), ("Alice", ""),
-                                      ("A", "B", "C")])
+                                      ("Alice", "ALICE", "alice")])
 def test_ceremony_needs_two_distinct_officers(officers: tuple[str, ...]) -> None:
-    """One officer, the same officer twice, an empty name or three names are refused."""
+    """One officer, the same officer twice (in any case), or an empty name are refused."""
     with pytest.raises(CeremonyError):
         check_officers(officers)
+
+
+def test_a_quorum_of_k_counts_distinct_officers() -> None:
+    """k of n: three different officers meet a quorum of 3; two (one named twice) do not;
+    a quorum below two is never accepted."""
+    assert check_officers(("A", "B", "C"), 3) == ("A", "B", "C")
+    assert check_officers(("A", "B", "a"), 2) == ("A", "B")
+    with pytest.raises(CeremonyError, match="needs 3 different officers; 2 took part"):
+        check_officers(("A", "B", "b"), 3)
+    with pytest.raises(CeremonyError, match="at least two"):
+        check_officers(("A", "B"), 1)
 
 
 def test_init_csca_refuses_a_single_officer(hsm: HSM, inventory: KeyInventory) -> None:
