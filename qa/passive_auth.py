@@ -107,6 +107,14 @@ def _spki(der: bytes) -> bytes:
     return subject_public_key_info(der)
 
 
+def certificate_serial(der: bytes) -> str | None:
+    """A certificate's serial number in hex, or None when a hostile one hides it."""
+    try:
+        return f"{int(load_certificate(der)['tbs_certificate']['serial_number'].native):x}"
+    except (ValueError, TypeError, KeyError, CertificateError):
+        return None
+
+
 def signer_certificate(sod: SOD) -> bytes | None:
     """The certificate the SignerInfo's sid names (issuer and serial, or key identifier)."""
     for der in sod.certificates:

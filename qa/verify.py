@@ -55,6 +55,7 @@ class Verdict:
     files: dict[str, bytes] = field(default_factory=dict, repr=False)
     apdus: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    ds_serial: str | None = None  # the serial (hex) of the DS certificate in the chip's SOD
 
     @property
     def passed(self) -> bool:
@@ -77,6 +78,8 @@ class Verdict:
             "apdus": self.apdus,
             "ms": round(self.timings_ms.get("total", 0.0), 3),
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            # which DS signed the card: what `keys affected` finds the cards of a revoked DS by
+            "ds_serial": self.ds_serial,
         }
 
 
@@ -90,6 +93,7 @@ class _Run:
         self.warnings: list[Finding] = []
         self.skipped: list[str] = []
         self.timings: dict[str, float] = {}
+        self.ds_serial: str | None = None
 
     def lap(self, name: str) -> None:
         now = self.clock()
@@ -102,7 +106,7 @@ class _Run:
     def verdict(self, files: dict[str, bytes], apdus: int) -> Verdict:
         self.timings["total"] = (self.clock() - self.start) * 1000.0
         return Verdict(tuple(self.reasons), tuple(self.warnings), tuple(self.skipped),
-                       dict(files), apdus, dict(self.timings))
+                       dict(files), apdus, dict(self.timings), self.ds_serial)
 
 
 def _read_groups(files: FileReader, sod: SOD | None, com: bytes | None) -> None:
@@ -124,6 +128,7 @@ def _passive(run: _Run, sod: SOD, files: FileReader, trust: TrustStore, at: date
     if ds is None:
         run.add([Finding(Reason.SOD_MALFORMED, "no certificate matches the SignerInfo")])
         return
+    run.ds_serial = passive_auth.certificate_serial(ds)
     run.add(passive_auth.check_signature(sod, ds))
     found, usage = passive_auth.check_certificate(ds, trust, at, document_code)
     run.add(found)
