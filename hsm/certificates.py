@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import algos, core, pem, x509
+from asn1crypto import algos, core, csr, pem, x509
 from asn1crypto import keys as asn1_keys
 
 from hsm.ecparams import spki_form
@@ -21,16 +21,20 @@ from hsm.verify import load_public_key, verify_signature
 
 __all__ = [
     "CertificateError", "DocumentTypeListSyntax", "Signer", "TBSBuilder",
-    "authority_key_identifier",
-    "build_csca_certificate", "build_ds_certificate", "certificate_to_pem", "document_types",
-    "is_ca", "load_certificate", "load_public_key", "private_key_usage_period",
-    "serial_from_random", "subject_key_identifier", "subject_public_key_info",
-    "verify_certificate_signature", "verify_signature",
+    "authority_key_identifier", "build_certification_request",
+    "build_csca_certificate", "build_ds_certificate", "build_link_certificate",
+    "build_master_list_signer_certificate", "certificate_to_pem", "document_types",
+    "extended_key_usage", "is_ca", "key_usage", "load_certificate", "load_public_key",
+    "private_key_usage_period", "serial_from_random", "signature_algorithm",
+    "subject_key_identifier", "subject_public_key_info", "verify_certificate_signature",
+    "verify_certification_request", "verify_signature", "x509_time",
 ]
 
 Signer = Callable[[bytes], bytes]
 # ICAO 9303-12 §7.1.1.6: id-icao-mrtd-security-extensions-documentTypeList
 DOCUMENT_TYPE_OID = "2.23.136.1.1.6.2"
+# ICAO 9303-12 Table 6: id-icao-cscaMasterListSigningKey, the master-list signer's ExtKeyUsage
+MASTER_LIST_SIGNER_OID = "2.23.136.1.1.3"
 ICAO_CRL_URL = "https://pkddownload1.icao.int/CRLs/{code}.crl"  # 9303-12 §7.1.1.4 recommendation
 
 
@@ -57,8 +61,8 @@ def serial_from_random(random_bytes: bytes) -> int:
     return value
 
 
-def _time(moment: datetime) -> x509.Time:
-    # ICAO 9303-12 Table 5: UTCTime through 2049 with seconds and 'Z'; GeneralizedTime after.
+def x509_time(moment: datetime) -> x509.Time:
+    """UTCTime through 2049 with seconds and 'Z', GeneralizedTime after (9303-12 Table 5)."""
     moment = moment.replace(microsecond=0)
     return x509.Time({"utc_time" if moment.year < 2050 else "general_time": moment})
 
@@ -73,13 +77,20 @@ def _key_id(spki_der: bytes) -> bytes:
     return hashlib.sha1(key_bits, usedforsecurity=False).digest()
 
 
-def _signature_algorithm(issuer_spki_der: bytes) -> algos.SignedDigestAlgorithm:
+_DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+def signature_algorithm(issuer_spki_der: bytes,
+                        digest: str = "sha256") -> algos.SignedDigestAlgorithm:
+    """ECDSA, or RSASSA-PSS for an RSA key, with ``digest`` (9303-12 §4.1.6: SHA-2 only)."""
+    if digest not in _DIGEST_SIZES:
+        raise CertificateError(f"digest {digest!r} is not one of {sorted(_DIGEST_SIZES)}")
     algorithm = asn1_keys.PublicKeyInfo.load(issuer_spki_der)["algorithm"]["algorithm"].native
     if algorithm == "ec":
-        return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
-    # RFC 4055 §3.1: RSASSA-PSS, SHA-256, MGF1-SHA-256, salt 32.
-    params = {"hash_algorithm": {"algorithm": "sha256"}, "salt_length": 32,
-              "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}}}
+        return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"})
+    # RFC 4055 §3.1: RSASSA-PSS, MGF1 with the same hash, salt as long as the hash.
+    params = {"hash_algorithm": {"algorithm": digest}, "salt_length": _DIGEST_SIZES[digest],
+              "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": digest}}}
     return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
 
 
@@ -118,10 +129,10 @@ class TBSBuilder:
         return x509.TbsCertificate({
             "version": "v3",
             "serial_number": self.serial_number,
-            "signature": _signature_algorithm(self.issuer_spki_der),
+            "signature": signature_algorithm(self.issuer_spki_der),
             "issuer": self.issuer,
-            "validity": {"not_before": _time(self.validity[0]),
-                         "not_after": _time(self.validity[1])},
+            "validity": {"not_before": x509_time(self.validity[0]),
+                         "not_after": x509_time(self.validity[1])},
             "subject": self.subject,
             "subject_public_key_info": asn1_keys.PublicKeyInfo.load(self.spki_der),
             "extensions": list(self.extensions),
@@ -174,10 +185,7 @@ def build_ds_certificate(
     doc_types: Iterable[str], sign: Signer, ec_parameters: str = "explicit",
 ) -> bytes:
     """A Document Signer certificate issued by ``csca_der`` (9303-12 Table 6, DS column)."""
-    csca = load_certificate(csca_der)
-    issuer_key_id = subject_key_identifier(csca_der)
-    if issuer_key_id is None:
-        raise CertificateError("the CSCA certificate has no SubjectKeyIdentifier")
+    csca, issuer_key_id, issuer_spki = _issuer(csca_der)
     spki = spki_form(spki_der, ec_parameters)
     country = csca.subject.native["country_name"]
     types = sorted(set(doc_types), key=lambda t: core.PrintableString(t).dump())  # DER SET OF order
@@ -195,9 +203,134 @@ def build_ds_certificate(
              .dump()),
     )  # ICAO 9303-12 Table 6: no BasicConstraints in a DS certificate
     subject = _subject(country, common_name, name_serial)
-    issuer_spki = bytes(csca["tbs_certificate"]["subject_public_key_info"].dump())
     return TBSBuilder(serial_number, csca.subject, subject, validity, spki, issuer_spki,
                       extensions).sign(sign)
+
+
+def _issuer(csca_der: bytes) -> tuple[x509.Certificate, bytes, bytes]:
+    """(certificate, SubjectKeyIdentifier, SPKI DER) of the CSCA that issues a certificate."""
+    csca = load_certificate(csca_der)
+    key_id = subject_key_identifier(csca_der)
+    if key_id is None:
+        raise CertificateError("the CSCA certificate has no SubjectKeyIdentifier")
+    return csca, key_id, bytes(csca["tbs_certificate"]["subject_public_key_info"].dump())
+
+
+def build_master_list_signer_certificate(
+    *, spki_der: bytes, serial_number: int, csca_der: bytes, icao_code: str, common_name: str,
+    name_serial: str, validity: tuple[datetime, datetime],
+    usage: tuple[datetime, datetime] | None = None, sign: Signer, ec_parameters: str = "explicit",
+) -> bytes:
+    """A CSCA Master List Signer certificate issued by ``csca_der`` (9303-12 Table 6).
+
+    PrivateKeyUsagePeriod is optional for this signer; it is written when ``usage`` is given.
+    """
+    csca, issuer_key_id, issuer_spki = _issuer(csca_der)
+    spki = spki_form(spki_der, ec_parameters)
+    extensions = (
+        _ext("authority_key_identifier", {"key_identifier": issuer_key_id}),
+        _ext("key_identifier", _key_id(spki)),
+        _ext("key_usage", {"digital_signature"}, critical=True),
+        *(() if usage is None else (_ext("private_key_usage_period", _usage(usage)),)),
+        _ext("subject_alt_name", _locality(icao_code)),
+        _ext("issuer_alt_name", _locality(icao_code)),
+        _ext("extended_key_usage", [MASTER_LIST_SIGNER_OID], critical=True),
+        _ext("crl_distribution_points", _crl_points(ICAO_CRL_URL.format(code=icao_code))),
+    )  # ICAO 9303-12 Table 6: no BasicConstraints in a master-list signer certificate
+    subject = _subject(csca.subject.native["country_name"], common_name, name_serial)
+    return TBSBuilder(serial_number, csca.subject, subject, validity, spki, issuer_spki,
+                      extensions).sign(sign)
+
+
+# The issuer's own extensions in a link certificate; the rest describe the subject key.
+_ISSUER_SIDE = ("issuer_alt_name", "crl_distribution_points")
+
+
+def build_link_certificate(
+    *, subject_csca_der: bytes, issuer_csca_der: bytes, serial_number: int, sign: Signer,
+    validity: tuple[datetime, datetime] | None = None,
+) -> bytes:
+    """A CSCA link certificate (9303-12 Table 6, link column): one CSCA's name and key,
+    certified by another CSCA's key, which ``sign`` holds.
+
+    At rollover the subject is the new CSCA and the issuer the old one; swapped, the new key
+    certifies the old. The subject's key, name and CA extensions are kept; the AKI is the
+    issuer's SKI. ``validity`` defaults to the subject certificate's.
+    """
+    subject, issuer_key_id, issuer_spki = _link_parties(subject_csca_der, issuer_csca_der)
+    issuer_extensions = _extensions_by_name(issuer_csca_der)
+    extensions = [_ext("authority_key_identifier", {"key_identifier": issuer_key_id})]
+    for name, extension in _extensions_by_name(subject_csca_der).items():
+        if name != "authority_key_identifier":
+            extensions.append(issuer_extensions.get(name, extension)
+                              if name in _ISSUER_SIDE else extension)
+    tbs = subject["tbs_certificate"]
+    window = validity or (tbs["validity"]["not_before"].native,
+                          tbs["validity"]["not_after"].native)
+    issuer_name = load_certificate(issuer_csca_der).subject
+    return TBSBuilder(serial_number, issuer_name, subject.subject, window,
+                      bytes(tbs["subject_public_key_info"].dump()), issuer_spki,
+                      tuple(extensions)).sign(sign)
+
+
+def _link_parties(subject_der: bytes,
+                  issuer_der: bytes) -> tuple[x509.Certificate, bytes, bytes]:
+    """(subject certificate, issuer SKI, issuer SPKI) once both are CSCAs of one country."""
+    for der in (subject_der, issuer_der):
+        if not is_ca(der) or subject_key_identifier(der) is None:
+            raise CertificateError("a link certificate joins two CSCA certificates (cA, SKI)")
+    subject = load_certificate(subject_der)
+    issuer, issuer_key_id, issuer_spki = _issuer(issuer_der)
+    if subject_public_key_info(subject_der) == issuer_spki:
+        raise CertificateError("a link certificate joins two different CSCA keys")
+    # ICAO 9303-12 Table 5: countryName is the same in issuer and subject.
+    if subject.subject.native["country_name"] != issuer.subject.native["country_name"]:
+        raise CertificateError("the two CSCAs of a link certificate differ in countryName")
+    return subject, issuer_key_id, issuer_spki
+
+
+def _extensions_by_name(cert_der: bytes) -> dict[str, x509.Extension]:
+    extensions = load_certificate(cert_der)["tbs_certificate"]["extensions"]
+    return {e["extn_id"].native: x509.Extension.load(e.dump()) for e in extensions}
+
+
+# --- PKCS#10 requests: a key on one token asks a CSCA on another for its certificate ----------
+
+def build_certification_request(
+    *, spki_der: bytes, country: str, common_name: str, name_serial: str, sign: Signer,
+    ec_parameters: str = "explicit",
+) -> bytes:
+    """A PKCS#10 CertificationRequest (RFC 2986) signed by the key it names, through ``sign``."""
+    spki = spki_form(spki_der, ec_parameters)
+    info = csr.CertificationRequestInfo({
+        "version": "v1",
+        "subject": _subject(country, common_name, name_serial),
+        "subject_pk_info": asn1_keys.PublicKeyInfo.load(spki),
+        "attributes": [],  # RFC 2986 §4.1: the [0] SET is present even when empty
+    })
+    algorithm = signature_algorithm(spki)
+    request = csr.CertificationRequest({
+        "certification_request_info": info,
+        "signature_algorithm": algorithm,
+        "signature": sign(info.dump()),
+    })
+    return bytes(request.dump())
+
+
+def verify_certification_request(request_der: bytes) -> bytes:
+    """The SPKI DER of a PKCS#10 request whose self-signature verifies; else CertificateError."""
+    try:
+        request = csr.CertificationRequest.load(request_der, strict=True)
+        request.native  # noqa: B018 -- forces asn1crypto's lazy parser over every field
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CertificateError(f"malformed certification request: {exc}") from exc
+    info = request["certification_request_info"]
+    if info["version"].native != "v1":  # RFC 2986 §4.1
+        raise CertificateError("certification request version is not v1")
+    spki = bytes(info["subject_pk_info"].dump())
+    verify_signature(spki, request["signature_algorithm"], bytes(request["signature"].native),
+                     bytes(info.dump()))
+    return spki
 
 
 # --- reading certificates back ----------------------------------------------------------------
@@ -243,6 +376,18 @@ def is_ca(cert_der: bytes) -> bool:
     """Whether BasicConstraints says cA=TRUE."""
     extension = _extension(cert_der, "basic_constraints")
     return extension is not None and bool(extension["extn_value"].parsed["ca"].native)
+
+
+def key_usage(cert_der: bytes) -> set[str]:
+    """The KeyUsage bits by asn1crypto name (``"crl_sign"``…); empty when absent."""
+    extension = _extension(cert_der, "key_usage")
+    return set() if extension is None else set(extension["extn_value"].parsed.native)
+
+
+def extended_key_usage(cert_der: bytes) -> set[str]:
+    """The ExtendedKeyUsage purposes as dotted OIDs; empty when absent."""
+    extension = _extension(cert_der, "extended_key_usage")
+    return set() if extension is None else {p.dotted for p in extension["extn_value"].parsed}
 
 
 def private_key_usage_period(cert_der: bytes) -> tuple[datetime | None, datetime | None]:
