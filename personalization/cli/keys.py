@@ -1,4 +1,4 @@
-"""`cardline keys`: key ceremonies for security officers (CSCA, Document Signer rotation)."""
+"""`cardline keys`: key ceremonies for security officers, under a quorum."""
 
 from __future__ import annotations
 
@@ -14,23 +14,37 @@ from personalization.cli.common import (
     JsonOption,
     command_group,
     console,
+    err_console,
     line_setup,
     reported,
 )
-from personalization.config import DEFAULT_CONFIG
-from personalization.service import keys
+from personalization.config import DEFAULT_CONFIG, LineConfig
+from personalization.service import ceremony, keys
 from personalization.service.keys import CSCAName
+from personalization.service.people import Person, acting
 
 app = command_group(
-    help="Key ceremonies in the HSM: create the CSCA, rotate Document Signer (DS) keys, list "
-    "keys and export the CSCA certificate. Ceremonies need two different officers.",
+    help="Key ceremonies in the HSM: the CSCA on its own token (creation, rollover), Document "
+    "Signer (DS) keys, revocation, CRLs and master lists; listing keys and exporting the CSCA "
+    "certificate. Each ceremony needs keys.quorum different officers, each with their own "
+    "passphrase: `--officer NAME:PASSPHRASE_FILE`, repeated.",
     no_args_is_help=True,
 )
 
 OfficerOption = Annotated[
     list[str],
-    typer.Option("--officer", help="an officer taking part; give exactly two different names"),
+    typer.Option("--officer", help="an officer taking part, as NAME:PASSPHRASE_FILE (repeat it "
+                 "for each; keys.quorum different officers, you among them)"),
 ]
+OutOption = Annotated[Path, typer.Option("--out", help="file to write")]
+
+
+def _officers(specs: list[str]) -> list[ceremony.Credential]:
+    return [ceremony.officer_credential(spec) for spec in specs]
+
+
+def _acting(config: LineConfig) -> Person:
+    return acting(config, "keys.ceremony")
 
 
 @app.command("setup-embedded")
@@ -50,28 +64,119 @@ def init(officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG,
          common_name: Annotated[str, typer.Option(help="CSCA commonName")] = "CSCA Vietnam",
          country: Annotated[str, typer.Option(help="ISO 3166 alpha-2 countryName")] = "VN",
          icao_code: Annotated[str, typer.Option(help="ICAO 3-letter code (MRZ)")] = "VNM") -> None:
-    """Create the CSCA key in the HSM and its self-signed certificate (two officers)."""
+    """Create the CSCA on its own token. The token's PIN is split among the officers named
+    (each share sealed under that officer's passphrase); keys.quorum of them open it later."""
     config = line_setup(config_path).config
     with reported():
-        record = keys.init_csca(config, officer, CSCAName(common_name, country, icao_code))
-    console.print(f"CSCA {record.label!r} created ({record.algorithm})", markup=False)
+        person = _acting(config)
+        record = ceremony.init_csca(config, person, _officers(officer),
+                                    CSCAName(common_name, country, icao_code))
+    console.print(f"CSCA {record.label!r} created ({record.algorithm}) on token "
+                  f"{config.keys.csca_token!r}; its PIN is split among "
+                  f"{len(record.officers)} officers", markup=False)
 
 
 @app.command("new-ds")
 def new_ds(
     officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG,
-    usage_days: Annotated[int | None, typer.Option(help="DS key usage period in days "
-                                                   "(default: hsm.ds_usage_days)")] = None,
-    max_documents: Annotated[int | None, typer.Option(help="documents before the DS retires "
-                                                      "(default: hsm.ds_max_documents)")] = None,
+    usage_days: Annotated[int | None, typer.Option(help="DS key usage period in days, at most "
+                                                   "hsm.ds_usage_days (the policy)")] = None,
+    max_documents: Annotated[int | None, typer.Option(help="documents before the DS retires, at "
+                                                      "most hsm.ds_max_documents")] = None,
 ) -> None:
-    """Create and activate a new DS key certified by the CSCA; retires the previous DS."""
+    """Create and activate a new DS key on the line token, certified by the CSCA; retires the
+    previous DS."""
     config = line_setup(config_path).config
     with reported():
-        record = keys.new_ds(config, officer, usage_days=usage_days,
-                             max_documents=max_documents)
+        person = _acting(config)
+        record = ceremony.new_ds(config, person, _officers(officer), usage_days=usage_days,
+                                 max_documents=max_documents)
     console.print(f"DS {record.label!r} active until {record.not_after:%Y-%m-%d} "
                   f"or {record.max_documents} documents", markup=False)
+
+
+@app.command("revoke-ds")
+def revoke_ds(label: Annotated[str, typer.Argument(help="the DS key label")],
+              officer: OfficerOption,
+              reason: Annotated[str, typer.Option(help="RFC 5280 reason: keyCompromise, "
+                                                  "superseded, cessationOfOperation, …")],
+              config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Revoke a DS key: every running line stops signing with it within a second; the next
+    CRL lists it; `keys affected` lists its cards."""
+    config = line_setup(config_path).config
+    with reported():
+        person = acting(config, "keys.revoke")
+        ceremony.revoke_ds(config, person, _officers(officer), label, reason)
+    console.print(f"DS {label!r} revoked ({reason}); issue a CRL with `cardline keys crl`",
+                  markup=False)
+
+
+@app.command("crl")
+def crl(officer: OfficerOption, out: OutOption, config_path: ConfigOption = DEFAULT_CONFIG,
+        next_update_days: Annotated[int, typer.Option(help="days until the next CRL (at most "
+                                                      "90, ICAO 9303-12)")] = 30) -> None:
+    """Issue a CRL of every revoked DS, signed by the CSCA (DER)."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        number = ceremony.issue_crl(config, person, _officers(officer), out,
+                                    next_update_days=next_update_days)
+    console.print(f"CRL number {number} written to {out}", markup=False)
+
+
+@app.command("export-master-list")
+def export_master_list(officer: OfficerOption, out: OutOption,
+                       config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Write the CSCA master list: a CMS SignedData of the CSCA certificates, signed by a
+    master-list signer the CSCA certifies (DER)."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        count = ceremony.export_master_list(config, person, _officers(officer), out)
+    console.print(f"master list of {count} CSCA certificate(s) written to {out}", markup=False)
+
+
+@app.command("rollover")
+def rollover(officer: OfficerOption,
+             out: Annotated[Path, typer.Option("--out", help="folder for the new CSCA and the "
+                                               "two link certificates")],
+             config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Replace the CSCA: a new CSCA key and certificate, link certificates both ways (old
+    signs new, new signs old); the old CSCA retires."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        rolled = ceremony.rollover(config, person, _officers(officer), out)
+    console.print(f"CSCA {rolled.new.label!r} active; csca.pem and the link certificates "
+                  f"written to {out}", markup=False)
+
+
+@app.command("resplit")
+def resplit(officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Split the CSCA token's PIN again among exactly the officers named (when an officer
+    leaves or joins): a quorum of the current holders must be among them."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        generation = ceremony.resplit(config, person, _officers(officer))
+    console.print(f"CSCA PIN split again among {len(officer)} officers (generation "
+                  f"{generation})", markup=False)
+
+
+@app.command("affected")
+def affected(label: Annotated[str, typer.Argument(help="the DS key label")],
+             config_path: ConfigOption = DEFAULT_CONFIG, as_json: JsonOption = False) -> None:
+    """List the document numbers of handed-out cards signed by a DS (for re-issue)."""
+    config = line_setup(config_path).config
+    with reported():
+        acting(config, "keys.revoke")
+        numbers = ceremony.affected(config, label)
+    if as_json:
+        console.print_json(json.dumps({"label": label, "documents": numbers}))
+        return
+    for number in numbers:
+        console.print(number, markup=False)
+    err_console.print(f"{len(numbers)} card(s) signed by {label}", markup=False)
 
 
 @app.command("list")
@@ -97,6 +202,7 @@ def move_in(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
     PostgreSQL journal (once, the line stopped; its DS retires in the file)."""
     config = line_setup(config_path).config
     with reported():
+        acting(config, "keys.ceremony")
         moved = keys.move_in(config)
     console.print(f"moved into the shared inventory: {', '.join(moved) or 'nothing (it has them)'}",
                   markup=False)

@@ -38,6 +38,7 @@ from personalization.journal.records import (
     QuarantineRow,
     StationRow,
 )
+from personalization.journal.shares_port import SharesPort
 from personalization.reasons import Reason
 
 
@@ -129,7 +130,7 @@ def control_action(action: str) -> str:
     return action
 
 
-class JournalPort(Protocol):
+class JournalPort(SharesPort, Protocol):
     """The journal of one line, as the controller, stations, reports and front ends use it."""
 
     # -- the journal itself -------------------------------------------------------------------

@@ -20,12 +20,10 @@ from personalization.line.station import StationSpec
 from personalization.prep import build_mrz
 from personalization.service import batches, line
 from personalization.service.batches import Tick
-from personalization.service.keys import ensure_keys
+from personalization.service.demopeople import ensure_keys
 from personalization.service.setup import LineSetup
 from personalization.simline import PrinterLine
 from personalization.synth import synthesize
-
-DEMO_OFFICERS = ("Demo Officer A", "Demo Officer B")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +88,7 @@ def run_demo(setup: LineSetup, options: DemoOptions,
     config, out = setup.config, options.out
     name = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "csca.pem").write_text(ensure_keys(config, DEMO_OFFICERS), encoding="ascii")
+    (out / "csca.pem").write_text(ensure_keys(config), encoding="ascii")
     bank, printers = _demo_line(config, options)
     seed = options.seed
     if seed is None:  # the same people twice would be quarantined: they hold cards

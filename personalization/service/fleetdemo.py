@@ -25,9 +25,10 @@ from applets.virtual.bank import EncoderBank
 from personalization.fleetline import wait_lines
 from personalization.journal import open_journal
 from personalization.service import batches
-from personalization.service.demo import DEMO_OFFICERS, DemoOptions, DemoStart
+from personalization.service.demo import DemoOptions, DemoStart
+from personalization.service.demopeople import ensure_keys
 from personalization.service.errors import ServiceError
-from personalization.service.keys import ensure_keys, move_in
+from personalization.service.keys import move_in
 from personalization.service.setup import LineSetup
 from personalization.simline import PrinterLine
 from personalization.synth import synthesize
@@ -97,7 +98,7 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
     shared = LineSetup(config.model_copy(update={"journal": config.journal.model_copy(
         update={"url": url})}), setup.base)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "csca.pem").write_text(ensure_keys(config, DEMO_OFFICERS), encoding="ascii")
+    (out / "csca.pem").write_text(ensure_keys(config), encoding="ascii")
     move_in(shared.config)  # the lines read their keys from the shared inventory
     folder = config.data_dir / "demo-fleet"
     total = lines * options.stations

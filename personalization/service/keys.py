@@ -22,13 +22,10 @@ from personalization.service.errors import ServiceError
 
 __all__ = [
     "KeyRecord",
-    "ensure_keys",
     "export_csca_pem",
-    "init_csca",
     "journal_key_wrap",
     "key_rows",
     "list_keys",
-    "new_ds",
     "open_hsm",
     "open_inventory",
     "open_signer",
@@ -36,14 +33,15 @@ __all__ = [
 ]
 
 
-def _prepare_module(config: LineConfig) -> None:
+def prepare_module(config: LineConfig) -> None:
+    """Point the PKCS#11 module at its configuration before it is loaded."""
     if config.hsm.softhsm_conf is not None:  # SoftHSM reads its config at C_Initialize
         os.environ["SOFTHSM2_CONF"] = str(config.hsm.softhsm_conf)
 
 
 def open_hsm(config: LineConfig) -> AbstractContextManager[HSM]:
     """The configured HSM token (PIN from hsm.pin_source): ``with open_hsm(config) as hsm``."""
-    _prepare_module(config)
+    prepare_module(config)
     hsm = config.hsm
     return HSM(hsm.module, hsm.token, hsm_pin(config), sessions=hsm.signer_sessions)
 
@@ -62,7 +60,7 @@ def open_inventory(config: LineConfig) -> InventoryPort:
 
 def open_signer(config: LineConfig, inventory: InventoryPort) -> DSSigner:
     """A DSSigner on the active DS key of the line; a context manager."""
-    _prepare_module(config)
+    prepare_module(config)
     hsm = config.hsm
     return DSSigner(hsm.module, hsm.token, hsm_pin(config), inventory,
                     sessions=hsm.signer_sessions)
@@ -113,34 +111,6 @@ class CSCAName:
     icao_code: str = "VNM"
 
 
-def init_csca(config: LineConfig, officers: list[str], name: CSCAName | None = None,
-              ) -> KeyRecord:
-    """Create the CSCA key in the HSM and its self-signed certificate (two officers)."""
-    name = name or CSCAName()
-    with open_hsm(config) as hsm, open_inventory(config) as inventory:
-        return ceremony.init_csca(
-            hsm, inventory, officers=officers, at=_now(), label=config.hsm.csca_label,
-            country=name.country, icao_code=name.icao_code, common_name=name.common_name,
-            algorithm=config.hsm.algorithm, ec_parameters=config.hsm.ec_parameters)
-
-
-def new_ds(config: LineConfig, officers: list[str], *, usage_days: int | None = None,
-           max_documents: int | None = None) -> KeyRecord:
-    """Create and activate a new DS key certified by the CSCA; retires the previous DS."""
-    with open_hsm(config) as hsm, open_inventory(config) as inventory:
-        return _new_ds(config, hsm, inventory, officers, usage_days, max_documents)
-
-
-def _new_ds(config: LineConfig, hsm: HSM, inventory: InventoryPort, officers: list[str] | tuple[
-        str, ...], usage_days: int | None, max_documents: int | None) -> KeyRecord:
-    return ceremony.new_ds(
-        hsm, inventory, officers=officers, at=_now(),
-        usage_days=usage_days or config.hsm.ds_usage_days,
-        max_documents=max_documents or config.hsm.ds_max_documents,
-        algorithm=config.hsm.algorithm, label_prefix=config.hsm.ds_label_prefix,
-        ec_parameters=config.hsm.ec_parameters)
-
-
 def list_keys(config: LineConfig) -> list[KeyRecord]:
     """Every key of the inventory with status, usage window and signature counts."""
     with open_inventory(config) as inventory:
@@ -170,18 +140,3 @@ def csca_pem_or_explain(inventory: InventoryPort) -> str:
     except HSMError as exc:
         raise ServiceError(f"{exc} (a security officer creates the CSCA and DS with "
                            "`cardline keys`)") from exc
-
-
-def ensure_keys(config: LineConfig, officers: tuple[str, str]) -> str:
-    """A CSCA and an active DS on the line's token, made by ``officers`` when missing (the
-    embedded demo's set-up); returns the CSCA certificate as PEM."""
-    with open_inventory(config) as inventory:
-        if inventory.active("CSCA") is None or inventory.active("DS") is None:
-            with open_hsm(config) as hsm:
-                if inventory.active("CSCA") is None:
-                    ceremony.init_csca(hsm, inventory, officers=officers, at=_now(),
-                                       label=config.hsm.csca_label,
-                                       algorithm=config.hsm.algorithm,
-                                       ec_parameters=config.hsm.ec_parameters)
-                _new_ds(config, hsm, inventory, officers, None, None)
-        return ceremony.export_csca_pem(inventory)

@@ -1,0 +1,89 @@
+"""The demo's people and keys on the embedded default: demo accounts (each with a random
+passphrase in an owner-only file under ``<data_dir>/demo-people``), and the CSCA and a DS made
+by the demo's two officers in real quorum ceremonies. Never on a configured real HSM."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from personalization.config import LineConfig
+from personalization.journal import open_journal
+from personalization.journal.people_port import people as people_of
+from personalization.people import Person
+from personalization.service import ceremony, people
+from personalization.service.errors import ServiceError
+from personalization.service.keys import csca_pem_or_explain, open_inventory
+
+ADMIN = "demo-admin"
+OPERATOR = "demo-operator"  # the demo's floor: runs the line and its QA desk
+OFFICERS = ("demo-officer-1", "demo-officer-2")
+AUDITOR = "demo-auditor"
+ROLES: dict[str, tuple[str, ...]] = {
+    OPERATOR: ("operator", "qa"), OFFICERS[0]: ("officer",), OFFICERS[1]: ("officer",),
+    AUDITOR: ("auditor",)}
+
+
+def folder(config: LineConfig) -> Path:
+    """Where the demo accounts' passphrase files are."""
+    return config.data_dir / "demo-people"
+
+
+def passphrase_file(config: LineConfig, name: str) -> Path:
+    """The passphrase file of a demo account."""
+    return folder(config) / f"{name}.pass"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+def ensure_people(config: LineConfig) -> None:
+    """The demo accounts, created once in the line's journal: refused when that journal has
+    accounts of its own (a real deployment is not the demo's to change)."""
+    if config.hsm.pin_source != "embedded":
+        raise ServiceError("the demo runs on the embedded default only (hsm.pin_source: "
+                           "embedded); it never touches a configured HSM")
+    with open_journal(config.journal.url) as journal:
+        existing = {row.name for row in people_of(journal).accounts()}
+    wanted = {ADMIN, *ROLES}
+    if existing and not wanted <= existing:
+        raise ServiceError("this journal has accounts that are not the demo's: the demo "
+                           "creates its own accounts on a fresh embedded default only")
+    if existing and all(passphrase_file(config, n).exists() for n in wanted):
+        return
+    if existing:
+        raise ServiceError(f"the demo accounts exist but their passphrase files under "
+                           f"{folder(config)} are gone; start from a fresh data_dir")
+    phrases = {name: secrets.token_urlsafe(18) for name in wanted}
+    for name, phrase in phrases.items():
+        _write_private(passphrase_file(config, name), phrase)
+    admin = people.bootstrap(config, ADMIN, phrases[ADMIN])
+    for name, roles in ROLES.items():
+        people.add(config, admin, name, roles, phrases[name])
+
+
+def officer_credentials(config: LineConfig) -> list[ceremony.Credential]:
+    """The demo officers, as a ceremony takes them."""
+    return [ceremony.Credential(name, people.read_passphrase_file(passphrase_file(config, name)))
+            for name in OFFICERS]
+
+
+def ensure_keys(config: LineConfig) -> str:
+    """Demo accounts, then a CSCA and an active DS made by the demo officers' quorum where
+    missing; returns the CSCA certificate as PEM."""
+    ensure_people(config)
+    with open_inventory(config) as inventory:
+        need_csca = inventory.active("CSCA") is None
+        need_ds = need_csca or inventory.active("DS") is None
+    acting = Person(OFFICERS[0], ("officer",))
+    if need_csca:
+        ceremony.init_csca(config, acting, officer_credentials(config))
+    if need_ds:
+        ceremony.new_ds(config, acting, officer_credentials(config))
+    with open_inventory(config) as inventory:
+        return csca_pem_or_explain(inventory)
