@@ -22,7 +22,7 @@ from personalization.people.roles import (
     may,
     refusal,
 )
-from personalization.people.shifts import shift_end
+from personalization.people.shifts import local, shift_end
 
 __all__ = [
     "ACTIONS",
@@ -35,6 +35,7 @@ __all__ = [
     "check_passphrase",
     "check_roles",
     "hash_passphrase",
+    "local",
     "may",
     "needs_rehash",
     "refusal",

@@ -33,3 +33,8 @@ def shift_end(at: datetime, shifts: Sequence[str], timezone: str) -> datetime:
             if moment.astimezone(UTC) > at.astimezone(UTC):
                 return moment
     raise PeopleError("no_shift_end", f"no shift starts after {at.isoformat()}")
+
+
+def local(at: datetime, timezone: str) -> datetime:
+    """``at`` in the factory's time zone, to show people."""
+    return at.astimezone(_zone(timezone))
