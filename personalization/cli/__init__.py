@@ -15,6 +15,7 @@ from personalization.cli import (
     line,
     printers,
     qa,
+    users,
 )
 from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
@@ -35,8 +36,12 @@ app.add_typer(batch.app, name="batch")
 app.add_typer(bench.app, name="bench")
 app.add_typer(journal.app, name="journal")
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
 app.command("prep")(prep)
 app.command("demo")(demo_command)
+app.command("login")(users.login)
+app.command("logout")(users.logout)
+app.command("whoami")(users.whoami)
 
 
 def main() -> None:
