@@ -7,6 +7,7 @@ import signal
 
 from personalization.cli import (
     applications,
+    audit,
     batch,
     bench,
     db,
@@ -37,6 +38,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(journal.app, name="journal")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
 app.command("prep")(prep)
 app.command("demo")(demo_command)
 app.command("login")(users.login)
