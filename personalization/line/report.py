@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from personalization.cardstate import State
+from personalization.journal.audit_port import JOURNAL_CHAIN, AuditPort
 from personalization.journal.port import JournalPort
 from personalization.journal.records import CardRow, EventRow, StationRow
 from personalization.reasons import Reason, render
@@ -127,9 +128,24 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
         "throughput": {"seconds": round(span, 3),
                        "cards_per_hour": round(handed / span * 3600, 1) if span > 0 else 0.0,
                        "timeline": _timeline(fed, start, span)},
-        "journal": {"events": chain.events, "chain_ok": chain.ok},
+        "journal": {"events": chain.events, "chain_ok": chain.ok,
+                    "heads": chain_heads(journal, batch)},
         "lines": _lines(journal, batch, fed, events),
     }
+
+
+def chain_heads(journal: JournalPort, batch: str) -> list[dict[str, Any]]:
+    """The heads of the event chains that hold the batch's events, as of this report: the
+    journal's own and each of its lines' (PostgreSQL). Printed on the report, so that a signed
+    checkpoint made later can be compared with what the report covered."""
+    if not isinstance(journal, AuditPort):
+        return []
+    wanted = {JOURNAL_CHAIN} | {f"line:{line['line']}"
+                                for line in journal.lines(batch, lease_s=float("inf"))}
+    return [{"chain": chain, "seq": seq, "hash": digest}
+            for chain, (seq, digest) in sorted(journal.chain_heads().items(),
+                                               key=lambda h: (h[0] != JOURNAL_CHAIN, h[0]))
+            if chain in wanted]
 
 
 def _lines(journal: JournalPort, batch: str, fed: list[CardRow],
@@ -229,6 +245,11 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>State: {_e(report['state'])}; journal events {report['journal']['events']}, "
         f"hash chain {'verifies' if report['journal']['chain_ok'] else 'BROKEN'}; "
         f"{report['throughput']['cards_per_hour']:g} cards/hour.</p>",
+        *(["<h2>Event chains</h2><p>The report covers the journal up to these chain heads:"
+            "</p>", _table(("chain", "seq", "hash"),
+                           [(h["chain"], h["seq"], h["hash"])
+                            for h in report["journal"].get("heads", [])])]
+          if report["journal"].get("heads") else []),
         "<h2>Applications</h2>",
         _table(("handed out", "failed", "pending", "quarantined"),
                [(report["applications"]["handed_out"], report["applications"]["failed"],
