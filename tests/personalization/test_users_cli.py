@@ -1,7 +1,8 @@
 """`cardline users`, `login`, `logout` and `whoami` as people use them: the real CLI in a
 process of its own, on a line whose journal is a SQLite file in a temporary folder. Accounts
 that a test only needs to exist are made in-process through the service; a test backdates a
-lockout or a session through the journal rather than waiting for it."""
+lockout or a session through the journal rather than waiting for it. What the CLI cannot
+reach cheaply (passphrase changes, ceremonies' officers) is tested on the service in-process."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from personalization.config import LineConfig, load_config
+from personalization.config import LineConfig, Role, load_config
 from personalization.journal import open_journal
 from personalization.journal.people_port import people as people_of
 from personalization.service import people
@@ -242,3 +243,94 @@ def test_no_passphrase_or_token_is_in_the_journal_files(line: Line, tmp_path: Pa
     assert b"$argon2id$" in stored  # the hashes are there…
     for secret in (*PASSPHRASES.values(), WRONG, token):
         assert secret.encode("utf-8") not in stored  # …the secrets are not
+
+
+# -- the service behind these commands, in-process (what the CLI cannot reach cheaply) ------
+
+
+@pytest.fixture()
+def crew(tmp_path: Path) -> Line:
+    """A fresh line with its admin, an operator and two officers."""
+    made = _line(tmp_path)
+    admin = people.bootstrap(made.config, "root", PASSPHRASES["root"])
+    for name, role in (("an", "operator"), ("lan", "officer"), ("dung", "officer")):
+        people.add(made.config, admin, name, [role], PASSPHRASES[name])
+    return made
+
+
+def _as(name: str, *roles: Role) -> people.Person:
+    return people.Person(name, roles)
+
+
+def test_a_person_changes_their_own_passphrase_with_the_old_one(crew: Line) -> None:
+    """Without the right current passphrase the change is refused (and counted as a
+    failure); with it, the new passphrase works and the old one no longer does."""
+    an = _as("an", "operator")
+    with pytest.raises(people.Refused, match="wrong passphrase"):
+        people.passwd(crew.config, an, "an", "một mật khẩu mới hơn", old=WRONG)
+    people.passwd(crew.config, an, "an", "một mật khẩu mới hơn", old=PASSPHRASES["an"])
+    with open_journal(crew.config.journal.url) as journal:
+        assert people.authenticate(journal, crew.config, "an", "một mật khẩu mới hơn") == an
+        with pytest.raises(people.Refused):
+            people.authenticate(journal, crew.config, "an", PASSPHRASES["an"])
+    assert _events(crew, "people.passphrase_changed") == [
+        {"actor": "an", "account": "an", "fields": ["passphrase"]}]
+
+
+def test_only_an_admin_resets_another_passphrase_lifting_the_lockout(
+        crew: Line, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator may not reset another's passphrase (audited); an admin's reset unlocks
+    the account and ends its sessions."""
+    monkeypatch.setenv("CARDLINE_SESSION_DIR", str(crew.folder / "sessions"))
+    session = people.login(crew.config, "lan", PASSPHRASES["lan"])
+    with pytest.raises(people.Refused, match="operator 'an' may not manage accounts"):
+        people.passwd(crew.config, _as("an", "operator"), "lan", "chiếm tài khoản này")
+    with open_journal(crew.config.journal.url) as journal:
+        for _ in range(2):
+            with pytest.raises(people.Refused):
+                people.authenticate(journal, crew.config, "lan", WRONG)
+    people.passwd(crew.config, _as("root", "admin"), "lan", "mật khẩu đặt lại")
+    with open_journal(crew.config.journal.url) as journal:
+        assert people.authenticate(journal, crew.config, "lan", "mật khẩu đặt lại").name == "lan"
+    with pytest.raises(people.NotLoggedIn, match="ended"):
+        people.whoami(crew.config)
+    assert session.path.exists()  # the file stays; the journal says it ended
+
+
+def test_the_last_enabled_admin_cannot_be_disabled(crew: Line) -> None:
+    """Disabling the only enabled admin would leave nobody to manage accounts: refused."""
+    with pytest.raises(people.Refused, match="last enabled admin"):
+        people.disable(crew.config, _as("root", "admin"), "root")
+
+
+def test_a_ceremony_counts_each_officer_once_and_only_officers(crew: Line) -> None:
+    """verify_officers: the same officer twice is one; a wrong passphrase or a non-officer
+    refuses the whole ceremony, audited."""
+    with open_journal(crew.config.journal.url) as journal:
+        officers = people.verify_officers(journal, crew.config, [
+            ("lan", PASSPHRASES["lan"]), ("lan", PASSPHRASES["lan"]),
+            ("dung", PASSPHRASES["dung"])])
+        assert [p.name for p in officers] == ["lan", "dung"]
+        with pytest.raises(people.Refused, match="officer 'dung': unknown account or wrong"):
+            people.verify_officers(journal, crew.config, [("lan", PASSPHRASES["lan"]),
+                                                          ("dung", WRONG)])
+        with pytest.raises(people.Refused, match="operator 'an' is not a security officer"):
+            people.verify_officers(journal, crew.config, [("an", PASSPHRASES["an"])])
+    reasons = [e["reason"] for e in _events(crew, "people.refused")
+               if e["action"] == "keys.ceremony"]
+    assert reasons == ["not_authenticated", "not_officer"]
+
+
+def test_acting_checks_the_table_for_the_person_from_the_environment(
+        crew: Line, monkeypatch: pytest.MonkeyPatch) -> None:
+    """acting() authenticates CARDLINE_USER and allows what the table allows; only one of
+    the two variables set is an error that says to set both."""
+    monkeypatch.setenv("CARDLINE_USER", "lan")
+    monkeypatch.setenv("CARDLINE_PASSPHRASE", PASSPHRASES["lan"])
+    assert people.acting(crew.config, "keys.ceremony") == _as("lan", "officer")
+    with pytest.raises(people.Refused, match="officer 'lan' may not run batches; ask an "
+                                             "operator"):
+        people.acting(crew.config, "batch.run")
+    monkeypatch.delenv("CARDLINE_PASSPHRASE")
+    with pytest.raises(people.NotLoggedIn, match="set both"):
+        people.acting(crew.config, "keys.ceremony")
