@@ -24,13 +24,14 @@ from personalization.cardstate import Event, Kind, step
 from personalization.journal.audit_port import AuditKey, AuditPort, Checkpoint
 from personalization.journal.pgcluster import LINE
 from personalization.journal.port import ConflictError, JournalPort
+from personalization.journal.postgres import PostgresJournal
 from personalization.journal.records import GENESIS, event_hash
 from personalization.prep import document_number
 from personalization.profile import load_profile
 from personalization.reasons import Code, Reason
 from personalization.service.audit import AuditJournal, Problem, sign_heads, verify
 from tests.personalization.journal.conftest import Backdoor, Refused, SQLiteBackdoor
-from tests.support.pg import PostgresBackdoor, TestServer
+from tests.support.pg import PostgresBackdoor, SoftwareKeyWrap, TestServer
 
 HAPPY = [Kind.FED, Kind.ENCODED, Kind.QA_PASSED, Kind.PRINTED, Kind.EJECTED]
 AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -294,5 +295,62 @@ def test_the_lines_role_cannot_rewrite_the_trail(pg_server: TestServer,
             db.commit()
             with pytest.raises(pgerrors.InsufficientPrivilege):
                 db.execute(statement.encode())
+    finally:
+        pg_server.cluster.drop_database(name)
+
+
+def _chain_events(backdoor: PostgresBackdoor, chain: str) -> list[tuple[
+        int, str, str | None, int | None, str, str, str]]:
+    return backdoor.fetch(  # type: ignore[return-value]
+        "SELECT seq, at, batch, card, kind, data, hash FROM events WHERE "  # noqa: S608
+        f"chain = '{chain}' ORDER BY seq")
+
+
+@pytest.mark.postgres
+def test_the_lines_chains_verify_and_their_anchors_hold_them(
+        pg_server: TestServer, key_wrap: SoftwareKeyWrap, apps: list[Application],
+        software_key: ec.EllipticCurvePrivateKey) -> None:
+    """Two lines run a batch, each on a chain of its own anchored in the journal's: the whole
+    trail holds and each chain is checkpointed; a line's chain re-hashed after an edit (its
+    head too) is caught at its first event no checkpoint or anchor vouches for."""
+    name = pg_server.fresh()
+    backdoor = pg_server.backdoor(name)
+    try:
+        with PostgresJournal(pg_server.cluster.url(name), wrap=key_wrap) as journal:
+            journal.create_batch("B1", source="apps.jsonl", profile="cccd", max_attempts=2,
+                                 valid=[(i + 1, a, document_number(a))
+                                        for i, a in enumerate(apps)], invalid=[])
+            for index, line in enumerate(("L1", "L2")):
+                journal.join_line("B1", line, stations=[f"{line}-s1"], holder="test")
+                for app in apps[2 * index:2 * index + 2]:
+                    card = journal.begin_card("B1", app.application_id, f"{line}-s1", line)
+                    for kind in HAPPY:
+                        card = journal.move(card, step(card.machine(2), Event(kind)),
+                                            chip_serial=f"{app.application_id}-chip"
+                                            if kind is Kind.FED else None)
+                journal.leave_line("B1", line, "run-1")
+            key = _audit_key(journal, software_key)
+            made = sign_heads(journal, key, lambda data: _sign(software_key, data), at=AT)
+            assert sorted(p.chain for p in made) == ["journal", "line:L1", "line:L2"]
+            assert verify(journal).ok
+            seq = 2
+            rows = _chain_events(backdoor, "line:L1")
+            digest = rows[seq - 2][6]
+            backdoor.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+            backdoor.execute("ALTER TABLE chain_heads DISABLE TRIGGER chain_heads_forward")
+            for number, at, batch, card_id, event_kind, data, _ in rows[seq - 1:]:
+                text = '{"forged": true}' if number == seq else data
+                new = event_hash(digest, number, at, batch, card_id, event_kind, text)
+                backdoor.execute(f"UPDATE events SET data = '{text}', prev = '{digest}', "  # noqa: S608
+                                 f"hash = '{new}' WHERE chain = 'line:L1' AND seq = {number}")
+                digest = new
+            backdoor.execute(f"UPDATE chain_heads SET hash = '{digest}' "  # noqa: S608
+                             "WHERE chain = 'line:L1'")
+            backdoor.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+            backdoor.execute("ALTER TABLE chain_heads ENABLE TRIGGER chain_heads_forward")
+            result = verify(journal)
+        bad = result.first_bad
+        assert bad is not None and (bad.code, bad.chain, bad.seq) == (
+            Problem.REHASHED, "line:L1", 1), result.findings
     finally:
         pg_server.cluster.drop_database(name)
