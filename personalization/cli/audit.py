@@ -113,6 +113,9 @@ def _show(result: AuditResult, lang: Literal["en", "vi"]) -> None:
     if result.ok:
         console.print(f"audit trail holds: {result.events} events, {result.checkpoints} "
                       "checkpoints", markup=False, highlight=False, soft_wrap=True)
+        for sha256 in result.certificates:  # to compare with the one recorded out of band
+            console.print(f"audit certificate SHA-256: {sha256}", markup=False,
+                          highlight=False, soft_wrap=True)
         if result.uncovered:
             console.print(f"{result.uncovered} event(s) after the last checkpoint are vouched "
                           "for by their hashes only: run `cardline audit checkpoint`",
