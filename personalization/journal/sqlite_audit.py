@@ -158,6 +158,8 @@ class SQLiteAudit:
             db.execute("BEGIN")
             db.execute("SELECT 1 FROM chain_head").fetchall()  # the snapshot starts here
             yield _Snapshot(db)
+        except db.Error as exc:  # PEP 249's optional extension: the module's Error class
+            raise JournalError(f"journal {self.path}: cannot read for the audit: {exc}") from exc
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
