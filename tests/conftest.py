@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,26 @@ from tests.support.pg import TestServer
 
 ENCODER_BANK_READERS = 4
 ENCODER_BANK_BASE_PORT = 35100  # clear of the demo's 36000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Logins of the tests (and of the `cardline` processes they start) go to a folder of
+    the test run, never the tester's own ~/.config/cardline; nobody acts from the tester's
+    environment unless a test says so."""
+    saved = {k: os.environ.get(k) for k in
+             ("CARDLINE_SESSION_DIR", "CARDLINE_USER", "CARDLINE_PASSPHRASE")}
+    folder = tmp_path_factory.mktemp("sessions")
+    folder.chmod(0o700)
+    os.environ["CARDLINE_SESSION_DIR"] = str(folder)
+    os.environ.pop("CARDLINE_USER", None)
+    os.environ.pop("CARDLINE_PASSPHRASE", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

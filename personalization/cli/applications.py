@@ -13,6 +13,7 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    as_person,
     command_group,
     console,
     fail,
@@ -80,6 +81,7 @@ def check(
     today = _as_of(as_of)
     with reported():
         setup = LineSetup.load(config)
+        as_person(setup.config, "applications.read")
         with intake_progress(str(file), json_out) as progress:
             result = check_applications(file, setup, today, on_progress=progress)
     if json_out:

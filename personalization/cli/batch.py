@@ -3,7 +3,6 @@ after a stop or a crash, steer a running batch from another terminal, and report
 
 from __future__ import annotations
 
-import getpass
 import json
 import signal
 import threading
@@ -19,6 +18,7 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    as_person,
     command_group,
     console,
     fail,
@@ -53,6 +53,7 @@ def create(
     killed, the same command carries on where it stopped (or `batch discard NAME` removes
     the unfinished batch). Exit 1 when nothing could be accepted."""
     setup = line_setup(config)
+    as_person(setup.config, "batch.create")
     try:
         with reported(), intake_progress(f"batch {name}", as_json) as progress:
             created = batches.create(setup, file, name, max_attempts, on_progress=progress)
@@ -79,8 +80,10 @@ def create(
 def discard(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Remove a batch whose import never finished (a killed `batch create`) and everything it
     wrote; a complete batch is never removed."""
+    cfg = line_setup(config).config
+    as_person(cfg, "batch.create")
     with reported():
-        removed = batches.discard(line_setup(config).config, batch)
+        removed = batches.discard(cfg, batch)
     console.print(f"batch {batch}: unfinished import removed ({removed} application(s))",
                   highlight=False, markup=False)
 
@@ -100,6 +103,7 @@ def run_with_progress(run: Callable[[Tick, threading.Event], RunResult],
 
 def _run(config_path: Path, name: str, cards_out: Path | None = None) -> None:
     setup = line_setup(config_path)
+    as_person(setup.config, "batch.run")
     outputs = batches.Outputs(cards_out) if cards_out is not None else None
     with reported():
         result = run_with_progress(
@@ -143,7 +147,8 @@ def resume(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 def _control(config: Path, name: str, action: Control) -> None:
     with reported():
-        batches.request(line_setup(config).config, name, action, getpass.getuser())
+        cfg = line_setup(config).config
+        batches.request(cfg, name, action, as_person(cfg, "batch.control").name)
     console.print(f"batch {name}: {action} requested; the running line obeys within a second",
                   highlight=False, markup=False)
 
@@ -233,6 +238,7 @@ def report(
     """The batch report: every card fed, applications, stock reconciliation, reject reasons,
     station utilisation and throughput (JSON, and an HTML page with charts)."""
     cfg = line_setup(config).config
+    as_person(cfg, "report.read")
     with reported():
         result = batches.report(cfg, batch)
         files = batches.write_report(result, out) if out is not None else None

@@ -20,9 +20,10 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from common.errors import CardlineError
-from personalization.config import LineConfig, load_config
+from personalization.config import DEFAULT_CONFIG, LineConfig, load_config
 from personalization.service.applications import OnProgress, Progress
 from personalization.service.batches import StationLive, summary_rows
+from personalization.service.people import Person
 from personalization.service.setup import LineSetup
 
 console = Console()
@@ -74,6 +75,21 @@ def line_setup(path: Path) -> LineSetup:
         return LineSetup.load(path)
     except CardlineError as exc:
         fail(str(exc))
+
+
+def as_person(config: LineConfig, action: str) -> Person:
+    """The person running this command (``cardline login``, or CARDLINE_USER with
+    CARDLINE_PASSPHRASE), allowed to do ``action``; otherwise exit with why not (the refusal
+    is audited in the journal)."""
+    from personalization.service.people import acting  # the journal only when a command acts
+
+    with reported():
+        return acting(config, action)
+
+
+def person_for(path: Path | None, action: str) -> Person:
+    """:func:`as_person` for a command whose line configuration is optional (QA desk)."""
+    return as_person(line_setup(path or DEFAULT_CONFIG).config, action)
 
 
 def print_batch_summary(result: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import typer
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    as_person,
     command_group,
     console,
     err_console,
@@ -32,7 +33,9 @@ def purge(config: ConfigOption = DEFAULT_CONFIG, wait: WaitOption = 10.0,
     purges left incomplete. Exit 0 when all is done, 1 when some is still pending (another
     process kept the journal open): run it again later."""
     with reported():
-        result = journal.purge(line_setup(config).config, wait_s=wait)
+        cfg = line_setup(config).config
+        as_person(cfg, "journal.purge")
+        result = journal.purge(cfg, wait_s=wait)
     if as_json:
         console.print_json(json.dumps({"purged": result.purged, "pending": result.pending}))
     elif result.purged:

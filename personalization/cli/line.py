@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    as_person,
     command_group,
     console,
     line_setup,
@@ -45,8 +45,10 @@ def up(
 ) -> None:
     """Start pcscd with the virtual encoders and the card host (reuses a matching one), and
     an emulated printer for each station whose printer port is 'auto'."""
+    cfg = line_setup(config).config
+    as_person(cfg, "line.up")
     with reported():
-        started = line.up(line_setup(config).config, readers)
+        started = line.up(cfg, readers)
     console.print(f"encoder bank up: {len(started.readers)} encoders, data in "
                   f"{started.pcsc_dir}", markup=False)
     for name, port in started.readers:
@@ -59,8 +61,10 @@ def up(
 def down(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Stop the simulated printers, card host and pcscd that `line up` started (chips stay in
     the store)."""
+    cfg = line_setup(config).config
+    as_person(cfg, "line.down")
     with reported():
-        was_running = line.down(line_setup(config).config)
+        was_running = line.down(cfg)
     console.print("encoder bank stopped" if was_running else "encoder bank was not running")
 
 
@@ -134,8 +138,9 @@ def abandon(
 ) -> None:
     """Declare a dead line's machines emptied (its cards taken out and destroyed): its cards
     in doubt in the batch are spoiled and their applications go back to the other lines.
-    Journaled with your user name. Refused while the line is alive."""
+    Journaled with your account's name. Refused while the line is alive."""
     cfg = line_setup(config).config
+    person = as_person(cfg, "line.abandon")
     with reported():
         row = next((r for r in batches.status(cfg, batch)[0]["lines"]
                     if r["line"] == line_name), None)
@@ -144,6 +149,6 @@ def abandon(
             f"Spoil {in_doubt} card(s) in doubt of {line_name} in batch {batch}?"):
         raise typer.Exit(1)
     with reported():
-        spoiled = batches.abandon_line(cfg, batch, line_name, getpass.getuser())
+        spoiled = batches.abandon_line(cfg, batch, line_name, person.name)
     console.print(f"{escape(line_name)}: {len(spoiled)} card(s) spoiled; their applications "
                   "are back in the pool")

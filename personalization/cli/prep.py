@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, TaskID
 
-from personalization.cli.common import ConfigOption, console, reported
+from personalization.cli.common import ConfigOption, as_person, console, reported
 from personalization.service.prep import prepare_cards
 from personalization.service.setup import LineSetup
 
@@ -47,9 +47,12 @@ def prep(
     rejected applications with reasons. Invalid applications never stop the others.
     Signing uses the line's active Document Signer key in the HSM.
     """
+    with reported():
+        setup = LineSetup.load(config)
+    person = as_person(setup.config, "prep.sign")
     with reported(), _bar() as progress:
-        result = prepare_cards(applications, LineSetup.load(config), out, today=date.today(),
-                               progress=progress)
+        result = prepare_cards(applications, setup, out, today=date.today(),
+                               progress=progress, actor=person.name)
     rejected = len(result.rejected)
     console.print(f"prepared [bold green]{len(result.prepared)}[/], rejected "
                   f"[bold {'red' if rejected else 'green'}]{rejected}[/] → {out}")

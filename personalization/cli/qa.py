@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import JsonOption, command_group, console, reported
+from personalization.cli.common import JsonOption, command_group, console, person_for, reported
 from personalization.service.qa import (
     Verdict,
     access_keys,
@@ -73,6 +73,7 @@ def verify(reader: ReaderOption, mrz: MRZOption = None, document_number: NumberO
            config: ConfigOpt = None, wait: WaitOption = 0.0, require_aa: AAOption = True,
            deadline: DeadlineOption = None, as_json: JsonOption = False) -> None:
     """Check the chip in READER: access, passive and active authentication, lock, DG1."""
+    person_for(config, "qa.verify")
     with reported():
         access = access_keys(mrz, document_number, birth, expiry)
         trusted = trust_store(trust or (), config=config)
@@ -93,6 +94,7 @@ def dump(reader: ReaderOption,
          expiry: ExpiryOption = None, trust: TrustOption = None, config: ConfigOpt = None,
          wait: WaitOption = 0.0, as_json: JsonOption = False) -> None:
     """Read every file of the chip in READER into OUT (exact bytes) with a summary.json."""
+    person_for(config, "qa.dump")
     with reported():
         access = access_keys(mrz, document_number, birth, expiry)
         trusted = trust_store(trust or (), config=config)

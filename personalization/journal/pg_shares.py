@@ -10,18 +10,14 @@ from typing import TYPE_CHECKING, Any
 from personalization.journal.port import ConflictError
 from personalization.journal.shares_port import ShareRow
 
-if TYPE_CHECKING:
-    import psycopg
-    from psycopg.rows import DictRow
-
 
 class PostgresShares:
     """The ``key_shares`` table."""
 
     if TYPE_CHECKING:
         def _write(self) -> Any: ...  # a context manager yielding a cursor
-        def _read(self, query: Any, params: Sequence[Any] = ()) -> list[DictRow]: ...
-        def _append(self, cur: psycopg.Cursor[DictRow], batch: str | None, card: int | None,
+        def _read(self, query: Any, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _append(self, cur: Any, batch: str | None, card: int | None,
                     kind: str, data: dict[str, Any], chain: str = ...) -> None: ...
 
     def shares(self, token: str) -> list[ShareRow]:

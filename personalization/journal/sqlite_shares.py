@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,8 @@ class SQLiteShares:
 
     if TYPE_CHECKING:
         def _write(self) -> Any: ...  # a context manager yielding the connection
-        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]: ...
-        def _append(self, db: sqlite3.Connection, batch: str | None, card: int | None,
+        def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _append(self, db: Any, batch: str | None, card: int | None,
                     kind: str, data: dict[str, Any]) -> None: ...
 
     def shares(self, token: str) -> list[ShareRow]:
@@ -32,7 +31,6 @@ class SQLiteShares:
                    actor: str, after: int) -> int:
         """Store a new generation of shares with its event (see ``SharesPort``)."""
         at = datetime.now(UTC).isoformat(timespec="seconds")
-        db: sqlite3.Connection
         with self._write() as db:
             now = db.execute("SELECT coalesce(max(generation), 0) FROM key_shares "
                              "WHERE token = ?", (token,)).fetchone()[0]

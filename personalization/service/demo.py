@@ -4,6 +4,7 @@ cards and a report, on a private encoder bank, printers and journal under
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,7 +19,7 @@ from personalization.line.context import Outputs
 from personalization.line.controller import RunResult
 from personalization.line.station import StationSpec
 from personalization.prep import build_mrz
-from personalization.service import batches, line
+from personalization.service import batches, demopeople, line
 from personalization.service.batches import Tick
 from personalization.service.demopeople import ensure_keys
 from personalization.service.setup import LineSetup
@@ -124,7 +125,12 @@ def qa_desk(setup: LineSetup, report: dict[str, Any], applications: Path,
                        if a.application_id == card["application_id"])
     mrz = build_mrz(application, setup.profile()).text
     reader = line.encoder_bank(setup.config).reader_name(0)
-    return ["cardline line up",
+    phrase = demopeople.passphrase_file(setup.config, demopeople.OPERATOR)
+    with contextlib.suppress(ValueError):  # shown relative to where the demo ran, if inside
+        phrase = phrase.relative_to(Path.cwd())
+    return [f"cardline login {demopeople.OPERATOR} --passphrase-file {phrase}",
+            "cardline line up",
             f"cardline line insert {card['chip_serial']} --reader 0",
             f'cardline qa verify --reader "{reader}" --mrz "{mrz}" --trust {csca}',
-            f"cardline line remove {card['chip_serial']}"]
+            f"cardline line remove {card['chip_serial']}",
+            "cardline logout"]

@@ -6,6 +6,7 @@ run is summarised in ``<out>/prep.json``; invalid applications never stop the ot
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from hsm.errors import HSMError
 from personalization.applications.intake import InvalidRecord
+from personalization.journal import open_journal
 from personalization.prep import PreparedCard, Preparer, prepare_all
 from personalization.service.applications import read_intake
 from personalization.service.errors import ServiceError
@@ -62,10 +64,12 @@ def _quiet(done: int, total: int) -> None:
 
 
 def prepare_cards(applications: Path, setup: LineSetup, out: Path, *, today: date,
-                  progress: Progress = _quiet) -> PrepResult:
+                  progress: Progress = _quiet, actor: str | None = None) -> PrepResult:
     """Prepare and sign the chip files of every valid application with the active DS key.
 
-    When the HSM stops signing, raises ServiceError saying how many cards were written.
+    When the HSM stops signing, raises ServiceError saying how many cards were written. With
+    ``actor`` (the officer who ran it) the signing is an event of the journal's chain: who,
+    which DS, how many cards, and the SHA-256 of the input file (never its content).
     """
     profile = setup.profile()
     intake = read_intake(applications, profile, today)
@@ -86,7 +90,20 @@ def prepare_cards(applications: Path, setup: LineSetup, out: Path, *, today: dat
         raise ServiceError(f"cannot write to {out}: {exc.strerror}") from exc
     result = PrepResult(out, tuple(prepared), tuple(intake.invalid), label)
     _write_summary(result)
+    if actor is not None:
+        with open_journal(setup.config.journal.url) as journal:
+            journal.note(None, "prep.signed", actor=actor, role="officer", ds=label,
+                         prepared=len(prepared), rejected=len(intake.invalid),
+                         source_sha256=_sha256(applications))
     return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _write_card(out: Path, card: PreparedCard) -> PreparedEntry:

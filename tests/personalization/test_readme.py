@@ -20,17 +20,6 @@ from personalization.service.line import pick_reader
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-OFFICERS = ("--officer", "Nguyễn Văn An", "--officer", "Trần Thị Bình")
-
-
-def readme_block(after: str) -> list[str]:
-    """The commands of the first ``sh`` block after the line containing ``after``."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = text.index(after)
-    block = re.search(r"```sh\n(.*?)```", text[start:], re.S)
-    assert block is not None, f"no sh block after {after!r}"
-    commands = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
-    return [c for c in commands if c and not c.startswith("#")]
 
 
 def _cardline(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -40,31 +29,49 @@ def _cardline(cwd: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
+def readme_script(after: str) -> str:
+    """The first ``sh`` block after the line containing ``after``, as its text."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(after)
+    block = re.search(r"```sh\n(.*?)```", text[start:], re.S)
+    assert block is not None, f"no sh block after {after!r}"
+    return block.group(1)
+
+
+def _bash(cwd: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """A README block run as it is, by bash, with `cardline` on the PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CARDLINE_CONFIG")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+
+
 def test_the_readme_production_run_hands_out_every_card(encoder_bank: EncoderBank,
                                                         tmp_path: Path) -> None:
-    """`line up`, `applications synth`, `batch create`, `batch run`, `batch report`, `line
-    down` exactly as the README shows them, on the shipped line.yaml: 50 of 50 handed out,
-    the stock reconciles, and the line is down afterwards."""
+    """The README's people-and-keys block, then its run (`login`, `line up`, `applications
+    synth`, `batch create`, `batch run`, `batch report`, `line down`, `logout`), verbatim by
+    bash on the shipped line.yaml: 50 of 50 handed out, the stock reconciles, the line is
+    down afterwards, and the passphrase files are the owner's alone."""
     shutil.copy(ROOT / "line.yaml", tmp_path / "line.yaml")
-    commands = readme_block("A production-style run on the embedded default")
-    assert commands[0] == "cardline line up" and commands[-1] == "cardline line down"
+    people = readme_script("A production-style run on the embedded default")
+    run = readme_script("Then the run, as the operator:")
+    assert "cardline keys init --officer" in people and run.splitlines()[1].startswith(
+        "cardline line up")
     encoder_bank.down()  # one pcscd per machine: the README's line brings up its own
     try:
-        for argv in (["cardline", "keys", "setup-embedded"],
-                     ["cardline", "keys", "init", *OFFICERS],
-                     ["cardline", "keys", "new-ds", *OFFICERS]):
-            done = _cardline(tmp_path, argv)
-            assert done.returncode == 0, (argv, done.stderr)
-        for command in commands:
-            done = _cardline(tmp_path, shlex.split(command))
-            assert done.returncode == 0, (command, done.stdout, done.stderr)
-    finally:
-        _cardline(tmp_path, ["cardline", "line", "down"])
+        done = _cardline(tmp_path, ["cardline", "keys", "setup-embedded"])  # `make setup`
+        assert done.returncode == 0, done.stderr
+        for script in (people, run):
+            done = _bash(tmp_path, script)
+            assert done.returncode == 0, (script, done.stdout, done.stderr)
+    finally:  # `line down` is the operator's, whatever stopped the blocks
+        _bash(tmp_path, "cardline login lan --passphrase-file lan.pass; cardline line down")
         encoder_bank.up()
     report = json.loads((tmp_path / "work" / "B1-report" / "report.json").read_text("utf-8"))
     assert report["applications"] == {"handed_out": 50, "failed": 0, "pending": 0}
     assert report["stock"]["reconciled"] and report["stock"]["fed"] == 50
     assert not (tmp_path / ".cardline" / "printers" / "simline.pid").exists()
+    assert all(p.stat().st_mode & 0o077 == 0 for p in tmp_path.glob("*.pass"))
 
 
 def test_a_reader_name_that_fits_several_encoders_is_a_clear_error() -> None:
@@ -94,14 +101,15 @@ def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: Enco
         lines = demo.stdout.splitlines()
         desk = [line.strip() for line in lines[lines.index(
             "put a card of this demo on the QA desk:") + 1:]]
-        assert [c.split()[1] for c in desk] == ["line", "line", "qa", "line"]
+        assert [c.split()[1] for c in desk] == ["login", "line", "line", "qa", "line", "logout"]
         for command in desk:
             done = _cardline(tmp_path, shlex.split(command))
             assert done.returncode == 0, (command, done.stdout, done.stderr)
             if " qa verify " in f" {command} ":
                 assert "PASS" in done.stdout
     finally:
-        _cardline(tmp_path, ["cardline", "line", "down"])
+        _bash(tmp_path, "cardline login demo-operator --passphrase-file "
+              ".cardline/demo-people/demo-operator.pass; cardline line down")
         encoder_bank.up()
     report = json.loads((tmp_path / "demo-out" / "report.json").read_text("utf-8"))
     assert report["applications"]["handed_out"] == 3

@@ -31,6 +31,7 @@ from qa.checks import Expected
 from qa.passive_auth import TrustStore
 from qa.readback import keys_from_mrz
 from qa.verify import verify_card
+from tests.support.crew import enrol, passphrase
 
 STATIONS = {"station-1": 0, "station-2": 1}
 QA_READER = 3  # the bank's encoder left free for re-checking handed-out cards
@@ -89,12 +90,17 @@ class Rig:
         }
         path = self.root / "line.yaml"
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        if not (self.root / "people").exists():  # the rig's crew, once, in its journal
+            enrol(path, self.root / "people")
         return path
 
-    def cli_env(self) -> dict[str, str]:
-        """The environment of a ``cardline`` process on the rig (the PIN from the env)."""
+    def cli_env(self, person: str = "tess") -> dict[str, str]:
+        """The environment of a ``cardline`` process on the rig (the PIN from the env),
+        acting as ``person`` of the rig's crew (tess: operator, QA, officer, auditor)."""
+        self.line_yaml()
         return {**os.environ, "CARDLINE_HSM_PIN": self.hsm.pin,
-                "CARDLINE_LOG_LEVEL": "WARNING"}
+                "CARDLINE_LOG_LEVEL": "WARNING", "CARDLINE_USER": person,
+                "CARDLINE_PASSPHRASE": passphrase(person)}
 
     def feeder(self, station: str) -> list[str]:
         """The blank serials loaded in a station's feeder, in feed order (the chip store is
