@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from hsm import certificates as certs
 from hsm.pkcs11 import release_module
 from personalization.cli import app
+from tests.support.crew import enrol
 
 from .conftest import MODULE
 
@@ -20,6 +21,8 @@ runner = CliRunner()
 LINE_YAML = """\
 line: test-line
 data_dir: data
+journal:
+  url: sqlite:///data/journal.db
 hsm:
   module: {module}
   token: cli-test
@@ -34,9 +37,13 @@ hsm:
 
 @pytest.fixture
 def line_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A line.yaml whose embedded token lives under tmp_path."""
+    """A line.yaml whose embedded token lives under tmp_path, its crew acting as tess."""
     path = tmp_path / "line.yaml"
     path.write_text(LINE_YAML.format(module=MODULE), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the journal URL is relative to line.yaml's folder
+    crew = enrol(path)
+    for key, value in crew.env("tess", {}).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("SOFTHSM2_CONF", "/nonexistent")  # restored after the CLI overwrites it
     release_module(MODULE)
     yield path
@@ -48,13 +55,18 @@ def _keys(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _officers(line_yaml: Path, *names: str) -> list[str]:
+    return [arg for name in names or ("tess", "olga")
+            for arg in ("--officer", f"{name}:{line_yaml.parent / 'people' / f'{name}.pass'}")]
+
+
 def test_keys_ceremonies_end_to_end(line_yaml: Path, tmp_path: Path) -> None:
     """setup-embedded, init, new-ds, list --json and export-csca work together."""
     config = ["-c", str(line_yaml)]
     assert _keys("setup-embedded", *config)[0] == 0
-    code, out = _keys("init", *config, "--officer", "An", "--officer", "Binh")
+    code, out = _keys("init", *config, *_officers(line_yaml))
     assert code == 0, out
-    code, out = _keys("new-ds", *config, "--officer", "An", "--officer", "Binh")
+    code, out = _keys("new-ds", *config, *_officers(line_yaml))
     assert code == 0, out
     code, out = _keys("list", *config, "--json")
     rows = json.loads(out)
@@ -75,8 +87,8 @@ def test_single_officer_fails_with_one_line(line_yaml: Path) -> None:
     """init with one officer exits non-zero with a clear message and creates no key."""
     config = ["-c", str(line_yaml)]
     _keys("setup-embedded", *config)
-    code, out = _keys("init", *config, "--officer", "An")
-    assert code != 0 and "two named officers" in out
+    code, out = _keys("init", *config, *_officers(line_yaml, "tess"))
+    assert code != 0 and "needs 2 different officers" in out
     code, out = _keys("list", *config, "--json")
     assert json.loads(out) == []
 
@@ -85,12 +97,13 @@ def test_new_ds_without_csca_fails_cleanly(line_yaml: Path) -> None:
     """new-ds before init exits non-zero and tells the officer to run `keys init`."""
     config = ["-c", str(line_yaml)]
     _keys("setup-embedded", *config)
-    code, out = _keys("new-ds", *config, "--officer", "An", "--officer", "Binh")
+    code, out = _keys("new-ds", *config, *_officers(line_yaml))
     assert code != 0 and "keys init" in out
 
 
 def test_help_explains_each_command() -> None:
     """Every keys command has a --help text."""
-    for command in ("setup-embedded", "init", "new-ds", "list", "export-csca"):
+    for command in ("setup-embedded", "init", "new-ds", "revoke-ds", "crl", "export-master-list",
+                    "rollover", "resplit", "affected", "list", "export-csca"):
         code, out = _keys(command, "--help")
         assert code == 0 and "Usage" in out
