@@ -17,6 +17,7 @@ import typer
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    as_person,
     command_group,
     console,
     err_console,
@@ -143,13 +144,14 @@ def verify(config: ConfigOption = DEFAULT_CONFIG, export: ExportOption = None,
     checkpoints, every checkpoint's signature, the append-only triggers, and the cards' and
     applications' states against their events. With `--export FILE`, check an export
     offline. Exit 0 when it holds, 1 naming the first bad event by its seq and chain."""
-    # authorization: audit.verify (an auditor)
     with reported():
         trusted = audit.read_certificates(certificate) if certificate is not None else None
-        if export is not None:
+        if export is not None:  # an export is checked offline, by anyone who holds it
             result = audit.verify_export(export, trusted=trusted)
         else:
-            result = audit.verify_line(line_setup(config).config, trusted=trusted)
+            cfg = line_setup(config).config
+            as_person(cfg, "audit.verify")
+            result = audit.verify_line(cfg, trusted=trusted)
     if as_json:
         console.print_json(json.dumps(result.as_dict()))
     else:
@@ -165,9 +167,10 @@ def export_trail(
     """Write the audit trail into one file for an outside auditor: the events (each naming
     its actor), the signed checkpoints, the audit certificate and VERIFY.txt, which says how
     to check it with openssl alone."""
-    # authorization: audit.export (an auditor)
+    cfg = line_setup(config).config
+    as_person(cfg, "audit.export")
     with reported():
-        done = audit.export_line(line_setup(config).config, out)
+        done = audit.export_line(cfg, out)
     console.print(f"audit trail exported: {done.path} ({done.events} events, "
                   f"{done.checkpoints} checkpoints)", markup=False, highlight=False, soft_wrap=True)
 
@@ -177,9 +180,10 @@ def checkpoint(config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Sign the head of every chain that moved since its last checkpoint with the audit key
     on the line's HSM token (made there on first use). Run it often (a scheduled job): events
     after the last checkpoint are vouched for by their hashes alone."""
-    # authorization: audit.checkpoint (an officer, or the line's scheduled job)
+    cfg = line_setup(config).config
+    as_person(cfg, "audit.checkpoint")
     with reported():
-        made = audit.checkpoint(line_setup(config).config)
+        made = audit.checkpoint(cfg)
     for point in made:
         console.print(f"checkpoint: chain {point.chain} at seq {point.seq} (head {point.head})",
                       markup=False, highlight=False, soft_wrap=True)

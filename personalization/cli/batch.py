@@ -15,12 +15,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from common.errors import CardlineError
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
     as_person,
     command_group,
     console,
+    err_console,
     fail,
     intake_progress,
     line_setup,
@@ -28,8 +30,8 @@ from personalization.cli.common import (
     progress_table,
     reported,
 )
-from personalization.config import DEFAULT_CONFIG
-from personalization.service import batches
+from personalization.config import DEFAULT_CONFIG, LineConfig
+from personalization.service import audit, batches
 from personalization.service.batches import Control, RunResult, Tick
 
 app = command_group(help="Batches: create one from approved applications, run it on the line, "
@@ -123,8 +125,23 @@ def _run(config_path: Path, name: str, cards_out: Path | None = None) -> None:
     elif not result.finished:
         console.print(f"resume with `cardline batch resume {name}`", highlight=False,
                       markup=False)
+    _checkpoint(setup.config)
     if result.errors:
         raise typer.Exit(2)
+
+
+def _checkpoint(config: LineConfig) -> None:
+    """Sign the chain heads the run moved (the audit key on the line token), so the trail
+    up to the end of this run is vouched for by a signature, not by its hashes alone."""
+    try:
+        made = audit.checkpoint(config)
+    except CardlineError as exc:  # the run's outcome stands; the trail says what failed
+        err_console.print(f"[yellow]warning:[/] no audit checkpoint: {escape(str(exc))}",
+                          highlight=False)
+        return
+    for point in made:
+        console.print(f"audit checkpoint: chain {point.chain} at seq {point.seq}",
+                      highlight=False, markup=False)
 
 
 @app.command()

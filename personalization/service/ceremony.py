@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
+
+from common.errors import CardlineError
 from hsm import ceremony
 from hsm.certificates import certificate_to_pem, load_certificate
 from hsm.errors import HSMError, QuorumError
@@ -33,6 +36,7 @@ from personalization.service.errors import ServiceError
 from personalization.service.keys import CSCAName, open_hsm, open_inventory, prepare_module
 from personalization.service.people import Person, Refused, read_passphrase_file, verify_officers
 
+_log = structlog.get_logger()
 CSCA_PIN_ENV = "CARDLINE_CSCA_PIN"  # a real HSM's CSCA token PIN, read once at `keys init`
 
 
@@ -91,6 +95,18 @@ def quorum(config: LineConfig, acting: Person, credentials: Sequence[Credential]
                           "authenticated (the same officer twice counts once)")
         passphrases = {c.name: c.passphrase for c in credentials if c.name in names}
         yield Quorum(journal, acting, names, passphrases)
+    _checkpoint(config)
+
+
+def _checkpoint(config: LineConfig) -> None:
+    """A signed checkpoint of the chain the ceremony wrote to (once the line token holds an
+    audit key): a ceremony's record is vouched for by a signature at once."""
+    from personalization.service import audit  # it opens the line token too
+
+    try:
+        audit.checkpoint(config)
+    except CardlineError as exc:  # the ceremony stands; `audit verify` says what is wrong
+        _log.warning("keys.ceremony.no_checkpoint", reason=str(exc))
 
 
 def _csca_pin(config: LineConfig, q: Quorum, what: str) -> str:

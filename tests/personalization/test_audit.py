@@ -40,6 +40,7 @@ from personalization.reasons import Code, Reason
 from personalization.service import audit
 from personalization.service.audit import AuditResult, Problem
 from personalization.service.errors import ServiceError
+from tests.support.crew import enrol
 
 pytestmark = pytest.mark.softhsm
 HAPPY = [Kind.FED, Kind.ENCODED, Kind.QA_PASSED, Kind.PRINTED, Kind.EJECTED]
@@ -489,15 +490,25 @@ def _line_yaml(line: Line, journal: Path) -> Path:
     return path
 
 
-def test_the_cli_says_whether_the_trail_holds(line: Line, tmp_path: Path) -> None:
+def test_the_cli_says_whether_the_trail_holds(line: Line, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """`cardline audit verify` exits 0 saying what it read, or 1 naming the first bad event;
-    `audit export` writes the file `audit verify --export` checks; `audit checkpoint` says
-    when nothing moved."""
+    `audit export` writes the file `audit verify --export` checks; `audit checkpoint` signs
+    what moved, then says when nothing did. An operator may do none of it."""
     copy = line.copy("cli")
     config = _line_yaml(line, copy)
+    crew = enrol(config, tmp_path / "people")  # the accounts' own events follow the batch's
+    for key, value in crew.env("an", {}).items():
+        monkeypatch.setenv(key, value)
+    refused = runner.invoke(app, ["audit", "verify", "--config", str(config)])
+    assert refused.exit_code == 2 and "may not verify the audit trail" in refused.output
+    for key, value in crew.env("tess", {}).items():
+        monkeypatch.setenv(key, value)
     holds = runner.invoke(app, ["audit", "verify", "--config", str(config)])
     assert holds.exit_code == 0, holds.output
-    assert f"audit trail holds: {line.last} events, 2 checkpoints" in holds.output
+    assert "audit trail holds:" in holds.output and "2 checkpoints" in holds.output
+    signed = runner.invoke(app, ["audit", "checkpoint", "--config", str(config)])
+    assert signed.exit_code == 0 and "checkpoint: chain journal" in signed.output, signed.output
     nothing = runner.invoke(app, ["audit", "checkpoint", "--config", str(config)])
     assert nothing.exit_code == 0 and "no chain head moved" in nothing.output
     exported = runner.invoke(app, ["audit", "export", "--config", str(config), "--out",

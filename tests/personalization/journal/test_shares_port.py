@@ -12,12 +12,12 @@ from personalization.journal.port import ConflictError
 from .conftest import Backdoor, Refused
 
 
-
 def _accounts(backdoor: Backdoor, *names: str) -> None:
     for name in names:
-        backdoor.execute("INSERT INTO accounts (name, roles, passphrase, created_at, "
-                         f"created_by, changed_at) VALUES ('{name}', '[\"officer\"]', 'x', "  # noqa: S608 - test values
-                         "'2026-01-01', 'root', '2026-01-01')")
+        sql = ("INSERT INTO accounts (name, roles, passphrase, created_at, created_by, "  # noqa: S608 - test values
+               f"changed_at) VALUES ('{name}', '[\"officer\"]', 'x', '2026-01-01', 'root', "
+               "'2026-01-01')")
+        backdoor.execute(sql)
 
 
 def test_a_new_generation_replaces_the_shares_in_force(journal: JournalPort,
