@@ -14,11 +14,9 @@ from rich.table import Table
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
-    as_person,
     command_group,
     console,
     fail,
-    line_setup,
     reported,
 )
 from personalization.service.printers import (
@@ -98,7 +96,6 @@ def test_card(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each answer")] = 30.0,
 ) -> None:
     """Print a specimen card through the whole path: feed, print both sides, eject."""
-    as_person(line_setup(config).config, "printers.manage")
     with reported():
         card = specimen_card()
         ports = _ports(config, port, station)

@@ -73,10 +73,11 @@ def verify(reader: ReaderOption, mrz: MRZOption = None, document_number: NumberO
            config: ConfigOpt = None, wait: WaitOption = 0.0, require_aa: AAOption = True,
            deadline: DeadlineOption = None, as_json: JsonOption = False) -> None:
     """Check the chip in READER: access, passive and active authentication, lock, DG1."""
-    person_for(config, "qa.verify")
-    with reported():
+    with reported():  # what was typed is checked first; then who types it
         access = access_keys(mrz, document_number, birth, expiry)
         trusted = trust_store(trust or (), config=config)
+    person_for(config, "qa.verify")
+    with reported():
         verdict = verify_chip(reader, access, trusted.store, wait=wait, require_aa=require_aa,
                               deadline_s=deadline)
     if as_json:
@@ -94,10 +95,11 @@ def dump(reader: ReaderOption,
          expiry: ExpiryOption = None, trust: TrustOption = None, config: ConfigOpt = None,
          wait: WaitOption = 0.0, as_json: JsonOption = False) -> None:
     """Read every file of the chip in READER into OUT (exact bytes) with a summary.json."""
-    person_for(config, "qa.dump")
     with reported():
         access = access_keys(mrz, document_number, birth, expiry)
         trusted = trust_store(trust or (), config=config)
+    person_for(config, "qa.dump")
+    with reported():
         done = dump_card(reader, out, access, trusted.store, wait=wait)
     if as_json:
         print(json.dumps(done.summary))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.crew import enrol
+
 
 @pytest.mark.parametrize("name", ["[/]", "[bold]B1", "[red]x[/red]"])
 def test_a_batch_named_like_markup_is_an_ordinary_error(tmp_path: Path, name: str) -> None:
@@ -20,10 +22,11 @@ def test_a_batch_named_like_markup_is_an_ordinary_error(tmp_path: Path, name: st
                       "hsm: {module: /usr/lib/softhsm/libsofthsm2.so, token: t}\n"
                       f"journal: {{url: 'sqlite:///{tmp_path / 'journal.db'}'}}\n",
                       encoding="utf-8")
+    env = enrol(config).env("aud", {**os.environ, "COLUMNS": "200"})  # reports: an auditor
     for verb in ("status", "report"):
         done = subprocess.run([sys.executable, "-m", "personalization", "batch", verb, name,
                                "--config", str(config)], capture_output=True, text=True,
-                              timeout=60, check=False, env={**os.environ, "COLUMNS": "200"})
+                              timeout=60, check=False, env=env)
         assert done.returncode == 2, done.stderr
         said = " ".join(done.stderr.split())
         assert "no batch named" in said and name in said and "Traceback" not in said

@@ -16,6 +16,7 @@ import pytest
 
 from personalization.intakebench import repeated_file
 from personalization.journal import SQLiteJournal
+from tests.support.crew import enrol
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 900
@@ -24,12 +25,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
-def line_yaml(tmp_path: Path) -> Path:
-    """The embedded line's configuration with its journal in the test's folder."""
+def line_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The embedded line's configuration with its journal in the test's folder; the
+    `cardline` processes act as an operator of its crew."""
     text = (ROOT / "line.yaml").read_text(encoding="utf-8").replace(
         "sqlite:///.cardline/journal.db", f"sqlite:///{tmp_path / 'journal.db'}")
     path = tmp_path / "line.yaml"
     path.write_text(text, encoding="utf-8")
+    for key, value in enrol(path).env("an", {}).items():
+        monkeypatch.setenv(key, value)
     return path
 
 

@@ -11,6 +11,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 
 from personalization.applications.intake import read_applications
@@ -18,6 +19,7 @@ from personalization.cardstate import Event, Kind, State, step
 from personalization.journal import open_journal
 from personalization.prep import document_number
 from personalization.profile import load_profile
+from tests.support.crew import enrol
 
 CARDLINE = [sys.executable, "-m", "personalization"]
 
@@ -28,7 +30,8 @@ def _cardline(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
-def test_abandoning_a_dead_line_from_the_cli(tmp_path: Path, synth_dir: Path) -> None:
+def test_abandoning_a_dead_line_from_the_cli(tmp_path: Path, synth_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """line-2 began two cards and died: while its lease runs the abandon is refused with the
     reason; then both cards are spoiled, the applications are pending again, and status
     shows both lines with line-2's cards no longer in doubt."""
@@ -40,6 +43,8 @@ def test_abandoning_a_dead_line_from_the_cli(tmp_path: Path, synth_dir: Path) ->
         "journal": {"url": url}, "controller": {"lease_s": 4},
         "stations": [{"name": "l1-s1", "printer": {"port": "/dev/null"},
                       "encoder": {"reader": "Encoder 0"}}]}), encoding="utf-8")
+    for key, value in enrol(config).env("an", {}).items():  # an operator declares it
+        monkeypatch.setenv(key, value)
     apps = [a for _, a in read_applications(synth_dir / "apps.jsonl",
                                             load_profile("cccd").intake_rules(),
                                             date(2026, 11, 24)).valid][:4]
@@ -68,7 +73,7 @@ def test_abandoning_a_dead_line_from_the_cli(tmp_path: Path, synth_dir: Path) ->
         assert states == {first: State.VOID, second: State.REJECTED}
         assert set(journal.pending("B1")) == {a.application_id for a in apps}
         [event] = [e for e in journal.events("B1") if e["kind"] == "line.abandoned"]
-        assert event["data"]["line"] == "line-2" and event["data"]["by"]
+        assert event["data"]["line"] == "line-2" and event["data"]["by"] == "an"
     status = _cardline(config, "batch", "status", "B1", "--json")
     lines = {r["line"]: r for r in json.loads(status.stdout)["lines"]}
     assert set(lines) == {"line-1", "line-2"} and lines["line-2"]["in_doubt"] == 0

@@ -37,6 +37,7 @@ def _line(tmp: Path) -> Path:
 def _cardline(tmp: Path, *args: str, env: dict[str, str] | None = None,
               ) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in (env or os.environ).items() if k != "SOFTHSM2_CONF"}
+    base["COLUMNS"] = "400"  # messages on one line, as the assertions read them
     return subprocess.run([sys.executable, "-m", "personalization", *args], cwd=tmp, env=base,
                           capture_output=True, text=True, timeout=120, check=False)
 

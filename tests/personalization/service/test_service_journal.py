@@ -16,6 +16,7 @@ from personalization.journal import SQLiteJournal
 from personalization.journal.port import PurgeIncompleteError
 from personalization.profile import load_profile
 from tests.personalization.journal.closing import finished_batch, reader
+from tests.support.crew import enrol
 
 ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()
@@ -38,11 +39,13 @@ def _line_yaml(tmp_path: Path) -> Path:
     return path
 
 
-def test_journal_purge_reports_pending_then_finishes(tmp_path: Path,
-                                                     apps: list[Application]) -> None:
+def test_journal_purge_reports_pending_then_finishes(tmp_path: Path, apps: list[Application],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A purge blocked by a reader exits 1 naming the batch; once the reader is gone the same
     command purges it and exits 0; with nothing due it says so and exits 0."""
     config = _line_yaml(tmp_path)
+    for key, value in enrol(config).env("an", {}).items():  # an operator purges
+        monkeypatch.setenv(key, value)
     with SQLiteJournal(tmp_path / "data" / "journal.db") as journal:
         journal.purge_wait_s = 0.2
         with reader(journal.path):
