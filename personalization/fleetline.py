@@ -11,6 +11,7 @@ last card done (the lines' start-up is not the machines' time).
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -28,12 +29,15 @@ from hsm.pkcs11 import HSM
 from personalization.benchkit import BenchHSM, bench_applications
 from personalization.errors import PersonalizationError
 from personalization.fleetbench import BATCH, create_batch, production_cluster
-from personalization.journal import open_journal
+from personalization.journal import JournalPort, open_journal
+from personalization.journal.people_port import AccountRow
+from personalization.journal.people_port import people as people_of
 from personalization.journal.pg_inventory import PostgresKeyInventory
 from personalization.journal.pgcluster import LINE, OWNER
 from personalization.line.report import build_report
 from personalization.line.station import StationSpec
 from personalization.linebench import bare_cycle, line_parts
+from personalization.people import hash_passphrase
 from personalization.profile import DocumentProfile
 from personalization.simline import PrinterLine
 
@@ -42,6 +46,7 @@ STATIONS_PER_LINE = 2
 CARDS_PER_STATION = 4
 OFFICERS = ("Bench Officer A", "Bench Officer B")
 LINE_WAIT_S = 900.0
+BENCH_OPERATOR = "bench-operator"  # the one account of the bench's journal
 
 
 class FleetLineError(PersonalizationError):
@@ -90,7 +95,8 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
                    max_documents=1_000_000, label_prefix="DS-FLEET")
             with open_journal(url, wrap=HSMKeyWrap(token)) as journal:
                 create_batch(journal, applications)
-        codes = _run_lines(root / "fleet-line", hsm, url, specs)
+                acting = _operator(journal)
+        codes = _run_lines(root / "fleet-line", hsm, url, specs, acting)
         with open_journal(url) as journal:
             report = build_report(journal, BATCH)
     bad = {line: code for line, code in codes.items() if code != 0}
@@ -106,11 +112,22 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
             "fleet_vs_bound": round(throughput / bound, 3)}
 
 
-def _run_lines(folder: Path, hsm: BenchHSM, url: str,
-               specs: dict[str, StationSpec]) -> dict[str, int | None]:
+def _operator(journal: JournalPort) -> dict[str, str]:
+    """The bench's operator, the one account of its journal: the environment the line
+    processes act in (a random passphrase, kept nowhere else)."""
+    phrase = secrets.token_urlsafe(18)
+    now = datetime.now(UTC)
+    people_of(journal).add_account(
+        AccountRow(BENCH_OPERATOR, ("operator",), hash_passphrase(phrase), False, 0, None, now,
+                   "bench", now), actor="bench", first=True)
+    return {"CARDLINE_USER": BENCH_OPERATOR, "CARDLINE_PASSPHRASE": phrase}
+
+
+def _run_lines(folder: Path, hsm: BenchHSM, url: str, specs: dict[str, StationSpec],
+               acting: Mapping[str, str]) -> dict[str, int | None]:
     """Start the three ``cardline batch run`` processes together; their exit codes."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
-    env = {**os.environ, "CARDLINE_HSM_PIN": hsm.pin}
+    env = {**os.environ, "CARDLINE_HSM_PIN": hsm.pin, **acting}
     for number in range(1, LINES + 1):
         line = f"line-{number}"
         own = [(s.name, s.printer_port, s.reader) for n, s in specs.items()

@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from personalization.cli.common import JsonOption, command_group, console, person_for, reported
+from personalization.cli.common import (
+    JsonOption,
+    command_group,
+    console,
+    line_setup,
+    person_for,
+    reported,
+)
+from personalization.config import DEFAULT_CONFIG
 from personalization.service.qa import (
     Verdict,
     access_keys,
@@ -22,8 +30,12 @@ from personalization.service.qa import (
     trust_store,
     verify_chip,
 )
+from personalization.service.qa import (
+    signoff as qa_signoff,
+)
 
-app = command_group(help="Verify chips over PC/SC: QA desk check, file dump, batch report.",
+app = command_group(help="Verify chips over PC/SC: QA desk check, file dump, batch report; "
+                  "QA sign-off of a finished batch.",
                   no_args_is_help=True)
 
 ReaderOption = Annotated[str, typer.Option(
@@ -127,3 +139,15 @@ def report(verdicts: Annotated[Path, typer.Argument(help="JSON Lines: one verdic
     console.print(f"[bold {colour}]{result['passed']}/{result['cards']} passed[/]")
     for code, count in result["failures_by_reason"].items():
         console.print(f"  {code}: {count}", highlight=False)
+
+
+@app.command("signoff")
+def signoff(batch: Annotated[str, typer.Argument(help="the finished batch")],
+            config: ConfigOpt = None) -> None:
+    """QA's sign-off of a finished batch, recorded with your account in the journal (the
+    batch report lists it)."""
+    person = person_for(config, "qa.signoff")
+    with reported():
+        done = qa_signoff(line_setup(config or DEFAULT_CONFIG).config, person.name, batch)
+    console.print(f"batch {batch} signed off by {person.name}: {done['handed_out']} handed out, "
+                  f"{done['failed']} failed", markup=False, highlight=False)

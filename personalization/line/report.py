@@ -131,6 +131,8 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
         "journal": {"events": chain.events, "chain_ok": chain.ok,
                     "heads": chain_heads(journal, batch)},
         "lines": _lines(journal, batch, fed, events),
+        "qa_signoff": [{"by": e["data"].get("actor"), "at": e["at"]} for e in events
+                       if e["kind"] == "qa.signed_off"],
     }
 
 

@@ -390,7 +390,8 @@ class Station:
                 "qa": {"verdict": "fail",
                        "reasons": [{"code": unread.value, "message": unread.message}]}}
         summary = {"verdict": "pass" if verdict.passed else "fail",
-                   "reasons": verdict.as_dict()["reasons"]}
+                   "reasons": verdict.as_dict()["reasons"],
+                   "ds_serial": verdict.ds_serial}  # which DS signed it: `keys affected`
         if verdict.passed:
             self.line.save_chip_files(work.application.application_id, verdict.files)
             return Event(Kind.QA_PASSED), {"qa": summary}

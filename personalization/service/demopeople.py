@@ -42,29 +42,42 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text + "\n")
 
 
+def _phrase(config: LineConfig, name: str) -> str:
+    """A demo account's passphrase: its file's, or a new random one written there."""
+    path = passphrase_file(config, name)
+    if path.exists():
+        return people.read_passphrase_file(path)
+    phrase = secrets.token_urlsafe(18)
+    _write_private(path, phrase)
+    return phrase
+
+
 def ensure_people(config: LineConfig) -> None:
-    """The demo accounts, created once in the line's journal: refused when that journal has
-    accounts of its own (a real deployment is not the demo's to change)."""
+    """The demo accounts, created once in the journal ``config`` names (the embedded
+    default's, or the PostgreSQL journal of a demo with several lines), with the passphrases
+    of their files: refused when that journal has accounts of its own (a real deployment is
+    not the demo's to change)."""
     if config.hsm.pin_source != "embedded":
         raise ServiceError("the demo runs on the embedded default only (hsm.pin_source: "
                            "embedded); it never touches a configured HSM")
     with open_journal(config.journal.url) as journal:
         existing = {row.name for row in people_of(journal).accounts()}
     wanted = {ADMIN, *ROLES}
-    if existing and not wanted <= existing:
+    if existing and existing != wanted:
         raise ServiceError("this journal has accounts that are not the demo's: the demo "
                            "creates its own accounts on a fresh embedded default only")
-    if existing and all(passphrase_file(config, n).exists() for n in wanted):
-        return
+    phrases = {name: _phrase(config, name) for name in sorted(wanted)}
     if existing:
-        raise ServiceError(f"the demo accounts exist but their passphrase files under "
-                           f"{folder(config)} are gone; start from a fresh data_dir")
-    phrases = {name: secrets.token_urlsafe(18) for name in wanted}
-    for name, phrase in phrases.items():
-        _write_private(passphrase_file(config, name), phrase)
+        return
     admin = people.bootstrap(config, ADMIN, phrases[ADMIN])
     for name, roles in ROLES.items():
         people.add(config, admin, name, roles, phrases[name])
+
+
+def operator_env(config: LineConfig) -> dict[str, str]:
+    """The environment a demo line process acts in: as the demo operator."""
+    return {"CARDLINE_USER": OPERATOR,
+            "CARDLINE_PASSPHRASE": people.read_passphrase_file(passphrase_file(config, OPERATOR))}
 
 
 def officer_credentials(config: LineConfig) -> list[ceremony.Credential]:

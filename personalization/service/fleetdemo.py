@@ -24,7 +24,7 @@ import yaml
 from applets.virtual.bank import EncoderBank
 from personalization.fleetline import wait_lines
 from personalization.journal import open_journal
-from personalization.service import batches
+from personalization.service import batches, demopeople
 from personalization.service.demo import DemoOptions, DemoStart
 from personalization.service.demopeople import ensure_keys
 from personalization.service.errors import ServiceError
@@ -115,6 +115,8 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
         with open_journal(url) as journal:
             seed = 1000 + len(journal.batches())
     synthesize(options.cards, seed, out / "applications.jsonl")
+    demopeople.ensure_people(shared.config)  # the lines act as the demo operator there
+    acting = demopeople.operator_env(config)
     with bank, printers:
         created = batches.create(shared, out / "applications.jsonl", name)
         start = DemoStart(name, created.accepted, seed)
@@ -134,7 +136,7 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
                            "--config", str(path), "--cards-out", str(out)]
                 child = subprocess.Popen(command, stdout=sink, stderr=sink,  # noqa: S603 - our own module
                                          stdin=subprocess.DEVNULL,
-                                         env={**os.environ, "COLUMNS": "100"})
+                                         env={**os.environ, **acting, "COLUMNS": "100"})
                 processes[line] = (child, log, [n for n, _, _ in own])
         codes = wait_lines({line: p for line, (p, _, _) in processes.items()}, LINE_WAIT_S)
         report = batches.report(shared.config, name)

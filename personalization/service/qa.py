@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from applets.transport.pcsc import PCSCTransport, ReaderError
+from personalization.config import LineConfig
+from personalization.journal import open_journal
 from personalization.service.errors import NotFound, ServiceError
 from personalization.service.setup import LineSetup
 from qa.checks import Expected
@@ -162,3 +164,18 @@ def qa_report(verdicts: Path, batch: str, *, html: Path | None = None,
         except OSError as exc:
             raise ServiceError(f"cannot write {html}: {exc.strerror}") from exc
     return report
+
+
+def signoff(config: LineConfig, person: str, batch: str) -> dict[str, Any]:
+    """QA's sign-off of a finished batch: an event of the journal's chain naming who signed
+    off and the counts they signed off on; refused for a batch still open or signed off."""
+    with open_journal(config.journal.url) as journal:
+        info = journal.batch(batch)
+        if info.state != "closed":
+            raise ServiceError(f"batch {batch!r} is not finished: QA signs off a closed batch")
+        if any(e["kind"] == "qa.signed_off" for e in journal.events(batch)):
+            raise ServiceError(f"batch {batch!r} is signed off already")
+        counts = {"handed_out": info.applications["handed_out"],
+                  "failed": info.applications["failed"]}
+        journal.note(batch, "qa.signed_off", actor=person, role="qa", **counts)
+    return {"batch": batch, "by": person, **counts}

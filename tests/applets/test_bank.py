@@ -18,6 +18,7 @@ from applets.virtual.errors import BankError, HostError
 from applets.virtual.host import HostClient
 from applets.virtual.store import ChipStore
 from tests.conftest import ENCODER_BANK_BASE_PORT, ENCODER_BANK_READERS
+from tests.support.crew import enrol
 
 pytestmark = pytest.mark.pcscd
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,8 +151,10 @@ def _cardline(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_up_insert_status_remove_down(encoder_bank: EncoderBank, tmp_path: Path) -> None:
-    """`cardline line` starts (reusing the bank), inserts, reports, removes and stops."""
+def test_cli_up_insert_status_remove_down(encoder_bank: EncoderBank, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardline line` starts (reusing the bank), inserts, reports, removes and stops (up and
+    down as an operator)."""
     config = tmp_path / "line.yaml"
     stations = "".join(
         f"  - {{name: s{i}, encoder: {{reader: 'Encoder {i}'}}}}\n"
@@ -162,6 +165,8 @@ def test_cli_up_insert_status_remove_down(encoder_bank: EncoderBank, tmp_path: P
         "hsm: {module: /usr/lib/softhsm/libsofthsm2.so, token: t}\n"
         f"stations:\n{stations}simulation: {{base_port: {ENCODER_BANK_BASE_PORT}}}\n"
     )
+    for key, value in enrol(config, tmp_path / "people").env("an", {}).items():
+        monkeypatch.setenv(key, value)
     try:
         assert _cardline(config, "up").returncode == 0
         made = _cardline(config, "blanks", "--count", "1", "--prefix", "CLITEST")

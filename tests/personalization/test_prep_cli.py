@@ -14,13 +14,15 @@ import pytest
 from applets.emrtd.lds.sod import parse_sod
 from applets.iso7816 import tlv
 from hsm.certificates import verify_certificate_signature
+from tests.support.crew import enrol, passphrase
 
 ROOT = Path(__file__).resolve().parents[2]
-OFFICERS = ["--officer", "Nguyễn Văn An", "--officer", "Trần Thị Bình"]
 
 
 def _cardline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`cardline` in ``cwd``, acting as tess of the crew there (an officer, for prep)."""
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    env.update(CARDLINE_USER="tess", CARDLINE_PASSPHRASE=passphrase("tess"))
     return subprocess.run([sys.executable, "-m", "personalization", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -39,9 +41,10 @@ def _line(tmp: Path, ec_parameters: str) -> Path:
 def prepared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A line with its own token, CSCA and DS; 5 applications + 1 bad one prepared."""
     tmp = tmp_path_factory.mktemp(f"prep-{request.param}")
-    _line(tmp, request.param)
-    for args in (["keys", "setup-embedded"], ["keys", "init", *OFFICERS],
-                 ["keys", "new-ds", *OFFICERS], ["keys", "export-csca", "--out", "csca.pem"],
+    crew = enrol(_line(tmp, request.param))
+    officers = crew.officers("tess", "olga")
+    for args in (["keys", "setup-embedded"], ["keys", "init", *officers],
+                 ["keys", "new-ds", *officers], ["keys", "export-csca", "--out", "csca.pem"],
                  ["applications", "synth", "--count", "5", "--seed", "11", "--out", "apps.jsonl"]):
         done = _cardline(*args, cwd=tmp)
         assert done.returncode == 0, done.stderr

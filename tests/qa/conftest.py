@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,31 @@ from personalization.profile import DocumentProfile, load_profile
 from personalization.synth import synthesize
 from qa.passive_auth import TrustStore
 from tests.qa.cards import AT, PKI, Prepared, personalize, prepare
+from tests.support.crew import Crew, enrol
+
+QA_DESK = """\
+line: qa-desk
+data_dir: {folder}/data
+hsm: {{module: /usr/lib/softhsm/libsofthsm2.so, token: qa-desk}}
+journal: {{url: 'sqlite:///{folder}/journal.db'}}
+"""
+
+
+@pytest.fixture(scope="session")
+def qa_desk(tmp_path_factory: pytest.TempPathFactory) -> Crew:
+    """The QA desk's own line.yaml and journal, with its crew (quy holds the QA role)."""
+    folder = tmp_path_factory.mktemp("qa-desk")
+    path = Path(folder) / "line.yaml"
+    path.write_text(QA_DESK.format(folder=folder), encoding="utf-8")
+    return enrol(path)
+
+
+@pytest.fixture(autouse=True)
+def _at_the_qa_desk(qa_desk: Crew, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardline qa` processes started by these tests run at the QA desk, as quy."""
+    monkeypatch.setenv("CARDLINE_CONFIG", str(qa_desk.folder.parent / "line.yaml"))
+    for key, value in qa_desk.env("quy", {}).items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")

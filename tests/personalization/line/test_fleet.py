@@ -39,6 +39,7 @@ from personalization.simline import PrinterLine
 from personalization.synth import synthesize
 from qa.passive_auth import TrustStore
 from tests.personalization.line.conftest import empty_encoders, requalify
+from tests.support.crew import enrol, passphrase
 from tests.support.pg import TestServer, TwoSites
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.postgres, pytest.mark.slow,
@@ -76,8 +77,12 @@ class Fleet:
         return path
 
     def env(self) -> dict[str, str]:
-        """The environment of a line's process (the HSM PIN from the environment)."""
-        return {**os.environ, "CARDLINE_HSM_PIN": self.hsm.pin, "CARDLINE_LOG_LEVEL": "INFO"}
+        """The environment of a line's process (the HSM PIN from the environment), acting as
+        tess of the floor's crew (enrolled once in the shared journal)."""
+        if not (self.root / "people").exists():
+            enrol(self.config("line-1"), self.root / "people")
+        return {**os.environ, "CARDLINE_HSM_PIN": self.hsm.pin, "CARDLINE_LOG_LEVEL": "INFO",
+                "CARDLINE_USER": "tess", "CARDLINE_PASSPHRASE": passphrase("tess")}
 
     def cli(self, *args: str, line: str = "line-1") -> subprocess.CompletedProcess[str]:
         """One ``cardline`` command as an operator of ``line`` types it."""
