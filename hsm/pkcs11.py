@@ -190,6 +190,8 @@ def _get_token(lib: Any, token_label: str) -> Any:
         return lib.get_token(token_label=token_label)
     except (p11.NoSuchToken, p11.MultipleTokensReturned) as exc:
         raise TokenNotFound(token_label) from exc
+    except p11.PKCS11Error as exc:  # CKR_GENERAL_ERROR and the like, from the module itself
+        raise translate(exc, token_label) from exc
 
 
 def _open_logged_in(token: Any, token_label: str, pin: str) -> Any:

@@ -55,7 +55,7 @@ def create(
     killed, the same command carries on where it stopped (or `batch discard NAME` removes
     the unfinished batch). Exit 1 when nothing could be accepted."""
     setup = line_setup(config)
-    as_person(setup.config, "batch.create")
+    as_person(setup.config, "batch.create", name)
     try:
         with reported(), intake_progress(f"batch {name}", as_json) as progress:
             created = batches.create(setup, file, name, max_attempts, on_progress=progress)
@@ -83,7 +83,7 @@ def discard(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """Remove a batch whose import never finished (a killed `batch create`) and everything it
     wrote; a complete batch is never removed."""
     cfg = line_setup(config).config
-    as_person(cfg, "batch.create")
+    as_person(cfg, "batch.create", batch)
     with reported():
         removed = batches.discard(cfg, batch)
     console.print(f"batch {batch}: unfinished import removed ({removed} application(s))",
@@ -105,7 +105,7 @@ def run_with_progress(run: Callable[[Tick, threading.Event], RunResult],
 
 def _run(config_path: Path, name: str, cards_out: Path | None = None) -> None:
     setup = line_setup(config_path)
-    as_person(setup.config, "batch.run")
+    as_person(setup.config, "batch.run", name)
     outputs = batches.Outputs(cards_out) if cards_out is not None else None
     with reported():
         result = run_with_progress(
@@ -134,7 +134,7 @@ def _checkpoint(config: LineConfig) -> None:
     """Sign the chain heads the run moved (the audit key on the line token), so the trail
     up to the end of this run is vouched for by a signature, not by its hashes alone."""
     try:
-        made = audit.checkpoint(config)
+        made = audit.checkpoint(config, create=False)  # the key is made at `keys init`
     except CardlineError as exc:  # the run's outcome stands; the trail says what failed
         err_console.print(f"[yellow]warning:[/] no audit checkpoint: {escape(str(exc))}",
                           highlight=False)
@@ -165,7 +165,7 @@ def resume(batch: BatchArg, config: ConfigOption = DEFAULT_CONFIG) -> None:
 def _control(config: Path, name: str, action: Control) -> None:
     with reported():
         cfg = line_setup(config).config
-        batches.request(cfg, name, action, as_person(cfg, "batch.control").name)
+        batches.request(cfg, name, action, as_person(cfg, "batch.control", name).name)
     console.print(f"batch {name}: {action} requested; the running line obeys within a second",
                   highlight=False, markup=False)
 
@@ -255,7 +255,7 @@ def report(
     """The batch report: every card fed, applications, stock reconciliation, reject reasons,
     station utilisation and throughput (JSON, and an HTML page with charts)."""
     cfg = line_setup(config).config
-    as_person(cfg, "report.read")
+    as_person(cfg, "report.read", batch)
     with reported():
         result = batches.report(cfg, batch)
         files = batches.write_report(result, out) if out is not None else None

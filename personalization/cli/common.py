@@ -77,19 +77,19 @@ def line_setup(path: Path) -> LineSetup:
         fail(str(exc))
 
 
-def as_person(config: LineConfig, action: str) -> Person:
+def as_person(config: LineConfig, action: str, target: str | None = None) -> Person:
     """The person running this command (``cardline login``, or CARDLINE_USER with
-    CARDLINE_PASSPHRASE), allowed to do ``action``; otherwise exit with why not (the refusal
-    is audited in the journal)."""
+    CARDLINE_PASSPHRASE), allowed to do ``action`` (on ``target``: a batch, a key label);
+    otherwise exit with why not. Both are audited in the journal."""
     from personalization.service.people import acting  # the journal only when a command acts
 
     with reported():
-        return acting(config, action)
+        return acting(config, action, target)
 
 
-def person_for(path: Path | None, action: str) -> Person:
+def person_for(path: Path | None, action: str, target: str | None = None) -> Person:
     """:func:`as_person` for a command whose line configuration is optional (QA desk)."""
-    return as_person(line_setup(path or DEFAULT_CONFIG).config, action)
+    return as_person(line_setup(path or DEFAULT_CONFIG).config, action, target)
 
 
 def print_batch_summary(result: dict[str, Any]) -> None:

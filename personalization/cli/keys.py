@@ -105,7 +105,7 @@ def revoke_ds(label: Annotated[str, typer.Argument(help="the DS key label")],
     CRL lists it; `keys affected` lists its cards."""
     config = line_setup(config_path).config
     with reported():
-        person = acting(config, "keys.revoke")
+        person = acting(config, "keys.revoke", label)
         ceremony.revoke_ds(config, person, _officers(officer), label, reason)
     console.print(f"DS {label!r} revoked ({reason}); issue a CRL with `cardline keys crl`",
                   markup=False)
@@ -169,7 +169,7 @@ def affected(label: Annotated[str, typer.Argument(help="the DS key label")],
     """List the document numbers of handed-out cards signed by a DS (for re-issue)."""
     config = line_setup(config_path).config
     with reported():
-        acting(config, "keys.revoke")
+        acting(config, "keys.revoke", label)
         numbers = ceremony.affected(config, label)
     if as_json:
         console.print_json(json.dumps({"label": label, "documents": numbers}))

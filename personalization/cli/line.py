@@ -140,7 +140,7 @@ def abandon(
     in doubt in the batch are spoiled and their applications go back to the other lines.
     Journaled with your account's name. Refused while the line is alive."""
     cfg = line_setup(config).config
-    person = as_person(cfg, "line.abandon")
+    person = as_person(cfg, "line.abandon", f"{line_name} in {batch}")
     with reported():
         row = next((r for r in batches.status(cfg, batch)[0]["lines"]
                     if r["line"] == line_name), None)

@@ -146,7 +146,7 @@ def signoff(batch: Annotated[str, typer.Argument(help="the finished batch")],
             config: ConfigOpt = None) -> None:
     """QA's sign-off of a finished batch, recorded with your account in the journal (the
     batch report lists it)."""
-    person = person_for(config, "qa.signoff")
+    person = person_for(config, "qa.signoff", batch)
     with reported():
         done = qa_signoff(line_setup(config or DEFAULT_CONFIG).config, person.name, batch)
     console.print(f"batch {batch} signed off by {person.name}: {done['handed_out']} handed out, "

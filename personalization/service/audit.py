@@ -539,10 +539,16 @@ def _refuse_broken(snapshot: AuditSnapshot, chain: str, head: tuple[int, str],
                            "run `cardline audit verify`")
 
 
-def checkpoint(config: LineConfig, *, at: datetime | None = None) -> list[Checkpoint]:
+def checkpoint(config: LineConfig, *, at: datetime | None = None,
+               create: bool = True) -> list[Checkpoint]:
     """Sign a checkpoint of every chain of the line's journal whose head moved since its
-    last one, with the audit key on the line's HSM token (made on first use)."""
+    last one, with the audit key on the line's HSM token (made on first use; with
+    ``create=False`` — the lines' own checkpoints at the end of a run, where several
+    processes may finish at once — nothing is signed until a ceremony has made it)."""
     try:
+        with open_journal(config) as opened:
+            if not create and _audit(opened).audit_key(config.keys.audit_label) is None:
+                return []
         with open_journal(config) as opened, open_hsm(config) as hsm:
             journal = _audit(opened)
             key = ensure_audit_key(config, hsm, journal, at=at)

@@ -457,14 +457,24 @@ def current_person(config: LineConfig) -> Person:
     return whoami(config).person
 
 
-def acting(config: LineConfig, action: str) -> Person:
+def acting(config: LineConfig, action: str, target: str | None = None) -> Person:
     """The person who acts, when they may do ``action`` (a name of
     :data:`personalization.people.ACTIONS`); otherwise :class:`Refused`, audited, naming the
-    person, their role, the action and whom to ask."""
+    person, their role, the action and whom to ask. An allowed action is audited too
+    (``people.acted``: who, with which roles, what, on what ``target`` — a batch's name, a
+    key's label; never personal data)."""
     with _journal(config) as journal:
         person = _identify(journal, config).person
         _require(journal, person, action)
+        if action not in _READS:
+            journal.note(None, "people.acted", actor=person.name, roles=list(person.roles),
+                         action=action, target=target)
     return person
+
+
+# Reads that change nothing are not events of their own (a checkpoint is its own record):
+# auditing them would move the chain at every look and every signature.
+_READS = frozenset({"audit.verify", "audit.checkpoint", "report.read"})
 
 
 def read_passphrase_file(path: Path) -> str:
