@@ -31,6 +31,10 @@ def _last_event(rig: Rig) -> int:
     return int(rig.journal._read("SELECT coalesce(max(seq), 0) FROM events")[0][0])
 
 
+def _runs(rig: Rig) -> int:
+    return int(rig.journal._read("SELECT count(*) FROM events WHERE kind = 'run.started'")[0][0])
+
+
 def _controller(rig: Rig, config: Path, log: Path) -> subprocess.Popen[bytes]:
     verb = "resume" if rig.journal.cards("B1") else "run"
     with log.open("ab") as sink:
@@ -55,10 +59,12 @@ def test_killed_twenty_times_every_application_is_settled_exactly_once(rig: Rig)
     rng = random.Random(20261124)
     kills = 0
     while kills < KILLS:
-        start = _last_event(rig)
-        target = start + rng.randint(1, 14)  # a random moment: some events into the run…
+        runs = _runs(rig)
         process = _controller(rig, config, log)
         deadline = time.monotonic() + 60
+        while process.poll() is None and _runs(rig) == runs and time.monotonic() < deadline:
+            time.sleep(0.005)  # the run has begun (the command's own audit event came first)
+        target = _last_event(rig) + rng.randint(0, 13)  # a random moment: events into the run…
         while process.poll() is None and _last_event(rig) < target \
                 and time.monotonic() < deadline:
             time.sleep(0.005)
