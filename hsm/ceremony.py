@@ -94,24 +94,47 @@ def init_csca(
     pair = check_officers(officers, quorum)
     _check_algorithm(algorithm)
     if inventory.active("CSCA") is not None:
-        raise CeremonyError("an active CSCA already exists; CSCA rollover is not supported yet")
-    _free_label(hsm, inventory, label)
-    key_id = rng(8)
-    spki = hsm.generate_keypair(label, key_id, algorithm)
-    csca_count = sum(1 for record in inventory.all_keys() if record.role == "CSCA")
-    usage = (at, years_after(at, usage_years))
-    certificate = build_csca_certificate(
-        spki_der=spki, serial_number=serial_from_random(rng(16)), country=country,
-        icao_code=icao_code, common_name=common_name, name_serial=str(csca_count + 1),
-        validity=(at, years_after(at, validity_years)), usage=usage,
-        sign=lambda tbs: hsm.sign(label, tbs, algorithm, key_id), ec_parameters=ec_parameters,
-    )
-    verify_certificate_signature(certificate, certificate)
-    record = KeyRecord(label, key_id, "CSCA", algorithm, certificate, usage[0], usage[1], None, 0,
-                       "active", at, pair)
+        raise CeremonyError("an active CSCA already exists; replace it by rollover")
+    record = _new_csca(hsm, inventory, _CSCASpec(label, algorithm, country, icao_code,
+                                                 common_name, validity_years, usage_years,
+                                                 ec_parameters), pair, at, rng)
     inventory.add_key(record, AuditEntry(at, "init-csca", label, pair, f"algorithm={algorithm}"))
     _log.info("hsm.ceremony.csca_created", label=label, algorithm=algorithm)
     return record
+
+
+@dataclass(frozen=True)
+class _CSCASpec:
+    """What a new CSCA key and its certificate are made of."""
+
+    label: str
+    algorithm: str
+    country: str
+    icao_code: str
+    common_name: str
+    validity_years: int
+    usage_years: int
+    ec_parameters: str
+
+
+def _new_csca(hsm: HSM, inventory: InventoryPort, spec: _CSCASpec, officers: tuple[str, ...],
+              at: datetime, rng: Random) -> KeyRecord:
+    """A CSCA key generated in ``hsm`` and its self-signed certificate (9303-12 Table 1), as
+    the record to store; its name serial counts the CSCAs before it."""
+    _free_label(hsm, inventory, spec.label)
+    key_id = rng(8)
+    spki = hsm.generate_keypair(spec.label, key_id, spec.algorithm)
+    csca_count = sum(1 for record in inventory.all_keys() if record.role == "CSCA")
+    usage = (at, years_after(at, spec.usage_years))
+    certificate = build_csca_certificate(
+        spki_der=spki, serial_number=serial_from_random(rng(16)), country=spec.country,
+        icao_code=spec.icao_code, common_name=spec.common_name,
+        name_serial=str(csca_count + 1), validity=(at, years_after(at, spec.validity_years)),
+        usage=usage, sign=lambda tbs: hsm.sign(spec.label, tbs, spec.algorithm, key_id),
+        ec_parameters=spec.ec_parameters)
+    verify_certificate_signature(certificate, certificate)
+    return KeyRecord(spec.label, key_id, "CSCA", spec.algorithm, certificate, usage[0],
+                     usage[1], None, 0, "active", at, officers)
 
 
 def _next_ds_number(inventory: InventoryPort, prefix: str, at: datetime) -> int:
@@ -276,17 +299,10 @@ def rollover_csca(
     new DS keys are certified by the new CSCA)."""
     names = check_officers(officers, quorum)
     old = _active_csca(inventory, at)
-    _free_label(csca_hsm, inventory, label)
-    key_id = rng(8)
-    spki = csca_hsm.generate_keypair(label, key_id, old.algorithm)
-    csca_count = sum(1 for record in inventory.all_keys() if record.role == "CSCA")
-    usage = (at, years_after(at, usage_years))
-    certificate = build_csca_certificate(
-        spki_der=spki, serial_number=serial_from_random(rng(16)), country=country,
-        icao_code=icao_code, common_name=common_name, name_serial=str(csca_count + 1),
-        validity=(at, years_after(at, validity_years)), usage=usage,
-        sign=lambda tbs: csca_hsm.sign(label, tbs, old.algorithm, key_id),
-        ec_parameters=ec_parameters)
+    record = _new_csca(csca_hsm, inventory, _CSCASpec(
+        label, old.algorithm, country, icao_code, common_name, validity_years, usage_years,
+        ec_parameters), names, at, rng)
+    certificate, key_id = record.certificate, record.key_id
     new_by_old = build_link_certificate(
         subject_csca_der=certificate, issuer_csca_der=old.certificate,
         serial_number=serial_from_random(rng(16)),
@@ -297,8 +313,6 @@ def rollover_csca(
         sign=lambda tbs: csca_hsm.sign(label, tbs, old.algorithm, key_id))
     verify_certificate_signature(new_by_old, old.certificate)
     verify_certificate_signature(old_by_new, certificate)
-    record = KeyRecord(label, key_id, "CSCA", old.algorithm, certificate, usage[0], usage[1],
-                       None, 0, "active", at, names)
     inventory.add_key(record, AuditEntry(at, "rollover-csca", label, names,
                                          f"replaces={old.label}"), supersede=True)
     _log.info("hsm.ceremony.csca_rolled_over", old=old.label, new=label)

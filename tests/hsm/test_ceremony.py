@@ -52,8 +52,8 @@ def test_csca_record_and_certificate(csca: KeyRecord, inventory: KeyInventory) -
 
 
 def test_second_csca_is_refused(hsm: HSM, inventory: KeyInventory, csca: KeyRecord) -> None:
-    """A second init while a CSCA is active is refused (rollover is not supported)."""
-    with pytest.raises(CeremonyError):
+    """A second init while a CSCA is active is refused (a CSCA is replaced by rollover)."""
+    with pytest.raises(CeremonyError, match="rollover"):
         init_csca(hsm, inventory, officers=OFFICERS, at=AT, label="CSCA-2")
 
 
