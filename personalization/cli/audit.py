@@ -25,7 +25,7 @@ from personalization.cli.common import (
     reported,
 )
 from personalization.config import DEFAULT_CONFIG
-from personalization.service import audit
+from personalization.service import audit, auditexport
 from personalization.service.audit import AuditResult, Finding, Problem
 
 app = command_group(help="The tamper-evident audit trail: verify it, export it for an outside "
@@ -147,7 +147,7 @@ def verify(config: ConfigOption = DEFAULT_CONFIG, export: ExportOption = None,
     with reported():
         trusted = audit.read_certificates(certificate) if certificate is not None else None
         if export is not None:  # an export is checked offline, by anyone who holds it
-            result = audit.verify_export(export, trusted=trusted)
+            result = auditexport.verify_export(export, trusted=trusted)
         else:
             cfg = line_setup(config).config
             as_person(cfg, "audit.verify")
@@ -170,7 +170,7 @@ def export_trail(
     cfg = line_setup(config).config
     as_person(cfg, "audit.export")
     with reported():
-        done = audit.export_line(cfg, out)
+        done = auditexport.export_line(cfg, out)
     console.print(f"audit trail exported: {done.path} ({done.events} events, "
                   f"{done.checkpoints} checkpoints)", markup=False, highlight=False, soft_wrap=True)
 

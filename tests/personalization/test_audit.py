@@ -37,7 +37,7 @@ from personalization.line.report import build_report, render_html
 from personalization.prep import document_number
 from personalization.profile import load_profile
 from personalization.reasons import Code, Reason
-from personalization.service import audit
+from personalization.service import audit, auditexport
 from personalization.service.audit import AuditResult, Problem
 from personalization.service.errors import ServiceError
 from tests.support.crew import enrol
@@ -346,7 +346,7 @@ def _extract(tar_path: Path, into: Path) -> Path:
 def test_openssl_verifies_an_exported_checkpoint(line: Line, tmp_path: Path) -> None:
     """Each checkpoint of an export verifies with the openssl command VERIFY.txt documents,
     against the export's audit certificate."""
-    done = audit.export_line(line.config, tmp_path / "trail.tar")
+    done = auditexport.export_line(line.config, tmp_path / "trail.tar")
     assert (done.events, done.checkpoints) == (line.last, 2)
     assert (tmp_path / "trail.tar").stat().st_mode & 0o077 == 0
     folder = _extract(tmp_path / "trail.tar", tmp_path / "x")
@@ -377,10 +377,10 @@ def test_an_export_verifies_offline(line: Line, tmp_path: Path) -> None:
     their actor by account name; the certificate's fingerprint is the audit key's."""
     copy = line.copy("exported")
     with SQLiteJournal(copy) as journal:
-        audit.export(journal, tmp_path / "trail.tar")
+        auditexport.export(journal, tmp_path / "trail.tar")
         key = journal.audit_key("AUDIT")
     copy.unlink()
-    result = audit.verify_export(tmp_path / "trail.tar")
+    result = auditexport.verify_export(tmp_path / "trail.tar")
     assert result.ok, result.findings
     assert (result.events, result.checkpoints) == (line.last, 2)
     assert key is not None and result.certificates == (fingerprint(key.certificate),)
@@ -388,7 +388,7 @@ def test_an_export_verifies_offline(line: Line, tmp_path: Path) -> None:
         encoding="utf-8").splitlines()
     login = [json.loads(e) for e in events if '"people.login"' in e]
     assert [e["actor"] for e in login] == ["an"]
-    assert audit.verify_export(tmp_path / "trail.tar", trusted=[key.certificate]).ok
+    assert auditexport.verify_export(tmp_path / "trail.tar", trusted=[key.certificate]).ok
 
 
 def _rewrite(source: Path, target: Path, change: Callable[[str, bytes], bytes]) -> None:
@@ -428,7 +428,7 @@ def test_a_tampered_export_is_detected(line: Line, tmp_path: Path, how: str) -> 
     """Changed in the file: an event edited, an event edited and the chain re-hashed (the
     heads too), the last event dropped, an actor renamed, or the certificate not the one the
     auditor trusts — each found offline."""
-    audit.export_line(line.config, tmp_path / "trail.tar")
+    auditexport.export_line(line.config, tmp_path / "trail.tar")
     seq = line.first + 2
     changes: dict[str, Callable[[str, bytes], bytes]] = {
         "edited": _events_edit(seq, rehash=False),
@@ -440,7 +440,7 @@ def test_a_tampered_export_is_detected(line: Line, tmp_path: Path, how: str) -> 
     }
     _rewrite(tmp_path / "trail.tar", tmp_path / "tampered.tar", changes[how])
     trusted = [b"another certificate"] if how == "certificate" else None
-    result = audit.verify_export(tmp_path / "tampered.tar", trusted=trusted)
+    result = auditexport.verify_export(tmp_path / "tampered.tar", trusted=trusted)
     assert not result.ok
     expected = {"edited": (Problem.EVENT_CHANGED, "journal", seq),
                 "rehashed": (Problem.REHASHED, "journal", line.first + 1),
