@@ -5,7 +5,6 @@ report."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,6 +16,7 @@ from typing import Any, Literal
 import structlog
 
 from applets.transport.pcsc import ReaderError
+from common.files import write_private
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import FieldError
 from personalization.batchimport import Imported, IntakeError, OnProgress, Progress, import_file
@@ -271,10 +271,7 @@ def write_report(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
         paths = out / "report.json", out / "report.html"
         texts = json.dumps(result, ensure_ascii=False, indent=2) + "\n", render_html(result)
         for path, text in zip(paths, texts, strict=True):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)  # an older report may have been written 0644
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(text)
+            write_private(path, text)  # 0600 even over an older report written 0644
     except OSError as exc:
         raise ServiceError(f"cannot write the report into {out}: {exc.strerror}") from exc
     return paths

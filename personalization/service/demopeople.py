@@ -4,10 +4,10 @@ by the demo's two officers in real quorum ceremonies. Never on a configured real
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
+from common.files import write_private
 from personalization.config import LineConfig
 from personalization.journal import open_journal
 from personalization.journal.people_port import people as people_of
@@ -35,20 +35,14 @@ def passphrase_file(config: LineConfig, name: str) -> Path:
     return folder(config) / f"{name}.pass"
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-
-
 def _phrase(config: LineConfig, name: str) -> str:
     """A demo account's passphrase: its file's, or a new random one written there."""
     path = passphrase_file(config, name)
     if path.exists():
         return people.read_passphrase_file(path)
     phrase = secrets.token_urlsafe(18)
-    _write_private(path, phrase)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, phrase + "\n")
     return phrase
 
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from common.files import write_private
 from personalization.config import LineConfig
 from personalization.journal import JournalPort, open_journal
 from personalization.journal.people_port import (
@@ -366,14 +367,7 @@ def _write_session(config: LineConfig, account: str, token: str, expires: dateti
     _owner_only(path.parent, folder.st_mode, folder.st_uid, "session folder")
     text = json.dumps({"account": account, "journal": config.journal.url, "token": token,
                        "expires_at": expires.isoformat()})
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    write_private(path, text)
     return path
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.files import write_private
 from personalization.config import LineConfig, load_config
 from personalization.service import people
 
@@ -60,9 +61,7 @@ def enrol(config_path: Path, folder: Path | None = None) -> Crew:
     folder = folder or config_path.parent / "people"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in (ADMIN, *ROLES):
-        fd = os.open(folder / f"{name}.pass", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(passphrase(name) + "\n")
+        write_private(folder / f"{name}.pass", passphrase(name) + "\n")
     admin = people.bootstrap(config, ADMIN, passphrase(ADMIN))
     for name, roles in ROLES.items():
         people.add(config, admin, name, roles, passphrase(name))
