@@ -541,12 +541,13 @@ def checkpoint(config: LineConfig, *, at: datetime | None = None,
     processes may finish at once — nothing is signed until a ceremony has made it)."""
     try:
         with open_journal(config) as opened:
-            if not create and audit_journal(opened).audit_key(config.keys.audit_label) is None:
-                return []
-        with open_journal(config) as opened, open_hsm(config) as hsm:
             journal = audit_journal(opened)
-            key = ensure_audit_key(config, hsm, journal, at=at)
-            label = key.label
-            return sign_heads(journal, key, lambda data: hsm.sign(label, data, ALGORITHM), at=at)
+            if not create and journal.audit_key(config.keys.audit_label) is None:
+                return []
+            with open_hsm(config) as hsm:
+                key = ensure_audit_key(config, hsm, journal, at=at)
+                label = key.label
+                return sign_heads(journal, key, lambda data: hsm.sign(label, data, ALGORITHM),
+                                  at=at)
     except CertificateError as exc:
         raise ServiceError(f"the audit certificate does not hold: {exc}") from exc

@@ -32,6 +32,7 @@ from hsm.softhsm import ensure_quorum_token
 from personalization.config import LineConfig
 from personalization.journal import JournalPort, open_journal
 from personalization.journal.people_port import people as people_of
+from personalization.service import audit
 from personalization.service.errors import ServiceError
 from personalization.service.keys import CSCAName, open_hsm, open_inventory, prepare_module
 from personalization.service.people import Person, Refused, read_passphrase_file, verify_officers
@@ -101,8 +102,6 @@ def quorum(config: LineConfig, acting: Person, credentials: Sequence[Credential]
 def _checkpoint(config: LineConfig) -> None:
     """A signed checkpoint of the chain the ceremony wrote to (once the line token holds an
     audit key): a ceremony's record is vouched for by a signature at once."""
-    from personalization.service import audit  # it opens the line token too
-
     try:
         audit.checkpoint(config)
     except CardlineError as exc:  # the ceremony stands; `audit verify` says what is wrong
@@ -200,8 +199,6 @@ def init_csca(config: LineConfig, acting: Person, credentials: Sequence[Credenti
 
 
 def _ensure_audit_key(config: LineConfig, journal: JournalPort) -> None:
-    from personalization.service import audit  # the audit service opens the line token too
-
     with open_hsm(config) as line_hsm:
         audit.ensure_audit_key(config, line_hsm, journal)
 

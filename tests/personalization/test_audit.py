@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import tarfile
@@ -523,3 +524,38 @@ def test_the_cli_says_whether_the_trail_holds(line: Line, tmp_path: Path,
     assert broken.exit_code == 1
     assert f"first bad event: seq {seq} (chain journal): its hash does not follow" in \
         broken.output
+
+
+def test_the_readme_openssl_check_of_an_export(line: Line, tmp_path: Path) -> None:
+    """The README's outsider check, run verbatim by bash beside an export: the fingerprint
+    is printed and no checkpoint is BAD; with one statement changed, that one is BAD."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = text.index("an outsider checks it without")
+    block = re.search(r"```sh\n(.*?)```", text[start:], re.S)
+    assert block is not None and "openssl cms -verify" in block.group(1)
+    auditexport.export_line(line.config, tmp_path / "trail.tar")
+
+    def run(folder: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-eu", "-c", block.group(1)], cwd=folder,
+                              capture_output=True, text=True, check=False, timeout=60)
+
+    holds = run(tmp_path)
+    assert holds.returncode == 0 and "Fingerprint=" in holds.stdout, holds.stderr
+    assert "BAD" not in holds.stdout and holds.stderr.count("Verification successful") == 2
+    forged_dir = tmp_path / "forged"
+    forged_dir.mkdir()
+    with tarfile.open(tmp_path / "trail.tar") as source, \
+            tarfile.open(forged_dir / "trail.tar", "w") as target:
+        changed = False
+        for member in source.getmembers():
+            data = source.extractfile(member) if member.isfile() else None
+            if data is not None and member.name.endswith(".txt") and "checkpoints/" in \
+                    member.name and not changed:
+                body = data.read().replace(b"seq=", b"seq=1")
+                member.size, changed = len(body), True
+                target.addfile(member, io.BytesIO(body))
+            else:
+                target.addfile(member, data)
+    assert changed
+    refused = run(forged_dir)
+    assert refused.stdout.count("BAD: ") == 1

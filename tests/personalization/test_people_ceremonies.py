@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_ceremonies_on_the_csca_token_under_a_quorum(line: Crew, tmp_path: Path)
     with open_inventory(config) as inventory:
         ds = inventory.active("DS")
         assert ds is not None and inventory.active("CSCA") is not None
-        assert ds.not_after - ds.not_before == __import__("datetime").timedelta(days=30)
+        assert ds.not_after - ds.not_before == timedelta(days=30)
     done = _cardline(tmp_path, "keys", "revoke-ds", ds.label, "--reason", "keyCompromise",
                      *line.officers("tess", "oscar"), env=env)
     assert done.returncode == 0, done.stderr

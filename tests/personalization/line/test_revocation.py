@@ -45,16 +45,16 @@ def test_a_ds_revoked_during_a_batch(rig: Rig) -> None:
     officers = [arg for name in ("tess", "olga")
                 for arg in ("--officer", f"{name}:{rig.root / 'people' / f'{name}.pass'}")]
     revoked: list[subprocess.CompletedProcess[str]] = []
+    officers_at_work = threading.Thread(target=lambda: revoked.append(_cardline(
+        rig, "keys", "revoke-ds", old.label, "--reason", "keyCompromise", *officers)))
 
     def revoke_after_three(controller: LineController) -> None:
         done = sum(1 for c in rig.journal.cards("B1") if c.state.value == "handed_out")
-        if done >= 3 and not revoked:
-            revoked.append(subprocess.CompletedProcess([], 0))  # once
-            threading.Thread(target=lambda: revoked.__setitem__(0, _cardline(
-                rig, "keys", "revoke-ds", old.label, "--reason", "keyCompromise",
-                *officers))).start()
+        if done >= 3 and officers_at_work.ident is None:  # once, beside the running line
+            officers_at_work.start()
 
     first = rig.controller().run(on_tick=revoke_after_three)
+    officers_at_work.join()
     assert revoked and revoked[0].returncode == 0, revoked[0].stderr
     assert not first.finished and any("revoked" in e for e in first.errors), first.errors
 
