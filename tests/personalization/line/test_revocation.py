@@ -21,6 +21,9 @@ from personalization.line.controller import LineController
 from tests.personalization.line.conftest import Rig
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.slow]
+# enough cards that the line is still running when the officers' command (a new process,
+# two passphrase checks, then the signers' one-second status read) has revoked the DS
+CARDS = 30
 
 
 def _cardline(rig: Rig, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,9 +37,9 @@ def _serial(der: bytes) -> str:
 
 
 def test_a_ds_revoked_during_a_batch(rig: Rig) -> None:
-    """Revoked after the third card: the run stops naming the revoked key; the officers make
+    """Revoked once three cards are out: the run stops naming the revoked key; the officers make
     a successor and the batch resumes to the end on it; every card is accounted for."""
-    rig.batch(12)
+    rig.batch(CARDS)
     inventory_path = rig.hsm.data_dir / "hsm" / "inventory.db"
     with KeyInventory(inventory_path) as inventory:
         old = inventory.active("DS")
@@ -56,7 +59,8 @@ def test_a_ds_revoked_during_a_batch(rig: Rig) -> None:
     first = rig.controller().run(on_tick=revoke_after_three)
     officers_at_work.join()
     assert revoked and revoked[0].returncode == 0, revoked[0].stderr
-    assert not first.finished and any("revoked" in e for e in first.errors), first.errors
+    assert not first.finished, "the batch ended before the revocation reached the line"
+    assert any("revoked" in e for e in first.errors), first.errors
 
     now = datetime.now(UTC)
     with HSM(rig.hsm.module, rig.hsm.token, rig.hsm.pin) as hsm, \
@@ -70,7 +74,7 @@ def test_a_ds_revoked_during_a_batch(rig: Rig) -> None:
     second = rig.controller().run()
     assert second.finished, second.errors
     cards = [c for c in rig.journal.cards("B1") if c.state.value == "handed_out"]
-    assert len(cards) == 12
+    assert len(cards) == CARDS
     by_serial: dict[str | None, list[str]] = {}
     for card in cards:
         by_serial.setdefault((card.qa or {}).get("ds_serial"), []).append(card.document_number)
