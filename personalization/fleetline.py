@@ -106,7 +106,7 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
                              f"logs under {root / 'fleet-line'}")
     throughput = cards / report["throughput"]["seconds"]
     bound = stations / cycle
-    return {"fleet_station_cycle_s": round(cycle, 2),
+    return {"fleet_station_cycle_s": round(cycle, 4),
             "fleet_line_cards_per_s": round(throughput, 4),
             "fleet_bound_cards_per_s": round(bound, 4),
             "fleet_vs_bound": round(throughput / bound, 3)}
