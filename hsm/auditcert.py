@@ -16,6 +16,7 @@ from datetime import datetime
 from asn1crypto import algos, cms, core, pem, x509
 from asn1crypto import keys as asn1_keys
 
+from hsm.cmsfile import build_signed_data
 from hsm.errors import CertificateError
 from hsm.verify import verify_signature
 
@@ -40,16 +41,34 @@ def _key_id(spki_der: bytes) -> bytes:
     return hashlib.sha1(key_bits, usedforsecurity=False).digest()
 
 
-def _named_p256(spki_der: bytes) -> asn1_keys.PublicKeyInfo:
+def _public_key(spki_der: bytes) -> asn1_keys.PublicKeyInfo:
     try:
         info = asn1_keys.PublicKeyInfo.load(spki_der, strict=True)
-        parameters = info["algorithm"]["parameters"]
-        named = info["algorithm"]["algorithm"].native == "ec" and parameters.name == "named" \
-            and parameters.chosen.native == "secp256r1"
+        info.native  # noqa: B018 - forces asn1crypto's lazy parser over every field
     except (ValueError, TypeError, KeyError) as exc:
-        raise CertificateError(f"the audit key is not a usable public key: {exc}") from exc
-    if not named:
-        raise CertificateError("the audit key must be ECDSA P-256 on the named curve")
+        raise CertificateError(f"the key is not a usable public key: {exc}") from exc
+    return info
+
+
+def _is_named_p256(info: asn1_keys.PublicKeyInfo) -> bool:
+    parameters = info["algorithm"]["parameters"]
+    return bool(info["algorithm"]["algorithm"].native == "ec" and parameters.name == "named"
+                and parameters.chosen.native == "secp256r1")
+
+
+def _named_p256(spki_der: bytes, whose: str = "the audit key") -> asn1_keys.PublicKeyInfo:
+    info = _public_key(spki_der)
+    if not _is_named_p256(info):
+        raise CertificateError(f"{whose} must be ECDSA P-256 on the named curve")
+    return info
+
+
+def _subject_key(spki_der: bytes) -> asn1_keys.PublicKeyInfo:
+    info = _public_key(spki_der)
+    if info["algorithm"]["algorithm"].native == "rsa" and info.bit_size >= 2048:
+        return info
+    if not _is_named_p256(info):
+        raise CertificateError("a line key must be ECDSA P-256 or RSA of 2048 bits or more")
     return info
 
 
@@ -61,23 +80,43 @@ def build_audit_certificate(*, spki_der: bytes, line: str, serial_number: int,
                             validity: tuple[datetime, datetime], sign: Signer) -> bytes:
     """The self-signed certificate of a line's audit key: CN "cardline audit <line>",
     keyUsage digitalSignature only (RFC 5280 §4.2.1.3), signed by the key itself."""
+    _named_p256(spki_der)
+    return build_key_certificate(spki_der=spki_der, common_name=f"cardline audit {line}",
+                                 serial_number=serial_number, validity=validity, sign=sign)
+
+
+def build_key_certificate(*, spki_der: bytes, common_name: str, serial_number: int,
+                          validity: tuple[datetime, datetime], sign: Signer,
+                          key_usage: frozenset[str] = frozenset({"digital_signature"}),
+                          organization: str | None = None, issuer: bytes | None = None) -> bytes:
+    """The certificate of a line key (ECDSA P-256 or RSA) with ``key_usage`` (RFC 5280
+    §4.2.1.3): self-signed, or issued by ``issuer`` (a DER certificate of a P-256 key).
+    ``sign`` holds the signing key and returns a DER Ecdsa-Sig-Value (ECDSA with SHA-256)."""
     if serial_number <= 0:
         raise CertificateError("certificate serial number must be positive")  # RFC 5280 §4.1.2.2
-    info = _named_p256(spki_der)
-    name = x509.Name.build({"common_name": f"cardline audit {line}"})
+    info = _subject_key(spki_der)
+    fields = {"common_name": common_name}
+    if organization is not None:
+        fields["organization_name"] = organization
+    name = x509.Name.build(fields)
     key_id = _key_id(spki_der)
+    issuer_name, issuer_key_id = name, key_id
+    if issuer is not None:
+        issuing = x509.Certificate.load(issuer)
+        _named_p256(bytes(issuing.public_key.dump()), "the issuing key")
+        issuer_name, issuer_key_id = issuing.subject, _key_id(bytes(issuing.public_key.dump()))
     tbs = x509.TbsCertificate({
         "version": "v3",
         "serial_number": serial_number,
         "signature": _ECDSA_SHA256,
-        "issuer": name,
+        "issuer": issuer_name,
         "validity": {"not_before": _time(validity[0]), "not_after": _time(validity[1])},
         "subject": name,
         "subject_public_key_info": info,
         "extensions": [
             _extension("key_identifier", key_id),
-            _extension("authority_key_identifier", {"key_identifier": key_id}),
-            _extension("key_usage", {"digital_signature"}, critical=True),
+            _extension("authority_key_identifier", {"key_identifier": issuer_key_id}),
+            _extension("key_usage", set(key_usage), critical=True),
         ],
     })
     certificate = x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": _ECDSA_SHA256,
@@ -113,41 +152,10 @@ def certificates_from_pem(text: bytes) -> list[bytes]:
         raise CertificateError(f"malformed PEM: {exc}") from exc
 
 
-def _signed_attributes(content: bytes, at: datetime) -> cms.CMSAttributes:
-    """RFC 5652 §11: contentType, messageDigest and signingTime; DER orders a SET OF by
-    encoding (X.690 §11.6), which is done here rather than left to the library."""
-    attributes = [
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(content).digest()]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": at.replace(
-            microsecond=0)})]}),
-    ]
-    return cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))
-
-
 def sign_detached(content: bytes, *, certificate: bytes, at: datetime, sign: Signer) -> bytes:
     """A detached CMS SignedData (DER) over ``content`` by the certificate's key, which
     ``sign`` holds; the certificate travels inside, so a verifier needs only its trust."""
-    cert = x509.Certificate.load(certificate)
-    attributes = _signed_attributes(content, at)
-    signer = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
-            "issuer": cert.issuer, "serial_number": cert.serial_number}}),
-        "digest_algorithm": {"algorithm": "sha256"},
-        "signed_attrs": attributes,
-        "signature_algorithm": _ECDSA_SHA256,
-        # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF
-        "signature": sign(attributes.dump()),
-    })
-    signed = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [{"algorithm": "sha256"}],
-        "encap_content_info": {"content_type": "data"},  # detached: no eContent
-        "certificates": [cert],
-        "signer_infos": [signer],
-    })
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+    return build_signed_data(content, certificate=certificate, at=at, sign=sign, detached=True)
 
 
 def verify_detached(signature: bytes, content: bytes, certificate: bytes) -> datetime:

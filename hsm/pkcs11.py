@@ -13,6 +13,7 @@ Nothing here reads ``CKA_VALUE`` of a private key: private keys never leave the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import queue
 import threading
@@ -23,7 +24,16 @@ from typing import Any
 
 import pkcs11
 from asn1crypto import keys as asn1_keys
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from asn1crypto import x509 as asn1_x509
+from pkcs11 import (
+    MGF,
+    Attribute,
+    CertificateType,
+    KeyType,
+    Mechanism,
+    MechanismFlag,
+    ObjectClass,
+)
 from pkcs11 import exceptions as p11
 from pkcs11.mechanisms import GCMParams
 from pkcs11.util.ec import (
@@ -442,6 +452,62 @@ class HSM:
         # ICAO 9303-10 / RFC 5753: CMS carries ECDSA as DER SEQUENCE { r, s }, PKCS#11 gives r‖s.
         return der_ecdsa_signature(raw) if spec.key_type == "EC" else bytes(raw)
 
+    # -- key transport: an RSA key that only decrypts, and the certificates next to keys -------
+
+    def generate_decryption_keypair(self, label: str, key_id: bytes, bits: int = 3072) -> bytes:
+        """Generate an RSA key-transport pair IN the HSM; returns its DER SPKI. The private key
+        is sensitive, never extractable and decrypts only (no sign, unwrap or derive)."""
+        with self._checkout() as pooled, translate_errors(label):
+            pub, _ = pooled.session.generate_keypair(
+                KeyType.RSA, bits, id=key_id, label=label, store=True,
+                capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
+                private_template=_DECRYPT_TEMPLATE, public_template=_ENCRYPT_TEMPLATE,
+            )
+            return _spki(pub)
+
+    def decrypt_rsa(self, label: str, data: bytes, padding: str = "pkcs1",
+                    oaep_hash: str = "sha1", key_id: bytes | None = None) -> bytes:
+        """RSA-decrypt ``data`` in the HSM with RSAES-PKCS1-v1_5 (``"pkcs1"``) or RSAES-OAEP
+        (``"oaep"``, MGF1 with ``oaep_hash``, empty label). Data that does not decrypt is a
+        plain :class:`HSMError`, the same whatever the cause (RFC 8017 §7.1.2 note)."""
+        if padding not in ("pkcs1", "oaep") or oaep_hash not in _OAEP:
+            raise ValueError(f"unsupported RSA padding {padding!r} / {oaep_hash!r}")
+        with self._checkout() as pooled, translate_errors(label):
+            key = _find(pooled.session, ObjectClass.PRIVATE_KEY, label, key_id)
+            try:
+                if padding == "pkcs1":
+                    return bytes(key.decrypt(data, mechanism=Mechanism.RSA_PKCS))
+                return _decrypt_oaep(key, data, oaep_hash)
+            except (p11.GeneralError, p11.EncryptedDataInvalid, p11.EncryptedDataLenRange,
+                    ValueError) as exc:  # SoftHSM 2.6 says CKR_GENERAL_ERROR for bad padding
+                raise HSMError(f"HSM key {label!r}: the data does not decrypt under it") from exc
+
+    def store_certificate(self, label: str, der: bytes, key_id: bytes | None = None) -> None:
+        """Keep an X.509 certificate on the token (a public token object) under ``label``;
+        refused when one is there already."""
+        certificate = asn1_x509.Certificate.load(der)
+        template = {
+            Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.CERTIFICATE_TYPE:
+            CertificateType.X_509, Attribute.TOKEN: True, Attribute.PRIVATE: False,
+            Attribute.LABEL: label, Attribute.VALUE: der, Attribute.SUBJECT:
+            certificate.subject.dump(), Attribute.ISSUER: certificate.issuer.dump(),
+            Attribute.SERIAL_NUMBER: certificate["tbs_certificate"]["serial_number"].dump(),
+        }
+        if key_id is not None:
+            template[Attribute.ID] = key_id
+        with self._checkout() as pooled, translate_errors(label):
+            if _certificates(pooled.session, label):
+                raise HSMError(f"HSM token already holds a certificate labelled {label!r}")
+            pooled.session.create_object(template)
+
+    def certificate(self, label: str) -> bytes | None:
+        """The DER of the X.509 certificate labelled ``label`` on the token, or None."""
+        with self._checkout() as pooled, translate_errors(label):
+            found = _certificates(pooled.session, label)
+            if len(found) > 1:
+                raise HSMError(f"HSM token holds {len(found)} certificates labelled {label!r}")
+            return bytes(found[0][Attribute.VALUE]) if found else None
+
     # -- secret keys: AES keys made and used in the HSM, never read out ----------------------
 
     def generate_aes_key(self, label: str, key_id: bytes) -> None:
@@ -538,6 +604,62 @@ def _attributes(label: str, key: Any) -> KeyAttributes:
         local=bool(key[Attribute.LOCAL]),
         can_sign=bool(key[Attribute.SIGN]),
     )
+
+
+_DECRYPT_TEMPLATE: dict[Attribute, Any] = {
+    Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False, Attribute.DECRYPT: True, Attribute.SIGN: False,
+    Attribute.SIGN_RECOVER: False, Attribute.UNWRAP: False, Attribute.DERIVE: False,
+}
+_ENCRYPT_TEMPLATE: dict[Attribute, Any] = {
+    Attribute.TOKEN: True, Attribute.ENCRYPT: True, Attribute.VERIFY: False,
+    Attribute.VERIFY_RECOVER: False, Attribute.WRAP: False,
+}
+_OAEP = {
+    "sha1": (Mechanism.SHA_1, MGF.SHA1), "sha256": (Mechanism.SHA256, MGF.SHA256),
+    "sha384": (Mechanism.SHA384, MGF.SHA384), "sha512": (Mechanism.SHA512, MGF.SHA512),
+}
+
+
+def _decrypt_oaep(key: Any, data: bytes, hash_name: str) -> bytes:
+    try:
+        return bytes(key.decrypt(data, mechanism=Mechanism.RSA_PKCS_OAEP,
+                                 mechanism_param=(*_OAEP[hash_name], None)))
+    except (p11.ArgumentsBad, p11.MechanismParamInvalid, p11.MechanismInvalid):
+        pass  # SoftHSM 2.6 does OAEP with SHA-1 only: raw RSA in the HSM, OAEP decoding here
+    size = len(key[Attribute.MODULUS])
+    encoded = bytes(key.decrypt(data, mechanism=Mechanism.RSA_X_509)).rjust(size, b"\x00")
+    return _eme_oaep_decode(encoded, hash_name)
+
+
+def _mgf1(seed: bytes, length: int, hash_name: str) -> bytes:
+    """RFC 8017 §B.2.1 MGF1."""
+    size = hashlib.new(hash_name).digest_size
+    blocks = (hashlib.new(hash_name, seed + i.to_bytes(4, "big")).digest()
+              for i in range(-(-length // size)))
+    return b"".join(blocks)[:length]
+
+
+def _eme_oaep_decode(encoded: bytes, hash_name: str) -> bytes:
+    """RFC 8017 §7.1.2 step 3, empty label; one error whatever failed (§7.1.2 note)."""
+    size = hashlib.new(hash_name).digest_size
+    if len(encoded) < 2 * size + 2:
+        raise ValueError("decryption error")
+    masked_seed, masked_db = encoded[1:1 + size], encoded[1 + size:]
+    seed = bytes(a ^ b for a, b in zip(masked_seed, _mgf1(masked_db, size, hash_name),
+                                       strict=True))
+    db = bytes(a ^ b for a, b in zip(masked_db, _mgf1(seed, len(masked_db), hash_name),
+                                     strict=True))
+    rest = db[size:].lstrip(b"\x00")
+    label_ok = hmac.compare_digest(db[:size], hashlib.new(hash_name, b"").digest())
+    if not (label_ok & (encoded[0] == 0) & (rest[:1] == b"\x01")):
+        raise ValueError("decryption error")
+    return rest[1:]
+
+
+def _certificates(session: Any, label: str) -> list[Any]:
+    return list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE,
+                                     Attribute.LABEL: label}))
 
 
 _AES_TEMPLATE: dict[Attribute, Any] = {
