@@ -7,6 +7,8 @@ the commands, so a crash leaves the card in the state naming the step that was u
     EJECTING ──ejected──▶ HANDED_OUT
     any working state ──failure──▶ REJECTING ──rejected──▶ REJECTED (application retried or failed)
     FEEDING ──no_card──▶ VOID (nothing was fed; the application goes back to the queue)
+    HANDED_OUT ──superseded──▶ SUPERSEDED (its holder's next card was handed out: not a step
+        of the line, see :func:`supersede`)
 
 After a crash or a station alarm the card is *in doubt*. :func:`settle` turns what the
 station observes (where the card is, what the chip says) into the event that settles it;
@@ -33,6 +35,7 @@ class State(StrEnum):
     HANDED_OUT = "handed_out"
     REJECTED = "rejected"
     VOID = "void"
+    SUPERSEDED = "superseded"  # handed out, then its holder's next card was handed out
 
     @property
     def terminal(self) -> bool:
@@ -44,8 +47,13 @@ class State(StrEnum):
         """A fed card that has not left the printer."""
         return not self.terminal and self is not State.FEEDING
 
+    @property
+    def issued(self) -> bool:
+        """The card left the line as its holder's card (current, or superseded since)."""
+        return self in (State.HANDED_OUT, State.SUPERSEDED)
 
-TERMINAL = frozenset({State.HANDED_OUT, State.REJECTED, State.VOID})
+
+TERMINAL = frozenset({State.HANDED_OUT, State.REJECTED, State.VOID, State.SUPERSEDED})
 
 
 class Kind(StrEnum):
@@ -60,6 +68,7 @@ class Kind(StrEnum):
     FAILED = "failed"  # a step failed on this card: it is to be rejected
     REJECTED = "rejected"
     MISSING = "missing"  # the card is not where it must be and cannot be moved any more
+    SUPERSEDED = "superseded"  # its holder's next card was handed out (never a step: supersede)
 
 
 class Command(StrEnum):
@@ -158,6 +167,16 @@ def spoiled(card: Card, reason: Reason) -> Step:
     if card.state is State.FEEDING:
         return Step(_with(card, State.VOID, reason), None, Outcome.REQUEUE)
     return step(card, Event(Kind.MISSING, reason))
+
+
+def supersede(card: Card) -> Card:
+    """A handed-out card once its holder's next card is handed out: at most one card per
+    person is current (a renewal or replacement keeps the document number). The only way to
+    SUPERSEDED, and only from HANDED_OUT; no command follows and no application changes (the
+    journal does it in the transaction that hands the next card out)."""
+    if card.state is not State.HANDED_OUT:
+        raise IllegalTransition(card.state, Kind.SUPERSEDED)
+    return _with(card, State.SUPERSEDED)
 
 
 def _with(card: Card, state: State, reason: Reason | None = None) -> Card:

@@ -7,6 +7,7 @@ Deterministic for a seed (``random.Random``; not for secrets — nothing here is
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import random
@@ -17,6 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from personalization.applications.lines import REGISTRY_HEADER
 from personalization.applications.provinces import PROVINCES
 
 SURNAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
@@ -135,8 +137,56 @@ def draw_face(rng: random.Random, sex: str, width: int = 480, height: int = 640)
     return out.getvalue()
 
 
-def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False) -> Synthesized:
-    """Write ``count`` applications to ``out`` (JSON Lines); photos beside it or inline."""
+def _renewal(rng: random.Random, index: int, card_id: int, pid: str,
+             issue: date) -> dict[str, Any]:
+    """A renewal of card ``card_id`` for the holder of ``pid``: the same number, sex and birth
+    year (digits 4-6 say them), new everything else, as a data change or an age renewal."""
+    record = _person(rng, index, {pid})
+    century, sex = 1900 + int(pid[3]) // 2 * 100, "M" if int(pid[3]) % 2 == 0 else "F"
+    birth = date(century + int(pid[4:6]), rng.randrange(1, 13), rng.randrange(1, 29))
+    if birth >= issue - timedelta(days=14 * 366):  # never younger than the minimum age
+        birth = birth.replace(year=issue.year - 15)
+    surname = rng.choice(SURNAMES)
+    given = rng.choice(GIVEN_M if sex == "M" else GIVEN_F)
+    middle = rng.choice(MIDDLE_M if sex == "M" else MIDDLE_F)
+    age = (issue - birth).days // 365
+    record.update(personal_id=pid, sex=sex, date_of_birth=birth.isoformat(),
+                  issue_date=issue.isoformat(), full_name=f"{surname} {middle} {given}",
+                  kind="renewal", supersedes={"card_id": card_id},
+                  reason=f"age-{age}" if age in (25, 40, 60) else "data-change")
+    record.pop("spouse_name", None)
+    record.pop("former_id_number", None)
+    return record
+
+
+def synthesize_renewals(cards: list[tuple[int, str]], seed: int, out: Path, *,
+                        issue: date, registry_batch: str | None = None) -> Synthesized:
+    """Renewal applications (kind renewal, naming the card they supersede) for the holders of
+    ``cards`` — (card id, personal ID) of handed-out cards — issued on ``issue``; photos
+    beside the file with their SHA-256, as :func:`synthesize` writes them."""
+    rng = random.Random(seed)
+    photo_dir = out.parent / f"{out.stem}-photos"
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        if registry_batch is not None:
+            handle.write(json.dumps({REGISTRY_HEADER: registry_batch}) + "\n")
+        for index, (card_id, pid) in enumerate(cards, start=1):
+            record = _renewal(rng, seed * 1_000_000 + index, card_id, pid, issue)
+            record["application_id"] = f"REN-{seed:04d}-{index:06d}"
+            jpeg = draw_face(rng, record["sex"])
+            name = f"{record['application_id']}.jpg"
+            (photo_dir / name).write_bytes(jpeg)
+            record["photo"] = {"path": f"{photo_dir.name}/{name}",
+                               "sha256": hashlib.sha256(jpeg).hexdigest()}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return Synthesized(out, len(cards))
+
+
+def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False,
+               registry_batch: str | None = None) -> Synthesized:
+    """Write ``count`` applications to ``out`` (JSON Lines); photos beside it or inline.
+    With ``registry_batch`` the file opens with the registry's header line naming its batch
+    (what the registry signs)."""
     rng = random.Random(seed)
     used: set[str] = set()
     photo_dir = out.parent / f"{out.stem}-photos"
@@ -144,6 +194,8 @@ def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False)
         photo_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as handle:
+        if registry_batch is not None:
+            handle.write(json.dumps({REGISTRY_HEADER: registry_batch}) + "\n")
         for index in range(1, count + 1):
             record = _person(rng, seed * 1_000_000 + index, used)
             jpeg = draw_face(rng, record["sex"])
@@ -152,6 +204,7 @@ def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False)
             else:
                 name = f"{record['application_id']}.jpg"
                 (photo_dir / name).write_bytes(jpeg)
-                record["photo"] = f"{photo_dir.name}/{name}"
+                record["photo"] = {"path": f"{photo_dir.name}/{name}",
+                                   "sha256": hashlib.sha256(jpeg).hexdigest()}
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return Synthesized(out, count)

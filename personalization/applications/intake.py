@@ -22,12 +22,13 @@ from pydantic import ValidationError
 
 from personalization.applications import rules
 from personalization.applications.expiry import derive_expiry
-from personalization.applications.lines import bounded_lines
+from personalization.applications.lines import bounded_lines, registry_header
 from personalization.applications.model import (
     Application,
     ApplicationIn,
     FieldError,
     InlinePhoto,
+    PhotoFile,
 )
 from personalization.applications.photo import PhotoError, PhotoSpec, normalize_photo
 from personalization.applications.sources import SourceError, inline_bytes, photo_file_bytes
@@ -51,6 +52,9 @@ class IntakeRules:
     grace_years: int = 2
     nationality: str = "VNM"
     max_line_bytes: int = MAX_LINE_BYTES
+    # a photo by path must carry the SHA-256 of its bytes (a signed batch: the signature
+    # then covers the photo); a bare path is taken only from an unsigned file
+    photo_digests: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +88,18 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
     out = []
     for err in exc.errors():
         name = str(err["loc"][0]) if err["loc"] else "(record)"
-        if err["type"] == "extra_forbidden":
+        if name == "supersedes":  # a wrong type or an unknown key inside it
+            out.append(FieldError("supersedes", rules.SUPERSEDES_SHAPE))
+        elif err["type"] == "extra_forbidden":
             out.append(FieldError(name, "unknown field") if _KEY_NAME.fullmatch(name)
                        else FieldError("(record)", "unknown field whose name is not a plain key"))
         elif err["type"] == "missing":
             out.append(FieldError(name, "required field is missing"))
         elif name == "photo":
-            out.append(FieldError("photo", 'must be a relative path or {"base64": "…"}'))
+            out.append(FieldError("photo", 'must be {"path": "…", "sha256": "…"}, '
+                                           '{"base64": "…"} or a relative path'))
+        elif name == "predates_cardline":
+            out.append(FieldError("predates_cardline", "must be true or false"))
         else:
             out.append(FieldError(name, "must be text (a JSON string)"))
     return _dedupe(out)
@@ -110,15 +119,40 @@ def _capped(errors: list[FieldError]) -> list[FieldError]:
     return [*errors[:MAX_ERRORS - 1], FieldError("(record)", f"{more} more errors not listed")]
 
 
-def _photo_bytes(photo: str | InlinePhoto, base_dir: Path, max_bytes: int,
+def _photo_bytes(photo: str | InlinePhoto | PhotoFile, base_dir: Path, policy: IntakeRules,
                  errors: list[FieldError]) -> bytes:
+    max_bytes = policy.photo.max_source_bytes
     try:
         if isinstance(photo, InlinePhoto):
             return inline_bytes(photo.base64, max_bytes)
+        if isinstance(photo, PhotoFile):
+            return _digested(photo, base_dir, max_bytes, errors)
+        if policy.photo_digests:
+            errors.append(FieldError("photo", _NEEDS_DIGEST))
+            return b""
         return photo_file_bytes(photo, base_dir, max_bytes)
     except SourceError as exc:
         errors.append(FieldError("photo", str(exc)))
         return b""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NEEDS_DIGEST = ('a photo by path in a signed batch carries the SHA-256 of its bytes: '
+                 '{"path": "…", "sha256": "…"}')
+
+
+def _digested(photo: PhotoFile, base_dir: Path, max_bytes: int,
+              errors: list[FieldError]) -> bytes:
+    """The photo file's bytes, only when they are the ones whose SHA-256 the record holds."""
+    if not _SHA256.fullmatch(photo.sha256.lower()):
+        errors.append(FieldError("photo", "sha256 is not 64 hexadecimal digits"))
+        return b""
+    data = photo_file_bytes(photo.path, base_dir, max_bytes)
+    if hashlib.sha256(data).hexdigest() != photo.sha256.lower():
+        errors.append(FieldError("photo", "the file's SHA-256 is not the one in the record: it "
+                                          "changed after the registry signed"))
+        return b""
+    return data
 
 
 def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, today: date,
@@ -144,8 +178,10 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
              for f in ("ethnicity", "religion", "place_of_origin", "place_of_residence",
                        "identifying_marks")}
     former = rules.check_former_id(raw.former_id_number, errors)
+    kind, supersedes = rules.check_kind(raw.kind, raw.reason, raw.supersedes,
+                                        raw.predates_cardline, issue, errors)
     portrait = None
-    data = _photo_bytes(raw.photo, base_dir, policy.photo.max_source_bytes, errors)
+    data = _photo_bytes(raw.photo, base_dir, policy, errors)
     if data:
         try:
             portrait = normalize_photo(data, policy.photo)
@@ -160,6 +196,8 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
         expiry_date=expiry, sex=cast(Literal["M", "F"], raw.sex), nationality=raw.nationality,
         father_name=names["father_name"], mother_name=names["mother_name"],
         spouse_name=spouse or None, former_id_number=former, portrait=portrait, **texts,
+        kind=kind, reason=raw.reason, supersedes=supersedes,
+        predates_cardline=raw.predates_cardline,
     ), []
 
 
@@ -276,10 +314,13 @@ def records(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, i
     for number, line in bounded_lines(handle, limit):
         if line is not None and not line.strip():
             continue
+        if number == 1 and registry_header(line) is not None:
+            continue  # the registry's header names its batch; it is no application
         yield number, line, handle.tell()
 
 
-def read_applications(path: Path, policy: IntakeRules, today: date) -> IntakeResult:
+def read_applications(path: Path, policy: IntakeRules, today: date,
+                      base: Path | None = None) -> IntakeResult:
     """Check every record of a JSON Lines file in this process; duplicates are rejected on
     their later line. (:mod:`personalization.applications.stream` does the same in chunks,
     on every core.)
@@ -289,7 +330,8 @@ def read_applications(path: Path, policy: IntakeRules, today: date) -> IntakeRes
     seen: dict[bytes, int] = {}
     with path.open("rb") as handle:
         for number, line, _ in records(handle, policy.max_line_bytes):
-            found = screen([inspect_line(number, line, path.parent, policy, today)], seen)
+            found = screen([inspect_line(number, line, base or path.parent, policy, today)],
+                           seen)
             seen.update(found.keys)
             result.valid += found.valid
             result.invalid += found.invalid

@@ -18,8 +18,29 @@ class InlinePhoto(BaseModel):
     base64: str = Field(min_length=1)
 
 
+class SupersedesIn(BaseModel):
+    """The card a renewal or replacement takes the place of, as the registry names it: by
+    the id cardline gave it (``card_id``), or by ``document_number`` and ``issue_date``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    card_id: int | None = None
+    document_number: str | None = None
+    issue_date: str | None = None
+
+
+class PhotoFile(BaseModel):
+    """A photo file beside the applications file, with the SHA-256 of its bytes: how a signed
+    batch refers to a photo, so the signature covers the photo too."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    path: str = Field(min_length=1)
+    sha256: str
+
+
 class ApplicationIn(BaseModel):
-    """The exact keys of design.md; unknown keys and wrong types are errors."""
+    """The exact keys of design.md; unknown keys and wrong types are errors. ``kind``,
+    ``reason``, ``supersedes`` and ``predates_cardline`` (issue #16 §2) may be absent: a
+    first issue."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -39,7 +60,11 @@ class ApplicationIn(BaseModel):
     mother_name: str
     spouse_name: str | None = None
     former_id_number: str | None = None
-    photo: str | InlinePhoto
+    photo: str | InlinePhoto | PhotoFile
+    kind: str = "first"
+    reason: str | None = None
+    supersedes: SupersedesIn | None = None
+    predates_cardline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +77,26 @@ class FieldError:
     def as_dict(self) -> dict[str, str]:
         """The JSON shape of ``applications check``."""
         return {"field": self.field, "reason": self.reason}
+
+
+Kind = Literal["first", "renewal", "replacement"]
+KINDS: tuple[Kind, ...] = ("first", "renewal", "replacement")
+# Luật Căn cước công dân 2014, art. 21 (a new card at 25, 40 and 60) and art. 23 (a new card
+# when the data on it change, or when it is lost or damaged)
+REASONS: dict[str, tuple[str, ...]] = {
+    "renewal": ("age-25", "age-40", "age-60", "data-change"),
+    "replacement": ("lost", "damaged"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Supersedes:
+    """The earlier card a renewal or replacement names: ``card_id``, or ``document_number``
+    with ``issue_date``."""
+
+    card_id: int | None = None
+    document_number: str | None = None
+    issue_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +121,7 @@ class Application:
     spouse_name: str | None
     former_id_number: str | None
     portrait: Portrait
+    kind: Kind = "first"
+    reason: str | None = None  # one of REASONS[kind]; None for a first issue
+    supersedes: Supersedes | None = None
+    predates_cardline: bool = False  # the earlier card was made before cardline

@@ -10,9 +10,16 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeGuard
+from typing import TypeGuard, cast
 
-from personalization.applications.model import FieldError
+from personalization.applications.model import (
+    KINDS,
+    REASONS,
+    FieldError,
+    Kind,
+    Supersedes,
+    SupersedesIn,
+)
 from personalization.applications.provinces import PROVINCES
 
 # ASCII fields are matched with explicit ASCII classes: `\d` would also accept Arabic-Indic and
@@ -21,6 +28,10 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _APPLICATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PERSONAL_ID = re.compile(r"[0-9]{12}")
 _FORMER_ID = re.compile(r"[0-9]{9}|[0-9]{12}")
+_DOCUMENT_NUMBER = re.compile(r"[0-9]{9}")
+_CARD_IDS = range(1, 2**63)  # a journal's card ids are positive 64-bit integers
+SUPERSEDES_SHAPE = ('must be {"card_id": N} or {"document_number": "9 digits", '
+                    '"issue_date": "YYYY-MM-DD"}')
 # The combining marks Vietnamese uses after NFD: grave, acute, circumflex, tilde, breve,
 # hook above, horn, dot below.
 _VIETNAMESE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0306\u0309\u031b\u0323")
@@ -175,3 +186,80 @@ def check_former_id(value: str | None, errors: list[FieldError]) -> str | None:
     if not _FORMER_ID.fullmatch(stripped):
         errors.append(FieldError("former_id_number", "must be 9 or 12 digits"))
     return stripped or None
+
+
+def _either(words: tuple[str, ...]) -> str:
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def check_kind(kind: str, reason: str | None, supersedes: SupersedesIn | None,
+               predates: bool, issue: date | None, errors: list[FieldError],
+               ) -> tuple[Kind, Supersedes | None]:
+    """The kind of application (issue #16 §2): a first issue says no reason and names no
+    earlier card; a renewal or replacement gives its reason and names the card it replaces,
+    unless the registry says that card predates cardline (``predates_cardline``)."""
+    if kind not in KINDS:
+        errors.append(FieldError("kind", f"must be {_either(KINDS)}"))
+        return "first", None
+    if kind == "first":
+        for name, given in (("reason", reason is not None),
+                            ("supersedes", supersedes is not None),
+                            ("predates_cardline", predates)):
+            if given:
+                errors.append(FieldError(name, "must be absent for a first issue"))
+        return "first", None
+    allowed = REASONS[kind]
+    if reason is None:
+        errors.append(FieldError("reason", f"is required for a {kind}: {_either(allowed)}"))
+    elif reason not in allowed:
+        errors.append(FieldError("reason", f"must be {_either(allowed)} for a {kind}"))
+    if supersedes is None:
+        if not predates:
+            errors.append(FieldError("supersedes", f"is required for a {kind} unless "
+                                                   "predates_cardline is true"))
+        return cast(Kind, kind), None
+    return cast(Kind, kind), _check_supersedes(supersedes, predates, issue, errors)
+
+
+def _check_supersedes(raw: SupersedesIn, predates: bool, issue: date | None,
+                      errors: list[FieldError]) -> Supersedes | None:
+    """One of the two ways to name the earlier card, never both."""
+    by_number = raw.document_number is not None, raw.issue_date is not None
+    if (raw.card_id is not None) == any(by_number):
+        errors.append(FieldError("supersedes", SUPERSEDES_SHAPE))
+        return None
+    if raw.card_id is not None:
+        if raw.card_id not in _CARD_IDS:
+            errors.append(FieldError("supersedes", "card_id must be a positive card id"))
+        elif predates:
+            errors.append(FieldError("supersedes", "a card_id names a card cardline made, but "
+                                                   "predates_cardline says the earlier card "
+                                                   "predates cardline"))
+        else:
+            return Supersedes(card_id=raw.card_id)
+        return None
+    if raw.document_number is None or raw.issue_date is None:
+        errors.append(FieldError("supersedes", SUPERSEDES_SHAPE))
+        return None
+    before = len(errors)
+    if not _DOCUMENT_NUMBER.fullmatch(raw.document_number):
+        errors.append(FieldError("supersedes", "document_number must be exactly 9 digits"))
+    earlier = _earlier_issue(raw.issue_date, issue, errors)
+    if len(errors) > before or earlier is None:
+        return None
+    return Supersedes(document_number=raw.document_number, issue_date=earlier)
+
+
+def _earlier_issue(value: str, issue: date | None, errors: list[FieldError]) -> date | None:
+    """The earlier card's issue date: a real date, not after this application's."""
+    try:
+        earlier = date.fromisoformat(value) if _DATE.fullmatch(value) else None
+    except ValueError:
+        earlier = None
+    if earlier is None:
+        errors.append(FieldError("supersedes", "issue_date is not a real date in the form "
+                                               "YYYY-MM-DD"))
+    elif issue is not None and earlier > issue:
+        errors.append(FieldError("supersedes", "issue_date is after the issue_date of this "
+                                               "application"))
+    return earlier

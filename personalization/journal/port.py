@@ -11,6 +11,8 @@ tests check:
   one chain; PostgreSQL one per line beside the journal's own, which anchors their heads);
 - a card row moves only from the state its caller saw (a stale move is refused);
 - one handed-out card per document number and per application, one card per chip serial;
+- one current (handed-out) card per person: handing a card out supersedes the holder's
+  earlier one in the same transaction, and intake refuses what would break the rule;
 - no personal data in events: ids, chip serials, stations, states and reason codes only.
 """
 
@@ -38,6 +40,7 @@ from personalization.journal.records import (
     QuarantineRow,
     StationRow,
 )
+from personalization.journal.registry_port import RegistryPort
 from personalization.journal.shares_port import SharesPort
 from personalization.reasons import Reason
 
@@ -130,7 +133,7 @@ def control_action(action: str) -> str:
     return action
 
 
-class JournalPort(SharesPort, Protocol):
+class JournalPort(SharesPort, RegistryPort, Protocol):
     """The journal of one line, as the controller, stations, reports and front ends use it."""
 
     # -- the journal itself -------------------------------------------------------------------
@@ -173,7 +176,9 @@ class JournalPort(SharesPort, Protocol):
                      valid: Sequence[tuple[int, Application, str]],
                      invalid: Sequence[InvalidRecord]) -> BatchInfo:
         """A new batch of ``valid`` (line, application, document number) in queue order and
-        ``invalid`` quarantined; so is an application whose document number is already held.
+        ``invalid`` quarantined; so is an application the rule of one current card per person
+        refuses (one application in progress per person; a first issue only for a person
+        with no current card; a renewal or replacement names that card).
         Raises :class:`BatchExistsError` when the name is taken."""
 
     # -- chunked import: a batch written a chunk of its file at a time, each chunk one short
@@ -194,7 +199,7 @@ class JournalPort(SharesPort, Protocol):
                      invalid: Sequence[InvalidRecord],
                      keys: Mapping[bytes, int]) -> list[InvalidRecord]:
         """One chunk in one transaction: ``valid`` queued (as in :meth:`create_batch`, an
-        application whose document number is already held is quarantined instead),
+        application the rule of one current card per person refuses is quarantined instead),
         ``invalid`` quarantined, ``keys`` (first line by key) kept for later chunks, and the
         import moved from ``start`` to ``end``. Returns the records quarantined.
         :class:`JournalError` when the import is not at ``start`` (another process moved it)."""
@@ -244,6 +249,16 @@ class JournalPort(SharesPort, Protocol):
     def applications(self, name: str) -> list[ApplicationRow]:
         """Every application's state, attempts and reasons (no personal data)."""
 
+    def issuance_results(self, name: str) -> list[dict[str, Any]]:
+        """What became of batch ``name``'s applications, for the registry: one dict per
+        application in queue order, then one per quarantined record, each with
+        ``application_id``, ``status`` (issued, failed, quarantined or pending), ``reasons``
+        (a failed application's reason codes; a quarantined record's ``field: reason``),
+        ``card_id``, ``chip_serial`` and ``ds_serial`` of the card issued, the
+        ``document_number``, ``issue_date`` and ``expiry_date`` (ISO), ``supersedes``
+        ({card_id, document_number} of the card it replaces, or None) and ``kind``. Never a
+        name, a birth date or a photo."""
+
     def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
         """A pending application that cannot be made into a card at all: failed, with why."""
 
@@ -257,7 +272,9 @@ class JournalPort(SharesPort, Protocol):
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
         """Journal a card's state change (and its application's, when the card is done);
-        :class:`JournalError` when the card is no longer in the state ``card`` says."""
+        :class:`JournalError` when the card is no longer in the state ``card`` says. A card
+        handed out supersedes its holder's current card (``card.superseded`` {by, batch}),
+        in the same transaction."""
 
     def cards(self, name: str) -> list[CardRow]:
         """Every card fed (or being fed) for a batch, in order."""

@@ -16,7 +16,10 @@ are stored sealed (AES-256-GCM, the batch and record bound as associated data) u
 key per batch, which is kept only wrapped by a :class:`DataKeyWrap` (the HSM). The purge
 deletes the wrapped key and the ciphertexts in one transaction: what the files and WAL still
 hold is ciphertext under a key that is gone. Events and every other column hold ids, states,
-reason codes and document numbers only, as in SQLite.
+reason codes, dates of issue and expiry, document numbers and (``holder``) personal ID
+numbers only, as in SQLite: the personal ID is the key of the rule of one current card per
+person, looked up at intake and kept for life, so it is plain, as its last nine digits (the
+document number) always were.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application
 from personalization.applications.stream import START, Mark
-from personalization.cardstate import Outcome, Step, spoiled
+from personalization.cardstate import Outcome, State, Step, spoiled
 from personalization.journal.pg_audit import PostgresAudit
 from personalization.journal.pg_people import PostgresPeople
+from personalization.journal.pg_registry import PostgresRegistry
 from personalization.journal.pg_shares import PostgresShares
 from personalization.journal.port import (
     BatchExistsError,
@@ -78,7 +82,19 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
-from personalization.journal.rules import hold_once, line_row, no_station_clash
+from personalization.journal.rules import (
+    ISSUANCE_COLUMNS,
+    ISSUANCE_JOINS,
+    CurrentCard,
+    Holdings,
+    InProgress,
+    hold_once,
+    issuance_result,
+    line_row,
+    no_station_clash,
+    person_columns,
+    quarantine_result,
+)
 from personalization.reasons import Code, Reason
 
 Cursor = psycopg.Cursor[DictRow]
@@ -94,6 +110,7 @@ _NONCE_BYTES = 12  # NIST SP 800-38D §8.2: 96-bit random IVs
 _UNIQUE_RULES = {
     "one_card_per_document": "one handed-out card per document number",
     "one_card_per_application": "one handed-out card per application",
+    "one_current_card_per_holder": "one current card per person",
     "one_card_per_chip": "one card per chip serial",
     "one_application_id_per_batch": "an application id once per batch",
 }
@@ -117,7 +134,7 @@ _DELETE_ALL: dict[str, LiteralString] = {
 _CARD_QUERIES: dict[str, LiteralString] = {
     "batch": "SELECT * FROM cards WHERE batch = %s ORDER BY id",
     "open": "SELECT * FROM cards WHERE batch = %s AND state NOT IN ('handed_out', 'rejected', "
-            "'void') ORDER BY id",
+            "'void', 'superseded') ORDER BY id",
     "chip": "SELECT * FROM cards WHERE chip_serial = %s ORDER BY id",
 }
 
@@ -200,7 +217,7 @@ def _move_data(card: CardRow, result: Step, serial: str | None,
 JOURNAL_CHAIN = "journal"
 
 
-class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
+class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares, PostgresRegistry):
     """The journal on a PostgreSQL server; a context manager that closes its connections.
 
     ``wrap`` wraps each batch's data key. Without one the journal opens for everything that
@@ -538,11 +555,22 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
     # -- batches ----------------------------------------------------------------------------
 
     @staticmethod
-    def _taken_documents(cur: Cursor, numbers: Sequence[str]) -> dict[str, str]:
-        """Document numbers already handed out, or queued in a batch, mapped to that batch."""
-        rows = cur.execute("SELECT document_number, batch FROM applications WHERE state <> "
-                           "'failed' AND document_number = ANY(%s)", (list(numbers),))
-        return {r["document_number"]: r["batch"] for r in rows}
+    def _holdings(cur: Cursor, numbers: Sequence[str]) -> Holdings:
+        """The current cards and the applications in progress of these document numbers
+        (indexed lookups: applications_document, one_card_per_document)."""
+        wanted = sorted(set(numbers))
+        applications = [InProgress(r["holder"], r["document_number"], r["batch"])
+                        for r in cur.execute(
+                            "SELECT holder, document_number, batch FROM applications WHERE "
+                            "state IN ('pending', 'active') AND document_number = ANY(%s)",
+                            (wanted,)).fetchall()]
+        cards = [CurrentCard(int(r["id"]), r["holder"], r["document_number"], r["issue_date"])
+                 for r in cur.execute(
+                     "SELECT c.id, c.holder, c.document_number, a.issue_date FROM cards c "
+                     "JOIN applications a ON a.batch = c.batch AND a.application_id = "
+                     "c.application_id WHERE c.state = 'handed_out' AND "
+                     "c.document_number = ANY(%s)", (wanted,)).fetchall()]
+        return Holdings(cards, applications)
 
     @staticmethod
     def _intake(cur: Cursor) -> None:
@@ -554,17 +582,21 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
                valid: Sequence[tuple[int, Application, str]],
                invalid: Sequence[InvalidRecord],
                texts: Mapping[int, bytes] | None = None) -> tuple[int, list[InvalidRecord]]:
-        """Queue ``valid`` sealed (unless another batch holds its document number) and
-        quarantine the rest; returns how many were queued, and the records quarantined."""
-        taken = self._taken_documents(cur, [number for _, _, number in valid])
-        queued, refused = hold_once(name, valid, invalid, taken)
+        """Queue ``valid`` sealed (unless the rule of one current card per person refuses
+        it) and quarantine the rest; returns how many were queued, and the records
+        quarantined."""
+        held = self._holdings(cur, [number for _, _, number in valid])
+        queued, refused = hold_once(name, valid, invalid, held)
         cur.executemany(
             "INSERT INTO applications (batch, application_id, seq, line, document_number, "
-            "state, record) VALUES (%s, %s, %s, %s, %s, 'pending', %s)",
-            [(name, a.application_id, first_seq + seq, line, number,
-              texts[line] if texts else seal(key, dump_application(a), "application", name,
-                                              a.application_id))
-             for seq, (line, a, number) in enumerate(queued)])
+            "state, record, holder, kind, issue_date, expiry_date, supersedes_card, predates) "
+            "VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)",
+            [(name, q.application.application_id, first_seq + seq, q.line, q.number,
+              texts[q.line] if texts else seal(key, dump_application(q.application),
+                                               "application", name,
+                                               q.application.application_id),
+              *person_columns(q))
+             for seq, q in enumerate(queued)])
         cur.executemany(
             "INSERT INTO quarantine (batch, line, application_id, fields, errors_sealed) "
             "VALUES (%s, %s, %s, %s, %s)",
@@ -776,6 +808,14 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
                                     "attempts, reasons FROM applications WHERE batch = %s "
                                     "ORDER BY seq", (name,))]
 
+    def issuance_results(self, name: str) -> list[dict[str, Any]]:
+        """What became of each application, in queue order, then of each quarantined record
+        (see the port; the quarantined reasons need the batch's data key until the purge)."""
+        rows = self._read("SELECT " + ISSUANCE_COLUMNS + " FROM applications a "  # noqa: S608 - constants
+                          + ISSUANCE_JOINS + " WHERE a.batch = %s ORDER BY a.seq", (name,))
+        return [*(issuance_result(r) for r in rows),
+                *(quarantine_result(q) for q in self.quarantined(name))]
+
     def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
         """A pending application that cannot be made into a card at all: failed, with why."""
         with self._write() as cur:
@@ -851,7 +891,11 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
 
     def _move(self, cur: Cursor, card: CardRow, result: Step, serial: str | None,
               qa: dict[str, Any] | None) -> CardRow:
+        """``journal_move`` in Python, inside the caller's transaction."""
         new = result.card
+        chain = self._chain_of(cur, card.batch, card.station)
+        if new.state is State.HANDED_OUT:  # before the card's own row: the unique indexes
+            self._supersede(cur, card, chain)
         changed = cur.execute(
             "UPDATE cards SET state = %s, reasons = %s, chip_serial = %s, qa = %s, "
             "updated_at = %s WHERE id = %s AND state = %s RETURNING *",
@@ -864,9 +908,22 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
         if result.outcome is not None:
             self._settle_application(cur, card, result)
         data = _move_data(card, result, serial, qa)
-        self._append(cur, card.batch, card.id, f"card.{new.state.value}", data,
-                     self._chain_of(cur, card.batch, card.station))
+        self._append(cur, card.batch, card.id, f"card.{new.state.value}", data, chain)
         return moved
+
+    def _supersede(self, cur: Cursor, card: CardRow, chain: str) -> None:
+        """Every other current card of ``card``'s holder superseded, each with its event (as
+        ``journal_move`` does)."""
+        mine = cur.execute("SELECT holder FROM cards WHERE id = %s", (card.id,)).fetchone()
+        for old in cur.execute(  # two lookups, one on each partial unique index
+                "UPDATE cards SET state = 'superseded' WHERE id IN (SELECT id FROM cards WHERE "
+                "state = 'handed_out' AND holder = %(holder)s UNION ALL SELECT id FROM cards "
+                "WHERE state = 'handed_out' AND document_number = %(number)s AND (holder IS "
+                "NULL OR %(holder)s::text IS NULL)) AND id <> %(id)s RETURNING id, batch",
+                {"id": card.id, "number": card.document_number,
+                 "holder": mine["holder"] if mine else None}).fetchall():
+            self._append(cur, old["batch"], int(old["id"]), "card.superseded",
+                         {"by": card.id, "batch": card.batch}, chain)
 
     @staticmethod
     def _settle_application(cur: Cursor, card: CardRow, result: Step) -> None:
@@ -911,7 +968,8 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
         for row in self._read("SELECT state, count(*) AS n FROM cards WHERE batch = %s AND "
                               "chip_serial IS NOT NULL GROUP BY state", (name,)):
             counts["fed"] += row["n"]
-            key = row["state"] if row["state"] in ("handed_out", "rejected") else "in_machine"
+            key = "handed_out" if State(row["state"]).issued else \
+                row["state"] if row["state"] == "rejected" else "in_machine"
             counts[key] += row["n"]
         return counts
 
@@ -1021,7 +1079,7 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
             "state = 'pending' AND claimed_by IS NOT NULL GROUP BY claimed_by", (name,))}
         open_by_station = {r["station"]: int(r["n"]) for r in self._read(
             "SELECT station, count(*) AS n FROM cards WHERE batch = %s AND state NOT IN "
-            "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
+            "('handed_out', 'rejected', 'void', 'superseded') GROUP BY station", (name,))}
         return [line_row(r, json.loads(r["stations"]), float(r["age"]), lease_s, claimed,
                          open_by_station)
                 for r in self._read("SELECT *, journal_now() - heartbeat AS age FROM lines "
@@ -1041,7 +1099,7 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares):
             stations = json.loads(row["stations"])
             cards = [CardRow.from_mapping(r) for r in cur.execute(
                 "SELECT * FROM cards WHERE batch = %s AND station = ANY(%s) AND state NOT IN "
-                "('handed_out', 'rejected', 'void') ORDER BY id FOR UPDATE",
+                "('handed_out', 'rejected', 'void', 'superseded') ORDER BY id FOR UPDATE",
                 (name, stations)).fetchall()]
             batch = cur.execute("SELECT max_attempts FROM batches WHERE name = %s",
                                 (name,)).fetchone()

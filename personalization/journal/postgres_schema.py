@@ -208,6 +208,97 @@ BEGIN
 END $$"""
 
 
+# journal_move from migration 12: a card handed out first supersedes every other current card
+# of its holder (a card whose holder was never recorded: of its document number), each with
+# its card.superseded event, so that the unique indexes see one current card per person. A
+# superseded card keeps its updated_at (when it left the line); its event says when.
+_MOVE_SUPERSEDING = """CREATE OR REPLACE FUNCTION journal_move(p_id bigint, p_from text,
+    p_to text, p_reasons text, p_chip text, p_qa text, p_now double precision, p_outcome text,
+    p_entry text, p_kind text, p_data text, p_chain text, p_at text) RETURNS SETOF cards
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved cards%ROWTYPE;
+    mine record;
+    old record;
+BEGIN
+    IF p_to = 'handed_out' THEN
+        SELECT batch, holder, document_number INTO mine FROM cards
+            WHERE id = p_id AND state = p_from FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        -- two lookups, one on each partial unique index
+        FOR old IN UPDATE cards SET state = 'superseded'
+                WHERE id IN (SELECT id FROM cards WHERE state = 'handed_out'
+                                 AND holder = mine.holder
+                             UNION ALL
+                             SELECT id FROM cards WHERE state = 'handed_out'
+                                 AND document_number = mine.document_number
+                                 AND (holder IS NULL OR mine.holder IS NULL))
+                  AND id <> p_id
+                RETURNING id, batch LOOP
+            PERFORM journal_append(p_chain, old.batch, old.id, 'card.superseded',
+                json_build_object('batch', mine.batch, 'by', p_id)::text, p_at);
+        END LOOP;
+    END IF;
+    UPDATE cards SET state = p_to, reasons = p_reasons, chip_serial = p_chip, qa = p_qa,
+        updated_at = p_now WHERE id = p_id AND state = p_from RETURNING * INTO moved;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF p_outcome = 'handed_out' THEN
+        UPDATE applications SET state = 'handed_out'
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    ELSIF p_outcome = 'requeue' THEN
+        UPDATE applications SET state = 'pending', attempts = attempts - 1
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    ELSIF p_outcome IN ('retry', 'failed') THEN
+        UPDATE applications
+            SET state = CASE WHEN p_outcome = 'retry' THEN 'pending' ELSE 'failed' END,
+                reasons = (reasons::jsonb || jsonb_build_array(p_entry::jsonb))::text
+            WHERE batch = moved.batch AND application_id = moved.application_id;
+    END IF;
+    PERFORM journal_append(p_chain, moved.batch, moved.id, p_kind, p_data, p_at);
+    RETURN NEXT moved;
+END $$"""
+
+# journal_begin_card from migration 12: the card carries its application's holder.
+_BEGIN_WITH_HOLDER = """CREATE OR REPLACE FUNCTION journal_begin_card(p_batch text,
+    p_application text, p_station text, p_line text, p_now double precision, p_chain text,
+    p_at text) RETURNS SETOF cards LANGUAGE plpgsql AS $$
+DECLARE
+    app record;
+    card cards%ROWTYPE;
+BEGIN
+    IF EXISTS (SELECT 1 FROM imports WHERE batch = p_batch) THEN
+        RAISE EXCEPTION 'batch % is still being imported: it cannot run', quote_literal(p_batch)
+            USING ERRCODE = 'CL002';
+    END IF;
+    SELECT state, attempts, document_number, claimed_by, holder INTO app FROM applications
+        WHERE batch = p_batch AND application_id = p_application FOR UPDATE;
+    IF NOT FOUND OR app.state <> 'pending' THEN
+        RAISE EXCEPTION 'application % of batch % is not pending (%)',
+            quote_literal(p_application), quote_literal(p_batch), coalesce(app.state, 'unknown')
+            USING ERRCODE = 'CL001';
+    END IF;
+    IF p_line IS NOT NULL AND app.claimed_by IS NOT NULL AND app.claimed_by <> p_line THEN
+        RAISE EXCEPTION 'application % of batch % is held by line %',
+            quote_literal(p_application), quote_literal(p_batch), quote_literal(app.claimed_by)
+            USING ERRCODE = 'CL001';
+    END IF;
+    UPDATE applications SET state = 'active', attempts = app.attempts + 1
+        WHERE batch = p_batch AND application_id = p_application;
+    INSERT INTO cards (batch, application_id, attempt, station, document_number, state,
+        started_at, updated_at, holder) VALUES (p_batch, p_application, app.attempts + 1,
+        p_station, app.document_number, 'feeding', p_now, p_now, app.holder)
+        RETURNING * INTO card;
+    PERFORM journal_append(p_chain, p_batch, card.id, 'card.feeding',
+        json_build_object('application', p_application, 'attempt', card.attempt,
+                          'station', p_station)::text, p_at);
+    RETURN NEXT card;
+END $$"""
+
+
 MIGRATIONS: list[Migration] = [
     (1, "batches, applications, cards, stations, imports, per-batch keys, events", (
         """CREATE TABLE batches (
@@ -497,6 +588,62 @@ MIGRATIONS: list[Migration] = [
         f"GRANT SELECT, INSERT ON audit_checkpoints TO {LINE_ROLE}",
         f"GRANT SELECT, INSERT ON audit_keys TO {LINE_ROLE}",
         f"GRANT SELECT, INSERT, UPDATE ON sessions TO {LINE_ROLE}",
+    )),
+    (11, "the registry's boundary: signed batches received, every DS signature, issuance "
+         "results sent back", (
+        """CREATE TABLE registry_batches (
+            id TEXT PRIMARY KEY,
+            batch TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            signer TEXT NOT NULL,
+            encrypted BOOLEAN NOT NULL,
+            received_at TEXT NOT NULL)""",
+        "ALTER TABLE batches ADD COLUMN registry TEXT",
+        """CREATE TABLE ds_signatures (
+            id BIGSERIAL PRIMARY KEY,
+            at TEXT NOT NULL,
+            ds TEXT NOT NULL,
+            document_number TEXT NOT NULL,
+            batch TEXT,
+            application_id TEXT,
+            command TEXT NOT NULL)""",
+        "CREATE INDEX ds_signatures_ds ON ds_signatures(ds, id)",
+        """CREATE TABLE batch_results (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            sha256 TEXT NOT NULL,
+            document BYTEA NOT NULL,
+            created_at TEXT NOT NULL)""",
+        "CREATE TRIGGER ds_signatures_append_only BEFORE UPDATE OR DELETE ON ds_signatures "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('signature records are append-only')",
+        "CREATE TRIGGER batch_results_written_once BEFORE UPDATE OR DELETE ON batch_results "
+        "FOR EACH ROW EXECUTE FUNCTION journal_refuse('issuance results are written once')",
+        # a registry id whose import was discarded unfinished is received again: its row goes
+        f"GRANT SELECT, INSERT, DELETE ON registry_batches TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON ds_signatures TO {LINE_ROLE}",
+        f"GRANT USAGE ON SEQUENCE ds_signatures_id_seq TO {LINE_ROLE}",
+        f"GRANT SELECT, INSERT ON batch_results TO {LINE_ROLE}",
+    )),
+    (12, "kinds of application and one current card per person: each application's holder, "
+         "kind, dates and the card it supersedes; cards superseded by their holder's next", (
+        # holder: the 12-digit personal ID, the key of the lifetime rule. Plain, as
+        # document_number (its last 9 digits) is: intake looks it up and it outlives the
+        # purge. The records of older rows are sealed, so their new columns stay NULL.
+        "ALTER TABLE applications ADD COLUMN holder TEXT, "
+        "ADD COLUMN kind TEXT NOT NULL DEFAULT 'first' "
+        "CHECK (kind IN ('first', 'renewal', 'replacement')), "
+        "ADD COLUMN issue_date TEXT, ADD COLUMN expiry_date TEXT, "
+        "ADD COLUMN supersedes_card BIGINT, ADD COLUMN predates BOOLEAN NOT NULL DEFAULT FALSE",
+        "CREATE INDEX applications_holder ON applications(holder)",
+        "ALTER TABLE cards ADD COLUMN holder TEXT",
+        "ALTER TABLE cards DROP CONSTRAINT cards_state_check",
+        "ALTER TABLE cards ADD CONSTRAINT cards_state_check CHECK (state IN ('feeding', "
+        "'encoding', 'verifying', 'printing', 'ejecting', 'rejecting', 'handed_out', "
+        "'rejected', 'void', 'superseded'))",
+        # at most one current card per person, whatever its document number
+        "CREATE UNIQUE INDEX one_current_card_per_holder ON cards(holder) "
+        "WHERE state = 'handed_out'",
+        _MOVE_SUPERSEDING,
+        _BEGIN_WITH_HOLDER,
     )),
 ]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any, TypedDict
 
-from personalization.applications.model import Application
+from personalization.applications.model import Application, Supersedes
 from personalization.applications.photo import Portrait
 from personalization.cardstate import Card, State
 from personalization.reasons import Reason
@@ -33,17 +33,26 @@ def dump_application(application: Application) -> str:
         elif isinstance(value, Portrait):
             value = {"jpeg": base64.b64encode(value.jpeg).decode("ascii"),
                      "width": value.width, "height": value.height}
+        elif isinstance(value, Supersedes):
+            value = {"card_id": value.card_id, "document_number": value.document_number,
+                     "issue_date": value.issue_date.isoformat() if value.issue_date else None}
         out[item.name] = value
     return json.dumps(out, ensure_ascii=False, sort_keys=True)
 
 
 def load_application(text: str) -> Application:
-    """The application back from its journal text (it was validated when the batch was made)."""
+    """The application back from its journal text (it was validated when the batch was made).
+    A text kept before applications had kinds loads as a first issue."""
     raw = json.loads(text)
     for name in _DATES:
         raw[name] = date.fromisoformat(raw[name]) if raw[name] is not None else None
     photo = raw["portrait"]
     raw["portrait"] = Portrait(base64.b64decode(photo["jpeg"]), photo["width"], photo["height"])
+    earlier = raw.get("supersedes")
+    if earlier is not None:
+        raw["supersedes"] = Supersedes(
+            earlier["card_id"], earlier["document_number"],
+            date.fromisoformat(earlier["issue_date"]) if earlier["issue_date"] else None)
     return Application(**raw)
 
 
@@ -99,6 +108,7 @@ class CardRow:
     qa: dict[str, Any] | None
     started_at: float
     updated_at: float
+    holder: str | None = None  # the personal ID whose card it is (None: before migration 9)
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> CardRow:
@@ -108,7 +118,7 @@ class CardRow:
                    State(row["state"]),
                    tuple(Reason.from_dict(r) for r in _decoded(row["reasons"])),
                    _decoded(row["qa"]) if row["qa"] else None, float(row["started_at"]),
-                   float(row["updated_at"]))
+                   float(row["updated_at"]), row.get("holder"))
 
     def machine(self, max_attempts: int) -> Card:
         """The state machine's view of this card."""

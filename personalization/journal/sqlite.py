@@ -39,7 +39,7 @@ from common.sqlite import (
 from personalization.applications.intake import InvalidRecord
 from personalization.applications.model import Application
 from personalization.applications.stream import START, Mark
-from personalization.cardstate import Outcome, Step, spoiled
+from personalization.cardstate import Outcome, State, Step, spoiled
 from personalization.journal.port import (
     BatchExistsError,
     ConflictError,
@@ -63,9 +63,23 @@ from personalization.journal.records import (
     event_hash,
     load_application,
 )
-from personalization.journal.rules import hold_once, line_row, no_station_clash
+from personalization.journal.rules import (
+    ISSUANCE_COLUMNS,
+    ISSUANCE_JOINS,
+    CurrentCard,
+    Holdings,
+    InProgress,
+    Queued,
+    hold_once,
+    issuance_result,
+    line_row,
+    no_station_clash,
+    person_columns,
+    quarantine_result,
+)
 from personalization.journal.sqlite_audit import SQLiteAudit
 from personalization.journal.sqlite_people import SQLitePeople
+from personalization.journal.sqlite_registry import SQLiteRegistry
 from personalization.journal.sqlite_schema import MIGRATIONS
 from personalization.journal.sqlite_shares import SQLiteShares
 from personalization.reasons import Code, Reason
@@ -73,7 +87,7 @@ from personalization.reasons import Code, Reason
 _CARD_QUERIES = {
     "batch": "SELECT * FROM cards WHERE batch = ? ORDER BY id",
     "open": "SELECT * FROM cards WHERE batch = ? AND state NOT IN ('handed_out', 'rejected', "
-            "'void') ORDER BY id",
+            "'void', 'superseded') ORDER BY id",
     "chip": "SELECT * FROM cards WHERE chip_serial = ? ORDER BY id",
 }
 
@@ -122,7 +136,7 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len("sqlite:///"):])  # "sqlite:////abs/path" keeps its leading slash
 
 
-class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
+class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
     """The journal of one line in a SQLite file; a context manager that closes it."""
 
     def __init__(self, path: Path) -> None:
@@ -266,24 +280,42 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
     # -- batches ----------------------------------------------------------------------------
 
     @staticmethod
-    def _taken_documents(db: sqlite3.Connection, numbers: Sequence[str]) -> dict[str, str]:
-        """Document numbers already handed out, or queued in a batch, mapped to that batch."""
-        taken: dict[str, str] = {}
-        for start in range(0, len(numbers), 500):
-            chunk = list(numbers[start:start + 500])
+    def _holdings(db: sqlite3.Connection, numbers: Sequence[str]) -> Holdings:
+        """The current cards and the applications in progress of these document numbers
+        (indexed lookups: applications_document, one_card_per_document)."""
+        cards: list[CurrentCard] = []
+        applications: list[InProgress] = []
+        wanted = sorted(set(numbers))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for number, batch in db.execute(
-                    f"SELECT document_number, batch FROM applications WHERE state != "  # noqa: S608 - placeholders only
-                    f"'failed' AND document_number IN ({marks})", chunk):
-                taken[number] = batch
-        return taken
+            applications += [InProgress(*row) for row in db.execute(
+                "SELECT holder, document_number, batch FROM applications WHERE state IN "  # noqa: S608 - placeholders only
+                f"('pending', 'active') AND document_number IN ({marks})", chunk)]
+            cards += [CurrentCard(*row) for row in db.execute(
+                "SELECT c.id, c.holder, c.document_number, a.issue_date FROM cards c "  # noqa: S608 - placeholders only
+                "JOIN applications a ON a.batch = c.batch AND a.application_id = "
+                "c.application_id WHERE c.state = 'handed_out' AND c.document_number IN "
+                f"({marks})", chunk)]
+        return Holdings(cards, applications)
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, name: str, first_seq: int, queued: Sequence[Queued],
+                 texts: Mapping[int, str]) -> None:
+        db.executemany(
+            "INSERT INTO applications (batch, application_id, seq, line, document_number, "
+            "state, record, holder, kind, issue_date, expiry_date, supersedes_card, predates) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+            [(name, q.application.application_id, first_seq + seq, q.line, q.number,
+              texts[q.line], *person_columns(q)) for seq, q in enumerate(queued)])
 
     def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
                      valid: Sequence[tuple[int, Application, str]],
                      invalid: Sequence[InvalidRecord]) -> BatchInfo:
         """A new batch: ``valid`` as (line, application, document number) queued in order,
-        ``invalid`` quarantined with their reasons — and so is an application whose document
-        number another application (in this file or any batch not failed) already holds."""
+        ``invalid`` quarantined with their reasons — and so is an application the rule of one
+        current card per person refuses (:func:`~personalization.journal.rules.hold_once`)."""
+        texts = {line: dump_application(a) for line, a, _ in valid}
         with self._write() as db:
             created = db.execute(
                 "INSERT INTO batches (name, created_at, source, profile, max_attempts, state) "
@@ -291,13 +323,9 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
                 (name, _now(), source, profile, max_attempts)).rowcount
             if created != 1:
                 raise BatchExistsError(name)
-            taken = self._taken_documents(db, [number for _, _, number in valid])
-            queued, refused = hold_once(name, valid, invalid, taken)
-            db.executemany(
-                "INSERT INTO applications (batch, application_id, seq, line, "
-                "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [(name, a.application_id, seq, line, number, dump_application(a))
-                 for seq, (line, a, number) in enumerate(queued)])
+            held = self._holdings(db, [number for _, _, number in valid])
+            queued, refused = hold_once(name, valid, invalid, held)
+            self._enqueue(db, name, 0, queued, texts)
             self._quarantine(db, name, refused)
             self._append(db, name, None, "batch.created",
                          {"source": source, "accepted": len(queued),
@@ -362,13 +390,9 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
                 raise JournalError(f"batch {name!r} is no longer being imported from line "
                                    f"{start.lines}: another process imported, finished or "
                                    "discarded it meanwhile")
-            taken = self._taken_documents(db, [number for _, _, number in valid])
-            queued, refused = hold_once(name, valid, invalid, taken)
-            db.executemany(
-                "INSERT INTO applications (batch, application_id, seq, line, "
-                "document_number, state, record) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-                [(name, a.application_id, row[2] + i, line, number, texts[line])
-                 for i, (line, a, number) in enumerate(queued)])
+            held = self._holdings(db, [number for _, _, number in valid])
+            queued, refused = hold_once(name, valid, invalid, held)
+            self._enqueue(db, name, row[2], queued, texts)
             self._quarantine(db, name, refused)
             db.executemany("INSERT INTO import_keys (batch, key, line) VALUES (?, ?, ?)",
                            [(name, key, line) for key, line in keys.items()])
@@ -482,6 +506,14 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
                 for r in self._read("SELECT * FROM applications WHERE batch = ? ORDER BY seq",
                                     (name,))]
 
+    def issuance_results(self, name: str) -> list[dict[str, Any]]:
+        """What became of each application, in queue order, then of each quarantined record
+        (see the port)."""
+        rows = self._read(f"SELECT {ISSUANCE_COLUMNS} FROM applications a {ISSUANCE_JOINS} "  # noqa: S608 - constants
+                          "WHERE a.batch = ? ORDER BY a.seq", (name,))
+        return [*(issuance_result(_mapping(r)) for r in rows),
+                *(quarantine_result(q) for q in self.quarantined(name))]
+
     def fail_application(self, name: str, application_id: str, reason: Reason) -> None:
         """A pending application that cannot be made into a card at all: failed, with why."""
         with self._write() as db:
@@ -510,8 +542,8 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
         with self._write() as db:
             if db.execute("SELECT 1 FROM imports WHERE batch = ?", (name,)).fetchone():
                 raise JournalError(f"batch {name!r} is still being imported: it cannot run")
-            row = db.execute("SELECT state, attempts, document_number, claimed_by FROM "
-                             "applications WHERE batch = ? AND application_id = ?",
+            row = db.execute("SELECT state, attempts, document_number, claimed_by, holder "
+                             "FROM applications WHERE batch = ? AND application_id = ?",
                              (name, application_id)).fetchone()
             if row is None or row[0] != "pending":
                 raise NotClaimable(f"application {application_id!r} of batch {name!r} is not "
@@ -524,9 +556,9 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
                        "WHERE batch = ? AND application_id = ?", (attempt, name, application_id))
             [inserted] = db.execute(
                 "INSERT INTO cards (batch, application_id, attempt, station, document_number, "
-                "state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, 'feeding', ?, ?) "
-                "RETURNING *", (name, application_id, attempt, station, row[2], now, now),
-            ).fetchall()
+                "state, started_at, updated_at, holder) VALUES (?, ?, ?, ?, ?, 'feeding', ?, ?, "
+                "?) RETURNING *", (name, application_id, attempt, station, row[2], now, now,
+                                   row[4])).fetchall()
             card = CardRow.from_mapping(_mapping(inserted))
             self._append(db, name, card.id, "card.feeding",
                          {"station": station, "attempt": attempt, "application": application_id})
@@ -550,6 +582,8 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
               qa: dict[str, Any] | None) -> CardRow:
         new = result.card
         now = time.time()
+        if new.state is State.HANDED_OUT:  # before the card's own row: the unique indexes
+            self._supersede(db, card)
         changed = db.execute(
             "UPDATE cards SET state = ?, reasons = ?, chip_serial = ?, qa = ?, "
             "updated_at = ? WHERE id = ? AND state = ? RETURNING *",
@@ -571,6 +605,21 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
             data["outcome"] = result.outcome.value
         self._append(db, card.batch, card.id, f"card.{new.state.value}", data)
         return moved
+
+    def _supersede(self, db: sqlite3.Connection, card: CardRow) -> None:
+        """Every other current card of ``card``'s holder becomes superseded, each with its
+        ``card.superseded`` event, in the transaction that hands ``card`` out: no moment
+        (nor crash) shows a person with two current cards, or none. A card whose holder was
+        never recorded is matched by its document number. ``updated_at`` stays when the
+        card left the line (its batch's figures); the event says when it was superseded."""
+        [holder] = db.execute("SELECT holder FROM cards WHERE id = ?", (card.id,)).fetchone()
+        for old, batch in db.execute(  # two lookups, one on each partial unique index
+                "UPDATE cards SET state = 'superseded' WHERE id IN (SELECT id FROM cards WHERE "
+                "state = 'handed_out' AND holder = ?3 UNION ALL SELECT id FROM cards WHERE "
+                "state = 'handed_out' AND document_number = ?2 AND (holder IS NULL OR ?3 IS "
+                "NULL)) AND id != ?1 RETURNING id, batch",
+                (card.id, card.document_number, holder)).fetchall():
+            self._append(db, batch, old, "card.superseded", {"by": card.id, "batch": card.batch})
 
     def _settle_application(self, db: sqlite3.Connection, card: CardRow, result: Step) -> None:
         key = (card.batch, card.application_id)
@@ -616,7 +665,8 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
                 "SELECT state, count(*) FROM cards WHERE batch = ? AND chip_serial IS NOT NULL "
                 "GROUP BY state", (name,)):
             counts["fed"] += count
-            key = state if state in ("handed_out", "rejected") else "in_machine"
+            key = "handed_out" if State(state).issued else \
+                state if state == "rejected" else "in_machine"
             counts[key] += count
         return counts
 
@@ -719,7 +769,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
             "state = 'pending' AND claimed_by IS NOT NULL GROUP BY claimed_by", (name,))}
         open_by_station: dict[str, int] = {r[0]: int(r[1]) for r in self._read(
             "SELECT station, count(*) FROM cards WHERE batch = ? AND state NOT IN "
-            "('handed_out', 'rejected', 'void') GROUP BY station", (name,))}
+            "('handed_out', 'rejected', 'void', 'superseded') GROUP BY station", (name,))}
         return [line_row(_mapping(r), json.loads(r["stations"]), now - r["heartbeat"], lease_s,
                          claimed, open_by_station)
                 for r in self._read("SELECT * FROM lines WHERE batch = ? ORDER BY line",
@@ -739,7 +789,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares):
             marks = ",".join("?" * len(stations))
             cards = [CardRow.from_mapping(_mapping(r)) for r in db.execute(
                 f"SELECT * FROM cards WHERE batch = ? AND station IN ({marks}) AND "  # noqa: S608 - placeholders
-                "state NOT IN ('handed_out', 'rejected', 'void') ORDER BY id",
+                "state NOT IN ('handed_out', 'rejected', 'void', 'superseded') ORDER BY id",
                 (name, *stations)).fetchall()]
             max_attempts = db.execute("SELECT max_attempts FROM batches WHERE name = ?",
                                       (name,)).fetchone()[0]

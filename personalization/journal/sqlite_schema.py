@@ -207,6 +207,100 @@ MIGRATIONS: list[Migration] = [
         "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints "
         "BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END",
     )),
+    (8, "the registry's boundary: signed batches received, every DS signature, issuance "
+        "results sent back", (
+        # each signed batch file the registry sent, by the registry's own batch id: a second
+        # file with an id already here is a replay
+        """CREATE TABLE registry_batches (
+            id TEXT PRIMARY KEY,
+            batch TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            signer TEXT NOT NULL,
+            encrypted INTEGER NOT NULL CHECK (encrypted IN (0, 1)),
+            received_at TEXT NOT NULL)""",
+        # the registry batch a cardline batch came from; NULL: accepted unsigned (embedded)
+        "ALTER TABLE batches ADD COLUMN registry TEXT",
+        # each EF.SOD a DS key signed, recorded before it leaves the process that signed it
+        """CREATE TABLE ds_signatures (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            ds TEXT NOT NULL,
+            document_number TEXT NOT NULL,
+            batch TEXT,
+            application_id TEXT,
+            command TEXT NOT NULL)""",
+        "CREATE INDEX ds_signatures_ds ON ds_signatures(ds, id)",
+        "CREATE TRIGGER ds_signatures_no_update BEFORE UPDATE ON ds_signatures "
+        "BEGIN SELECT RAISE(ABORT, 'signature records are append-only'); END",
+        "CREATE TRIGGER ds_signatures_no_delete BEFORE DELETE ON ds_signatures "
+        "BEGIN SELECT RAISE(ABORT, 'signature records are append-only'); END",
+        # a closed batch's signed issuance results, made once: the same bytes every time after
+        """CREATE TABLE batch_results (
+            batch TEXT PRIMARY KEY REFERENCES batches(name),
+            sha256 TEXT NOT NULL,
+            document BLOB NOT NULL,
+            created_at TEXT NOT NULL)""",
+        "CREATE TRIGGER batch_results_no_update BEFORE UPDATE ON batch_results "
+        "BEGIN SELECT RAISE(ABORT, 'issuance results are written once'); END",
+        "CREATE TRIGGER batch_results_no_delete BEFORE DELETE ON batch_results "
+        "BEGIN SELECT RAISE(ABORT, 'issuance results are written once'); END",
+    )),
+    (9, "kinds of application and one current card per person: each application's holder, "
+        "kind, dates and the card it supersedes; cards superseded by their holder's next", (
+        # holder: the 12-digit personal ID, the key of the lifetime rule, so it outlives the
+        # purge (as document_number, its last 9 digits, always did)
+        "ALTER TABLE applications ADD COLUMN holder TEXT",
+        "ALTER TABLE applications ADD COLUMN kind TEXT NOT NULL DEFAULT 'first' "
+        "CHECK (kind IN ('first', 'renewal', 'replacement'))",
+        "ALTER TABLE applications ADD COLUMN issue_date TEXT",
+        "ALTER TABLE applications ADD COLUMN expiry_date TEXT",
+        # the card it replaces, resolved at intake (NULL: a first issue, or the earlier card
+        # predates cardline)
+        "ALTER TABLE applications ADD COLUMN supersedes_card INTEGER",
+        "ALTER TABLE applications ADD COLUMN predates INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (predates IN (0, 1))",
+        # what the records not yet purged say (purged ones stay NULL)
+        "UPDATE applications SET holder = json_extract(record, '$.personal_id'), "
+        "issue_date = json_extract(record, '$.issue_date'), "
+        "expiry_date = json_extract(record, '$.expiry_date') WHERE record IS NOT NULL",
+        "CREATE INDEX applications_holder ON applications(holder)",
+        # A CHECK cannot be altered in SQLite: the table is made anew with the new state and
+        # the holder (sqlite.org/lang_altertable.html#otheralter); no table, trigger or view
+        # refers to cards, and its rows keep their ids.
+        """CREATE TABLE cards_v9 (
+            id INTEGER PRIMARY KEY,
+            batch TEXT NOT NULL REFERENCES batches(name),
+            application_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            station TEXT NOT NULL,
+            chip_serial TEXT UNIQUE,
+            document_number TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('feeding', 'encoding', 'verifying', 'printing',
+                'ejecting', 'rejecting', 'handed_out', 'rejected', 'void', 'superseded')),
+            reasons TEXT NOT NULL DEFAULT '[]',
+            qa TEXT,
+            started_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            holder TEXT,
+            FOREIGN KEY (batch, application_id) REFERENCES applications(batch, application_id))""",
+        """INSERT INTO cards_v9 (id, batch, application_id, attempt, station, chip_serial,
+                document_number, state, reasons, qa, started_at, updated_at, holder)
+           SELECT c.id, c.batch, c.application_id, c.attempt, c.station, c.chip_serial,
+                c.document_number, c.state, c.reasons, c.qa, c.started_at, c.updated_at,
+                a.holder
+           FROM cards c LEFT JOIN applications a
+                ON a.batch = c.batch AND a.application_id = c.application_id""",
+        "DROP TABLE cards",
+        "ALTER TABLE cards_v9 RENAME TO cards",
+        "CREATE UNIQUE INDEX one_card_per_document ON cards(document_number) "
+        "WHERE state = 'handed_out'",
+        "CREATE UNIQUE INDEX one_card_per_application ON cards(batch, application_id) "
+        "WHERE state = 'handed_out'",
+        "CREATE INDEX cards_open ON cards(batch, state)",
+        # at most one current card per person, whatever its document number
+        "CREATE UNIQUE INDEX one_current_card_per_holder ON cards(holder) "
+        "WHERE state = 'handed_out'",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

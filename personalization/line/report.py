@@ -68,7 +68,7 @@ def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
         if card.chip_serial is None:
             continue
         row["cards"] += 1
-        row["handed_out"] += card.state.value == "handed_out"
+        row["handed_out"] += card.state.issued  # handed out (and maybe superseded since)
         row["rejected"] += card.state.value == "rejected"
         row["busy_s"] += card.updated_at - card.started_at
     for row in out.values():
@@ -78,7 +78,7 @@ def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
 
 
 def _timeline(cards: list[CardRow], start: float, span: float) -> list[list[float]]:
-    done = sorted(c.updated_at - start for c in cards if c.state.value == "handed_out")
+    done = sorted(c.updated_at - start for c in cards if c.state.issued)
     if not done or span <= 0:
         return []
     step = span / TIMELINE_POINTS
@@ -99,7 +99,7 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
     start = min((c.started_at for c in fed), default=0.0)
     end = max((c.updated_at for c in fed), default=start)
     span = end - start
-    handed = sum(1 for c in fed if c.state.value == "handed_out")
+    handed = sum(1 for c in fed if c.state.issued)
     fed_by_station = Counter(c.station for c in fed)
     apps = info.applications
     chain = journal.verify_chain()
@@ -162,8 +162,8 @@ def _lines(journal: JournalPort, batch: str, fed: list[CardRow],
         stock = dict.fromkeys(("fed", "handed_out", "rejected", "in_machine"), 0)
         for card in cards:
             stock["fed"] += 1
-            key = card.state.value if card.state.value in ("handed_out", "rejected") \
-                else "in_machine"
+            key = "handed_out" if card.state.issued else \
+                card.state.value if card.state is State.REJECTED else "in_machine"
             stock[key] += 1
         rows.append({
             "line": line["line"], "stations": line["stations"],

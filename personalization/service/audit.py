@@ -317,6 +317,10 @@ class _Replay:
         if event.card is None or not event.kind.startswith("card."):
             return
         state = event.kind.removeprefix("card.")
+        if state == "superseded" and self.cards.get(event.card, ("",))[0] != "handed_out":
+            # only a handed-out card is superseded (cardstate.supersede): a row that says
+            # superseded then disagrees with what its events allow
+            state = "superseded without being handed out"
         self.cards[event.card] = (state, event.chain, event.seq)
         data = json.loads(event.data)
         if state == "feeding":
@@ -348,8 +352,8 @@ class _Replay:
     def check_applications(self, rows: Sequence[ApplicationState],
                            cards: Sequence[CardState]) -> Iterator[Finding]:
         handed = {c.application_id: 0 for c in cards}
-        for card in cards:
-            handed[card.application_id] += card.state == "handed_out"
+        for card in cards:  # a superseded card was handed out (its holder's next one since)
+            handed[card.application_id] += card.state in ("handed_out", "superseded")
         for row in rows:
             where = {"batch": self.batch, "application": row.application_id}
             state, chain, seq = self.applications.pop(row.application_id, ("pending", None, None))

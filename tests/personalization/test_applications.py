@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,36 @@ def test_names_are_stored_nfc(tmp_path: Path, synth_dir: Path, policy: IntakeRul
     assert result.invalid == [], result.invalid
     assert result.valid[0][1].full_name == unicodedata.normalize("NFC", nfd)
     assert result.valid[0][1].full_name != nfd
+
+
+def test_a_signed_batch_names_each_photo_file_with_its_sha256(
+        tmp_path: Path, synth_dir: Path, policy: IntakeRules,
+        good_record: dict[str, Any]) -> None:
+    """When photo digests are required (a signed batch: its signature then covers the photos),
+    a photo file whose bytes are not the recorded SHA-256, a malformed digest and a bare path
+    are each refused with their reason; the recorded digest of the real file passes."""
+    signed = replace(policy, photo_digests=True)
+    photo = good_record["photo"]  # {"path", "sha256"}, as the synthesizer writes it
+    assert set(photo) == {"path", "sha256"}
+    cases = {
+        "right": (photo, None),
+        "changed": ({**photo, "sha256": "0" * 64}, "changed after the registry signed"),
+        "malformed": ({**photo, "sha256": "xyz"}, "64 hexadecimal digits"),
+        "bare path": (photo["path"], "carries the SHA-256 of its bytes"),
+        "extra key": ({**photo, "size": 1}, "relative path"),
+    }
+    for case, (value, reason) in cases.items():
+        folder = tmp_path / case.replace(" ", "-")
+        folder.mkdir()
+        path = _write(folder, synth_dir, [_mutate(good_record, {"photo": value})])
+        result = read_applications(path, signed, TODAY)
+        if reason is None:
+            assert len(result.valid) == 1 and result.invalid == [], (case, result.invalid)
+            continue
+        [record] = result.invalid
+        assert any(e.field == "photo" and reason in e.reason for e in record.errors), (
+            case, record.errors)
+    unsigned = read_applications(
+        _write(tmp_path, synth_dir, [_mutate(good_record, {"photo": photo["path"]})]),
+        policy, TODAY)
+    assert len(unsigned.valid) == 1  # a bare path is still taken from an unsigned file

@@ -21,6 +21,7 @@ from personalization.cardstate import (
     needs_chip_check,
     settle,
     step,
+    supersede,
 )
 from personalization.reasons import Code, Reason, encode_failed, qa_failed, render
 
@@ -134,3 +135,16 @@ def test_a_partial_print_is_spoiled_and_an_unprinted_card_is_printed_again() -> 
     at_head = settle(Card(State.PRINTING, 1, 3), Observation(Place.PRINT))
     assert isinstance(at_head, Event) and at_head.kind is Kind.FAILED
     assert settle(Card(State.PRINTING, 1, 3), Observation(Place.ENCODER)) is Command.PRINT
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_only_a_handed_out_card_is_superseded(state: State) -> None:
+    """Supersession (its holder's next card handed out) takes a handed-out card, and only
+    one, to SUPERSEDED, a terminal state no event of the line leads to or out of."""
+    if state is State.HANDED_OUT:
+        assert supersede(Card(state, 2, 3)) == Card(State.SUPERSEDED, 2, 3)
+        assert State.SUPERSEDED.terminal and State.SUPERSEDED.issued
+    else:
+        with pytest.raises(IllegalTransition, match="superseded"):
+            supersede(Card(state, 1, 3))
+    assert state.issued is (state in (State.HANDED_OUT, State.SUPERSEDED))

@@ -112,7 +112,7 @@ def good(synth_dir: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def jpeg(synth_dir: Path, good: dict[str, Any]) -> bytes:
     """The valid record's JPEG photo."""
-    photo: str = good["photo"]
+    photo: str = good["photo"]["path"]
     return (synth_dir / photo).read_bytes()
 
 

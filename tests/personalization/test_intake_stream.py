@@ -43,8 +43,8 @@ def mixed(tmp_path: Path, synth_dir: Path) -> Path:
     good = [json.loads(line) for line in
             (synth_dir / "apps.jsonl").read_text(encoding="utf-8").splitlines()]
     for record in good:  # photos by relative path, inside the folder of the file
-        name = Path(record["photo"]).name
-        (tmp_path / name).write_bytes((synth_dir / record["photo"]).read_bytes())
+        name = Path(record["photo"]["path"]).name
+        (tmp_path / name).write_bytes((synth_dir / record["photo"]["path"]).read_bytes())
         record["photo"] = name
     (tmp_path / "not-a-photo.jpg").write_bytes(b"hello")
     bad_photo = dict(good[0], application_id="BAD-PHOTO", personal_id="001099000001",

@@ -110,16 +110,18 @@ def test_nothing_fed_requeues_without_using_an_attempt(journal: JournalPort,
     assert journal.stock("B1")["fed"] == 0
 
 
-def test_a_document_number_held_elsewhere_is_quarantined(journal: JournalPort,
-                                                         apps: list[Application]) -> None:
-    """An application whose document number another batch already holds is quarantined at
-    intake, before any blank is spent on it."""
+def test_a_person_with_an_application_in_progress_is_quarantined(
+        journal: JournalPort, apps: list[Application]) -> None:
+    """An application of a person whose application another batch already holds is
+    quarantined at intake, before any blank is spent on it, without the ID in the reason."""
     _batch(journal, apps[:2], "B1")
     _batch(journal, apps[1:3], "B2")
     assert journal.pending("B2") == [apps[2].application_id]
     [held] = journal.quarantined("B2")
     assert held["application_id"] == apps[1].application_id
-    assert "already held in batch 'B1'" in held["errors"][0]["reason"]
+    assert held["errors"] == [{"field": "personal_id", "reason": "this person already has an "
+                                                                 "application in progress "
+                                                                 "(batch 'B1')"}]
 
 
 def test_a_document_number_belongs_to_one_handed_out_card(journal: JournalPort,

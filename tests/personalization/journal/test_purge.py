@@ -1,7 +1,8 @@
 """The purge against a concurrent reader: it checks the checkpoint, reports itself incomplete
 while another connection's read holds the log, leaves the batch due, and a later purge
-finishes it so that no synthetic name or ID is left in the file or its log; journal files
-and their folder are owner-only."""
+finishes it so that no synthetic name, birth date or address is left in the file or its log
+(the personal ID stays, as the holder of the card: the key of the rule of one current card
+per person, issue #16 §2); journal files and their folder are owner-only."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def journal(tmp_path: Path) -> Iterator[SQLiteJournal]:
 
 def _personal_values(apps: list[Application]) -> list[bytes]:
     return [v.encode("utf-8") for a in apps
-            for v in (a.full_name, a.personal_id, a.place_of_residence, a.father_name)]
+            for v in (a.full_name, a.date_of_birth.isoformat(), a.place_of_residence,
+                      a.father_name)]
 
 
 def _journal_bytes(path: Path) -> bytes:
@@ -49,7 +51,8 @@ def _journal_bytes(path: Path) -> bytes:
 def test_purge_with_a_reader_open_is_incomplete_then_finished(
         journal: SQLiteJournal, apps: list[Application]) -> None:
     """While a reader holds the log the purge says incomplete and the batch stays unpurged;
-    once it lets go, a purge of what is due finishes and no name or ID is left in db or WAL."""
+    once it lets go, a purge of what is due finishes and no name, birth date or address is
+    left in db or WAL."""
     finished_batch(journal, apps, retention=30)
     with reader(journal.path), pytest.raises(PurgeIncompleteError) as info:
         journal.purge("B1", wait_s=0.3)

@@ -131,7 +131,8 @@ def test_events_cut_off_the_end_or_written_around_the_head_are_found(
 def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
                                                          apps: list[Application]) -> None:
     """With retention 0 the application records go at once: not even in freed pages or the
-    WAL (secure_delete and a truncating checkpoint)."""
+    WAL (secure_delete and a truncating checkpoint). The personal ID stays, as the holder of
+    the card: the key of the rule of one current card per person (issue #16 §2)."""
     journal.create_batch("B1", source="apps.jsonl", profile="cccd", max_attempts=2,
                          valid=[(1, apps[0], document_number(apps[0]))], invalid=[])
     card = journal.begin_card("B1", apps[0].application_id, "s1")
@@ -140,7 +141,11 @@ def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
                             chip_serial="CHIP-1" if kind is Kind.FED else None)
     assert journal.close_batch("B1", 0)
     raw = journal.path.read_bytes() + Path(str(journal.path) + "-wal").read_bytes()
-    for value in (apps[0].full_name, apps[0].personal_id, apps[0].place_of_residence):
+    for value in (apps[0].full_name, apps[0].date_of_birth.isoformat(),
+                  apps[0].place_of_residence, apps[0].father_name):
         assert value.encode("utf-8") not in raw  # not even in freed pages or the WAL
     rows = journal._read("SELECT count(*) FROM applications WHERE record IS NOT NULL")
     assert rows[0][0] == 0
+    kept = journal._read("SELECT a.holder, c.holder FROM applications a JOIN cards c "
+                         "ON c.application_id = a.application_id")
+    assert [tuple(r) for r in kept] == [(apps[0].personal_id, apps[0].personal_id)]
