@@ -7,16 +7,17 @@ import os
 from pathlib import Path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` as the owner's alone (0600, whatever the umask or an
-    older file's mode), whole or not at all: into a sibling file first, synced, then renamed
-    over ``path``. A link at the temporary name is refused, never followed."""
+def write_private(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (a str as UTF-8, or bytes) to ``path`` as the owner's alone (0600,
+    whatever the umask or an older file's mode), whole or not at all: into a sibling file
+    first, synced, then renamed over ``path``. A link at the temporary name is refused, never
+    followed."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(text)
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -186,7 +186,7 @@ def _resume(file: RecordFile, state: ImportState) -> None:
 
 def import_file(journal: JournalPort, path: Path, name: str, *, policy: IntakeRules,
                 today: date, profile: str, max_attempts: int, workers: int | None = None,
-                on_progress: OnProgress | None = None,
+                on_progress: OnProgress | None = None, base: Path | None = None,
                 clock: Clock = time.perf_counter) -> Imported:
     """Import ``path`` as batch ``name`` (or carry on with its unfinished import), chunk by
     chunk. ``workers``: processes checking records (default: one per core; 0: this one).
@@ -200,7 +200,7 @@ def import_file(journal: JournalPort, path: Path, name: str, *, policy: IntakeRu
                                      max_attempts=max_attempts)
         _resume(file, state)
         writer = _ChunkWriter(journal, name, state.mark, clock)
-        with InspectPool(path.parent, policy, today, count) as pool:
+        with InspectPool(base or path.parent, policy, today, count) as pool:
             meter = _Meter(file.size, state.mark.offset, on_progress, clock)
             for record, end in pool.inspect(file.records()):
                 writer.add(record)
@@ -228,15 +228,19 @@ class Checked:
     valid: int
     invalid: list[InvalidRecord]
     progress: Progress
+    # a signed file: the registry's batch id and who signed it (None: accepted unsigned)
+    registry_batch: str | None = None
+    signer: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"valid": n, "invalid": [...], "progress": {...}}``."""
+        """``{"valid": n, "invalid": [...], "progress": {...}, "registry_batch", "signer"}``."""
         return {"valid": self.valid, "invalid": [r.as_dict() for r in self.invalid],
-                "progress": self.progress.as_dict()}
+                "progress": self.progress.as_dict(), "registry_batch": self.registry_batch,
+                "signer": self.signer}
 
 
 def check_file(path: Path, policy: IntakeRules, today: date, *, workers: int | None = None,
-               on_progress: OnProgress | None = None,
+               on_progress: OnProgress | None = None, base: Path | None = None,
                clock: Clock = time.perf_counter) -> Checked:
     """Check every record of ``path`` on every core; valid applications are counted, not
     kept (the digests of the values that must be unique are: 16 bytes a record)."""
@@ -244,7 +248,7 @@ def check_file(path: Path, policy: IntakeRules, today: date, *, workers: int | N
     valid, invalid = 0, []
     count = default_workers() if workers is None else workers
     with RecordFile(path, policy.max_line_bytes) as file, \
-            InspectPool(path.parent, policy, today, count) as pool:
+            InspectPool(base or path.parent, policy, today, count) as pool:
         meter = _Meter(file.size, 0, on_progress, clock)
         for record, end in pool.inspect(file.records()):
             found = screen([record], seen)

@@ -140,6 +140,17 @@ class KeysConfig(_Frozen):
                              description="the key on the line token that signs checkpoints")
 
 
+class RegistryConfig(_Frozen):
+    """The population registry's side: whose signature on an application batch the factory
+    trusts, and how large a batch file may be."""
+
+    trust: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the certificates (or CAs) that may sign application batches")
+    max_file_mb: int = Field(256, ge=1, le=4096,
+                             description="a signed batch file is refused above this size")
+
+
 class SimulationConfig(_Frozen):
     """Settings of the simulated line (virtual encoders and emulated printers)."""
 
@@ -159,6 +170,7 @@ class LineConfig(_Frozen):
     controller: ControllerConfig = ControllerConfig()
     people: PeopleConfig = PeopleConfig()
     keys: KeysConfig = KeysConfig()
+    registry: RegistryConfig = RegistryConfig()
     stations: list[StationConfig] = Field(default_factory=list)
     simulation: SimulationConfig = SimulationConfig()
 
@@ -212,8 +224,11 @@ def _resolve_paths(config: LineConfig, base: Path) -> LineConfig:
     if journal.url.startswith("sqlite:///") and not journal.url.startswith("sqlite:////"):
         journal = journal.model_copy(
             update={"url": "sqlite:///" + str(absolute(Path(journal.url[10:])))})
+    registry = config.registry.model_copy(
+        update={"trust": [absolute(path) for path in config.registry.trust]})
     return config.model_copy(
-        update={"data_dir": absolute(config.data_dir), "hsm": hsm, "journal": journal}
+        update={"data_dir": absolute(config.data_dir), "hsm": hsm, "journal": journal,
+                "registry": registry}
     )
 
 

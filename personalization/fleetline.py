@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from applets.virtual.bank import EncoderBank
 from hsm.ceremony import init_csca, new_ds
 from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
-from personalization.benchkit import BenchHSM, bench_applications
+from personalization.benchkit import BenchHSM
+from personalization.demoregistry import ensure_demo_registry, verified_batch
 from personalization.errors import PersonalizationError
-from personalization.fleetbench import BATCH, create_batch, production_cluster
+from personalization.fleetbench import BATCH, production_cluster
 from personalization.journal import JournalPort, open_journal
 from personalization.journal.people_port import AccountRow
 from personalization.journal.people_port import people as people_of
@@ -40,6 +41,7 @@ from personalization.linebench import bare_cycle, line_parts
 from personalization.people import hash_passphrase
 from personalization.profile import DocumentProfile
 from personalization.simline import PrinterLine
+from personalization.synth import synthesize
 
 LINES = 3
 STATIONS_PER_LINE = 2
@@ -75,7 +77,8 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
     names = {f"l{n + 1}-s{s + 1}": n * STATIONS_PER_LINE + s
              for n in range(LINES) for s in range(STATIONS_PER_LINE)}
     cards = stations * cards_per_station
-    applications = bench_applications(root / "fleet-line", profile, cards, seed=61)
+    records = root / "fleet-line" / "apps" / "applications.jsonl"
+    synthesize(cards, 61, records)
     bank = EncoderBank(root / "fleet-line" / "bank", stations, base_port, timing=timing)
     blanks = cards_per_station * 3 + 4
     with bank, PrinterLine(root / "fleet-line" / "bank", names, bank.host_socket,
@@ -94,7 +97,10 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
             new_ds(token, inventory, officers=OFFICERS, at=now, usage_days=30,
                    max_documents=1_000_000, label_prefix="DS-FLEET")
             with open_journal(url, wrap=HSMKeyWrap(token)) as journal:
-                create_batch(journal, applications)
+                # signed and verified as `batch create` takes it: lines run verified batches
+                verified_batch(journal, BATCH, records, ensure_demo_registry(root / "fleet-line"),
+                               policy=profile.intake_rules(), today=date.today(),
+                               profile=profile.name)
                 acting = _operator(journal)
         codes = _run_lines(root / "fleet-line", hsm, url, specs, acting)
         with open_journal(url) as journal:

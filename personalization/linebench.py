@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from personalization.encoder import EncoderStation
 from personalization.face import card_face, card_layout
 from personalization.journal import Journal
 from personalization.line.controller import LineController, LineParts
+from personalization.line.signatures import signature_recorder
 from personalization.line.station import StationSpec
 from personalization.prep import Preparer, build_dg13, document_number
 from personalization.profile import DocumentProfile
@@ -106,7 +107,10 @@ def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: i
         journal.create_batch("bench", source="bench", profile=profile.name, max_attempts=3,
                              valid=[(n, a, document_number(a)) for n, a in enumerate(apps)],
                              invalid=[])
-        controller = LineController(journal, "bench", specs, parts)
+        # the controller's preparer records each signature, as a production run does
+        recorded = replace(parts, preparer=Preparer(
+            profile, hsm.signer, signature_recorder(journal, "bench", "bench")))
+        controller = LineController(journal, "bench", specs, recorded)
         cpu = time.process_time()
         result = controller.run()
         cpu = time.process_time() - cpu

@@ -159,6 +159,17 @@ _ENCODERS: dict[int, Callable[[Application, TD1, DocumentProfile], bytes]] = {
 }
 
 
+def _label(key: SODSigner) -> str:
+    """The DS key's label (an HSM key has one; a bare signer is named by nothing else)."""
+    label = getattr(key, "label", None)
+    return label if isinstance(label, str) else "?"
+
+
+# Told each EF.SOD signed, with the card data and the DS key label, before the EF.SOD is
+# returned: the journal records every signature before it can reach a chip or a file.
+OnSigned = Callable[["CardData", str], None]
+
+
 @runtime_checkable
 class RotatingSigner(Protocol):
     """A signer that can move to a newer DS key (``hsm.signer.DSSigner``)."""
@@ -180,9 +191,11 @@ class Preparer:
     only when no newer key exists does ``KeyRetired`` reach the caller (and stop the line).
     """
 
-    def __init__(self, profile: DocumentProfile, signer: SODSigner) -> None:
+    def __init__(self, profile: DocumentProfile, signer: SODSigner,
+                 on_signed: OnSigned | None = None) -> None:
         self._profile = profile
         self._signer = signer
+        self._on_signed = on_signed
         self._rotation = threading.Lock()
         self._key = signer.pinned() if isinstance(signer, RotatingSigner) else signer
         self._sod = SODBuilder(self._key, profile.hash_algorithm)
@@ -201,11 +214,12 @@ class Preparer:
         return CardData(application.application_id, mrz.document_number, mrz, groups,
                         self._com_tags)
 
-    def _signed(self, unsigned: UnsignedSOD) -> bytes:
-        """The EF.SOD signed; once more with the newer DS key if the one in use was retired."""
-        builder = self._sod
+    def _signed(self, unsigned: UnsignedSOD) -> tuple[bytes, str]:
+        """The EF.SOD signed, and the label of the DS key that signed it; once more with the
+        newer DS key if the one in use was retired."""
+        builder, key = self._sod, self._key
         try:
-            return builder.sign(unsigned)
+            return builder.sign(unsigned), _label(key)
         except KeyRetired:
             signer = self._signer
             if not isinstance(signer, RotatingSigner):
@@ -217,11 +231,19 @@ class Preparer:
                     if key.certificate_der == self._key.certificate_der:
                         raise  # no newer DS key: the caller stops
                     self._key, self._sod = key, SODBuilder(key, self._profile.hash_algorithm)
-            return self._sod.sign(unsigned)
+                builder, key = self._sod, self._key
+            return builder.sign(unsigned), _label(key)
 
     def sign(self, data: CardData, chip_groups: Mapping[int, bytes] | None = None) -> bytes:
         """EF.SOD over the profile's DGs plus those the chip contributed (DG14, DG15)."""
-        return self._signed(self._sod.unsigned({**data.data_groups, **(chip_groups or {})}))
+        return self._told(data, self._signed(
+            self._sod.unsigned({**data.data_groups, **(chip_groups or {})})))
+
+    def _told(self, data: CardData, signed: tuple[bytes, str]) -> bytes:
+        """The EF.SOD, once ``on_signed`` knows which DS signed it (before it leaves here)."""
+        if self._on_signed is not None:
+            self._on_signed(data, signed[1])
+        return signed[0]
 
     def com(self, data: CardData, with_chip_groups: bool) -> bytes:
         """EF.COM listing the data groups present."""
@@ -259,7 +281,7 @@ class Preparer:
         """Sign ``unsigned`` (one HSM call) and gather every file of the card."""
         out = {"EF.COM": self.com(data, with_chip_groups=False)}
         out.update({_DG_NAMES[n]: body for n, body in data.data_groups.items()})
-        out["EF.SOD"] = self._signed(unsigned)
+        out["EF.SOD"] = self._told(data, self._signed(unsigned))
         return PreparedCard(data, out)
 
 

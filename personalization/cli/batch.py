@@ -19,6 +19,7 @@ from common.errors import CardlineError
 from personalization.cli.common import (
     ConfigOption,
     JsonOption,
+    UnsignedOption,
     as_person,
     command_group,
     console,
@@ -32,6 +33,7 @@ from personalization.cli.common import (
 )
 from personalization.config import DEFAULT_CONFIG, LineConfig
 from personalization.service import audit, batches
+from personalization.service import results as issuance
 from personalization.service.batches import Control, RunResult, Tick
 
 app = command_group(help="Batches: create one from approved applications, run it on the line, "
@@ -42,23 +44,27 @@ BatchArg = Annotated[str, typer.Argument(help="the batch's name (see `cardline b
 
 @app.command()
 def create(
-    file: Annotated[Path, typer.Argument(help="approved applications, JSON Lines")],
+    file: Annotated[Path, typer.Argument(
+        help="approved applications as the registry signed them (.p7m)")],
     name: Annotated[str, typer.Option("--name", "-n", help="the batch's name")],
     max_attempts: Annotated[int | None, typer.Option(
         min=1, max=10, help="cards per application at most (default: line.yaml)")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
+    unsigned: UnsignedOption = False,
 ) -> None:
-    """Check every application (on every core, a progress bar with records/s and ETA);
-    accept the valid ones into a new batch, quarantine the rest with their reasons. The
-    batch is written a chunk at a time and can run once the whole file is in; if this is
-    killed, the same command carries on where it stopped (or `batch discard NAME` removes
-    the unfinished batch). Exit 1 when nothing could be accepted."""
+    """Verify the registry's signature (registry.trust) and refuse a registry batch already
+    received, before reading any record. Check every application (on every core, a progress
+    bar with records/s and ETA); accept the valid ones into a new batch, quarantine the rest
+    with their reasons. The batch is written a chunk at a time and can run once the whole file
+    is in; if this is killed, the same command carries on where it stopped (or `batch discard
+    NAME` removes the unfinished batch). Exit 1 when nothing could be accepted."""
     setup = line_setup(config)
-    as_person(setup.config, "batch.create", name)
+    person = as_person(setup.config, "batch.create", name)
     try:
         with reported(), intake_progress(f"batch {name}", as_json) as progress:
-            created = batches.create(setup, file, name, max_attempts, on_progress=progress)
+            created = batches.create(setup, file, name, max_attempts, on_progress=progress,
+                                     unsigned=unsigned, actor=person.name)
     except KeyboardInterrupt:
         fail(f"interrupted: batch {name} is left importing; the same command carries on where "
              f"it stopped, `cardline batch discard {name}` removes it", 130)
@@ -270,3 +276,22 @@ def report(
                       "stock does NOT reconcile: " + "; ".join(stock["differences"]),
                       highlight=False, markup=False)
 
+
+@app.command()
+def results(
+    batch: BatchArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="the signed results file (.p7m)")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Write the issuance results of a closed batch for the registry: one JSON line per
+    application (status, reason codes, card, document number, chip serial, dates, DS
+    certificate serial, the card it superseded), signed by the factory key (CMS, DER). Made
+    once; later calls write the same bytes. `openssl cms -verify -binary -inform DER -in OUT
+    -CAfile factory-sign.pem` checks it."""
+    setup = line_setup(config)
+    person = as_person(setup.config, "batch.results", batch)
+    with reported():
+        made = issuance.issuance_results(setup.config, batch, out, actor=person.name)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(made.counts.items()))
+    console.print(f"batch {batch}: issuance results written to {out} ({counts or 'empty'})",
+                  markup=False)

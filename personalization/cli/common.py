@@ -33,6 +33,9 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", help="the line configuration file", envvar="CARDLINE_CONFIG"),
 ]
+UnsignedOption = Annotated[bool, typer.Option(
+    "--unsigned", help="accept a plain JSON Lines file the registry did not sign: the embedded "
+                       "default only (demos, tests of the line); a factory line refuses it")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
 

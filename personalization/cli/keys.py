@@ -19,7 +19,7 @@ from personalization.cli.common import (
     reported,
 )
 from personalization.config import DEFAULT_CONFIG, LineConfig
-from personalization.service import ceremony, keys
+from personalization.service import ceremony, keys, results
 from personalization.service.keys import CSCAName
 from personalization.service.people import Person, acting
 
@@ -177,6 +177,19 @@ def affected(label: Annotated[str, typer.Argument(help="the DS key label")],
     for number in numbers:
         console.print(number, markup=False)
     err_console.print(f"{len(numbers)} card(s) signed by {label}", markup=False)
+
+
+@app.command("factory")
+def factory(out: Annotated[Path, typer.Option("--out", help="folder for the certificates")],
+            config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Make the factory's keys on the line token once (FACTORY-SIGN signs issuance results,
+    FACTORY-ENC receives encrypted batches) and write their certificates for the registry."""
+    config = line_setup(config_path).config
+    with reported():
+        acting(config, "keys.ceremony", "FACTORY")
+        sign, enc = results.factory_keys(config, out)
+    console.print(f"factory certificates written: {sign} (results), {enc} (encryption)",
+                  markup=False)
 
 
 @app.command("list")

@@ -35,6 +35,7 @@ ACTIONS: Mapping[str, Action] = MappingProxyType({
     "batch.create": _action("create batches", "operator"),
     "batch.run": _action("run batches", "operator"),
     "batch.control": _action("pause, resume or stop batches", "operator"),
+    "batch.results": _action("send issuance results to the registry", "operator"),
     "line.up": _action("start the line's machines", "operator"),
     "line.down": _action("stop the line's machines", "operator"),
     "line.abandon": _action("declare a line's machines emptied", "operator"),

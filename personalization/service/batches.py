@@ -26,6 +26,7 @@ from personalization.journal import open_journal as open_journal_at
 from personalization.journal.port import JournalPort as Journal
 from personalization.journal.port import PurgeIncompleteError
 from personalization.journal.records import StationRow
+from personalization.journal.registry_port import ReplayError
 from personalization.line.context import Outputs
 from personalization.line.controller import (
     LineController,
@@ -34,8 +35,9 @@ from personalization.line.controller import (
     StationLive,
 )
 from personalization.line.report import build_report, render_html
+from personalization.line.signatures import signature_recorder
 from personalization.line.station import StationSpec
-from personalization.prep import Preparer
+from personalization.prep import OnSigned, Preparer
 from personalization.profile import DocumentProfile
 from personalization.service.errors import ServiceError
 from personalization.service.keys import (
@@ -45,6 +47,7 @@ from personalization.service.keys import (
     open_signer,
 )
 from personalization.service.line import station_specs
+from personalization.service.registry import embedded_default, receive, staged_path
 from personalization.service.setup import LineSetup
 from qa.passive_auth import TrustStore
 
@@ -121,25 +124,33 @@ class Created:
 
 def create(setup: LineSetup, file: Path, name: str, max_attempts: int | None = None,
            journal: Journal | None = None, *, workers: int | None = None,
-           on_progress: OnProgress | None = None) -> Created:
-    """Check every application of ``file`` on every core (``workers`` processes) and write
-    the batch a chunk at a time: valid ones queued, the rest quarantined with their reasons
-    (``journal``: another journal than the line's). The batch can run once the whole file is
-    in; a batch of that name left half-imported (a killed ``batch create``) carries on from
-    its last chunk when the same file is given again."""
+           on_progress: OnProgress | None = None, unsigned: bool = False,
+           actor: str | None = None) -> Created:
+    """Verify the registry's signature on ``file`` (see :mod:`.registry`; ``unsigned``: a
+    plain file, on the embedded default only), then check every application on every core
+    (``workers`` processes) and write the batch a chunk at a time: valid ones queued, the rest
+    quarantined with their reasons (``journal``: another journal than the line's). The batch
+    can run once the whole file is in; a batch of that name left half-imported (a killed
+    ``batch create``) carries on from its last chunk when the same file is given again. A
+    registry batch id already received for another batch is refused as a replay."""
     profile = setup.profile()
     try:
-        with _journal(setup.config, journal, purge=True) as store:
+        with receive(setup.config, file, unsigned=unsigned) as got, \
+                _journal(setup.config, journal, purge=True) as store:
+            if got.signed:
+                store.receive(got.row(name), actor=actor)
             imported = import_file(
-                store, file, name, policy=profile.intake_rules(), today=date.today(),
+                store, got.records, name, policy=got.rules(profile.intake_rules()),
+                today=date.today(),
                 profile=profile.name, workers=workers, on_progress=on_progress,
-                max_attempts=max_attempts or setup.config.controller.max_attempts)
+                max_attempts=max_attempts or setup.config.controller.max_attempts,
+                base=got.base)
             quarantined = [InvalidRecord(r["line"], r["application_id"],
                                          tuple(FieldError(**e) for e in r["errors"]))
                            for r in store.quarantined(name)]
     except OSError as exc:
         raise ServiceError(f"{file}: cannot read: {exc.strerror}") from exc
-    except IntakeError as exc:
+    except (IntakeError, ReplayError) as exc:
         raise ServiceError(str(exc)) from exc
     return Created(name, imported.accepted, quarantined, imported)
 
@@ -151,7 +162,11 @@ def discard(config: LineConfig, name: str) -> int:
         if journal.batch(name).state != "importing":
             raise ServiceError(f"batch {name!r} is complete: only an unfinished import can be "
                                "discarded")
-        return journal.discard_import(name)
+        received = journal.received_for(name)
+        removed = journal.discard_import(name)
+    if received is not None:  # a killed import of a signed file left its private copy
+        staged_path(config, received.registry_id).unlink(missing_ok=True)
+    return removed
 
 
 @contextmanager
@@ -166,12 +181,15 @@ def _journal(config: LineConfig, given: Journal | None, *, purge: bool = False,
 
 @contextmanager
 def line_parts(config: LineConfig, profile: DocumentProfile,
-               outputs: Outputs | None = None) -> Iterator[LineParts]:
-    """Signer, trust store and card layout for a run on this line's keys."""
+               outputs: Outputs | None = None,
+               on_signed: OnSigned | None = None) -> Iterator[LineParts]:
+    """Signer, trust store and card layout for a run on this line's keys (``on_signed``:
+    told each EF.SOD signed, before it goes to a chip)."""
     with open_inventory(config) as inventory:
         trust = TrustStore.from_pem(csca_pem_or_explain(inventory).encode("ascii"))
         with open_signer(config, inventory) as signer:
-            yield LineParts(Preparer(profile, signer), profile, card_layout(profile), trust,
+            yield LineParts(Preparer(profile, signer, on_signed), profile,
+                            card_layout(profile), trust,
                             outputs or Outputs(), config.controller.alarm_poll_s,
                             config.journal.retention_days, config.controller.qa_deadline_s,
                             config.controller.stop_grace_s, config.line,
@@ -194,11 +212,15 @@ def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,
             raise ServiceError(f"batch {name!r} is still being imported: finish it with "
                                f"`cardline batch create FILE --name {name}` or remove it with "
                                f"`cardline batch discard {name}`")
+        if store.received_for(name) is None and not embedded_default(config):
+            raise ServiceError(f"batch {name!r} was not made from a file the registry signed: "
+                               "a factory line signs chip data for verified batches only")
         if journal is None:
             _purge_due(store)
         stations = specs if specs is not None else station_specs(config)
         with store.controller_lock(config.line), \
-                line_parts(config, setup.profile(), outputs) as parts:
+                line_parts(config, setup.profile(), outputs,
+                           signature_recorder(store, name, "batch run")) as parts:
             controller = LineController(store, name, stations, parts, stop=stop)
             tick = None if on_tick is None else (lambda c: on_tick(c.live()))
             try:

@@ -96,8 +96,10 @@ def run_demo(setup: LineSetup, options: DemoOptions,
         with open_journal(journal_url(config)) as journal:
             seed = len(journal.batches()) + 1
     synthesize(options.cards, seed, out / "applications.jsonl")
+    setup, registry = demopeople.trusting_demo(setup)  # the demo's registry signs the batch
+    signed = registry.sign_file(out / "applications.jsonl", out / "applications.p7m", name)
     with bank, printers, open_journal(journal_url(config)) as journal:
-        created = batches.create(setup, out / "applications.jsonl", name, journal=journal)
+        created = batches.create(setup, signed, name, journal=journal)
         start = DemoStart(name, created.accepted, seed)
         if on_start is not None:
             on_start(start)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from common.files import write_private
 from personalization.config import LineConfig
+from personalization.demoregistry import DemoRegistry, ensure_demo_registry
 from personalization.journal import open_journal
 from personalization.journal.people_port import people as people_of
 from personalization.people import Person
 from personalization.service import ceremony, people
 from personalization.service.errors import ServiceError
 from personalization.service.keys import csca_pem_or_explain, open_inventory
+from personalization.service.setup import LineSetup
 
 ADMIN = "demo-admin"
 OPERATOR = "demo-operator"  # the demo's floor: runs the line and its QA desk
@@ -94,3 +96,15 @@ def ensure_keys(config: LineConfig) -> str:
         ceremony.new_ds(config, acting, officer_credentials(config))
     with open_inventory(config) as inventory:
         return csca_pem_or_explain(inventory)
+
+
+def trusting_demo(setup: LineSetup) -> tuple[LineSetup, DemoRegistry]:
+    """The demo registry of the line's data_dir, and the line's setup trusting it (as the
+    shipped ``line.yaml`` does; a test's own configuration may not list it)."""
+    registry = ensure_demo_registry(setup.config.data_dir)
+    trust = setup.config.registry.trust
+    if registry.certificate.resolve() in {path.resolve() for path in trust}:
+        return setup, registry
+    config = setup.config.model_copy(update={"registry": setup.config.registry.model_copy(
+        update={"trust": [*trust, registry.certificate]})})
+    return LineSetup(config, setup.base), registry

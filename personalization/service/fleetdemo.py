@@ -117,8 +117,10 @@ def run_fleet_demo(setup: LineSetup, options: DemoOptions, lines: int, url: str,
     synthesize(options.cards, seed, out / "applications.jsonl")
     demopeople.ensure_people(shared.config)  # the lines act as the demo operator there
     acting = demopeople.operator_env(config)
+    shared, registry = demopeople.trusting_demo(shared)  # the demo's registry signs the batch
+    signed = registry.sign_file(out / "applications.jsonl", out / "applications.p7m", name)
     with bank, printers:
-        created = batches.create(shared, out / "applications.jsonl", name)
+        created = batches.create(shared, signed, name)
         start = DemoStart(name, created.accepted, seed)
         if on_start is not None:
             on_start(start)

@@ -18,6 +18,7 @@ from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
 from hsm.softhsm import ensure_embedded_token
 from personalization.config import LineConfig, hsm_pin
+from personalization.demoregistry import ensure_demo_registry
 from personalization.service.errors import ServiceError
 
 __all__ = [
@@ -99,6 +100,7 @@ def setup_embedded(config: LineConfig) -> Path | None:
     conf = ensure_embedded_token(config.data_dir, config.hsm.token)
     if config.hsm.softhsm_conf is not None and config.hsm.softhsm_conf != conf:
         raise ServiceError(f"hsm.softhsm_conf must be {conf} for the embedded token")
+    ensure_demo_registry(config.data_dir)  # line.yaml trusts it: the demo's stand-in registry
     return conf
 
 

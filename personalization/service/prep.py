@@ -6,21 +6,22 @@ run is summarised in ``<out>/prep.json``; invalid applications never stop the ot
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from hsm.errors import HSMError
 from personalization.applications.intake import InvalidRecord
 from personalization.journal import open_journal
-from personalization.prep import PreparedCard, Preparer, prepare_all
+from personalization.journal.registry_port import Signature
+from personalization.prep import CardData, PreparedCard, Preparer, prepare_all
 from personalization.service.applications import read_intake
 from personalization.service.errors import ServiceError
 from personalization.service.keys import open_inventory, open_signer
+from personalization.service.registry import receive
 from personalization.service.setup import LineSetup
 
 __all__ = ["InvalidRecord", "PrepResult", "PreparedEntry", "Progress", "prepare_cards"]
@@ -64,46 +65,54 @@ def _quiet(done: int, total: int) -> None:
 
 
 def prepare_cards(applications: Path, setup: LineSetup, out: Path, *, today: date,
-                  progress: Progress = _quiet, actor: str | None = None) -> PrepResult:
+                  progress: Progress = _quiet, actor: str | None = None,
+                  unsigned: bool = False) -> PrepResult:
     """Prepare and sign the chip files of every valid application with the active DS key.
 
-    When the HSM stops signing, raises ServiceError saying how many cards were written. With
-    ``actor`` (the officer who ran it) the signing is an event of the journal's chain: who,
-    which DS, how many cards, and the SHA-256 of the input file (never its content).
+    The file must be one the registry signed (see :mod:`.registry`; ``unsigned``: a plain
+    file, on the embedded default only). Every signature is recorded in the journal before
+    the card's files are written. When the HSM stops signing, raises ServiceError saying how
+    many cards were written. With ``actor`` (the officer who ran it) the run is an event of
+    the journal's chain: who, which DS, how many cards, and the SHA-256 of the input file
+    (never its content).
     """
     profile = setup.profile()
-    intake = read_intake(applications, profile, today)
-    valid = [application for _, application in intake.valid]
     prepared: list[PreparedEntry] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with (open_inventory(setup.config) as inventory,
-              open_signer(setup.config, inventory) as signer):
-            progress(0, len(valid))
-            for card in prepare_all(Preparer(profile, signer), valid):
-                prepared.append(_write_card(out, card))
-                progress(len(prepared), len(valid))
-            label = signer.label
-    except HSMError as exc:
-        raise ServiceError(f"signing stopped after {len(prepared)} cards: {exc}") from exc
-    except OSError as exc:
-        raise ServiceError(f"cannot write to {out}: {exc.strerror}") from exc
-    result = PrepResult(out, tuple(prepared), tuple(intake.invalid), label)
-    _write_summary(result)
-    if actor is not None:
-        with open_journal(setup.config.journal.url) as journal:
+    with receive(setup.config, applications, unsigned=unsigned) as got, \
+            open_journal(setup.config.journal.url) as journal:
+        intake = read_intake(got.records, profile, today, base=got.base,
+                             photo_digests=got.signed)
+        valid = [application for _, application in intake.valid]
+        signed: list[Signature] = []
+
+        def record(data: CardData, ds: str) -> None:
+            signed.append(Signature(ds, data.document_number,
+                                    datetime.now(UTC).isoformat(timespec="milliseconds"),
+                                    "prep", None, data.application_id))
+
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with (open_inventory(setup.config) as inventory,
+                  open_signer(setup.config, inventory) as signer):
+                progress(0, len(valid))
+                for card in prepare_all(Preparer(profile, signer, record), valid):
+                    if signed:  # a run of signatures (up to 64) recorded before any file
+                        journal.record_signatures(signed)
+                        signed.clear()
+                    prepared.append(_write_card(out, card))
+                    progress(len(prepared), len(valid))
+                label = signer.label
+        except HSMError as exc:
+            raise ServiceError(f"signing stopped after {len(prepared)} cards: {exc}") from exc
+        except OSError as exc:
+            raise ServiceError(f"cannot write to {out}: {exc.strerror}") from exc
+        result = PrepResult(out, tuple(prepared), tuple(intake.invalid), label)
+        _write_summary(result)
+        if actor is not None:
             journal.note(None, "prep.signed", actor=actor, role="officer", ds=label,
                          prepared=len(prepared), rejected=len(intake.invalid),
-                         source_sha256=_sha256(applications))
+                         source_sha256=got.sha256)
     return result
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_card(out: Path, card: PreparedCard) -> PreparedEntry:

@@ -14,12 +14,23 @@ from pathlib import Path
 
 import pytest
 
+from personalization.config import load_config
+from personalization.demoregistry import ensure_demo_registry
 from personalization.intakebench import repeated_file
 from personalization.journal import SQLiteJournal
+from personalization.service.registry import staged_path
 from tests.support.crew import enrol
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 900
+
+
+def _signed(line_yaml: Path, count: int, registry_id: str) -> Path:
+    """``count`` applications as the registry sends them: signed by the stand-in registry the
+    shipped line.yaml trusts, its header line first (the records from line 2)."""
+    apps = repeated_file(line_yaml.parent, count, templates=30)
+    return ensure_demo_registry(load_config(line_yaml).data_dir).sign_file(
+        apps, apps.with_suffix(".p7m"), registry_id)
 
 pytestmark = pytest.mark.slow
 
@@ -88,8 +99,11 @@ def test_a_killed_import_is_never_run_and_the_same_command_finishes_it(
     """After SIGKILL mid-way the batch is 'importing' (status says so, `batch run` refuses
     it), its workers are gone, and `batch create` again finishes it with every record once,
     in file order."""
-    apps = repeated_file(tmp_path, RECORDS, templates=30)
+    apps = _signed(line_yaml, RECORDS, "RB-KILL-1")
     _kill_after_first_chunk(line_yaml, apps, "K")
+    staged = staged_path(load_config(line_yaml), "RB-KILL-1")
+    assert staged.exists()  # the killed import's private copy of the records, owner-only
+    assert staged.stat().st_mode & 0o077 == 0
 
     status = json.loads(_cardline(line_yaml, "batch", "status", "K", "--json").stdout)
     assert (status["state"], status["finished"]) == ("importing", False)
@@ -103,27 +117,33 @@ def test_a_killed_import_is_never_run_and_the_same_command_finishes_it(
     summary = json.loads(again.stdout)
     assert summary["accepted"] == RECORDS and summary["quarantined"] == []
     assert summary["import"]["resumed_from_line"] > 0
-    assert summary["import"]["records"] == RECORDS - summary["import"]["resumed_from_line"]
+    # the header line is read but is no record: 901 lines hold the 900 records
+    assert summary["import"]["records"] == RECORDS + 1 - summary["import"]["resumed_from_line"]
     with SQLiteJournal(tmp_path / "journal.db") as journal:
         assert journal.batch("K").state == "open"
         assert [row["line"] for row in journal.applications("K")] == list(
-            range(1, RECORDS + 1))
+            range(2, RECORDS + 2))
+    assert not staged.exists()  # no private copy left
 
 
 def test_a_killed_import_can_be_discarded(tmp_path: Path, line_yaml: Path) -> None:
     """`batch discard` removes an unfinished import and everything it wrote, and says so in
     the event log; a complete batch is refused."""
-    apps = repeated_file(tmp_path, RECORDS, templates=30)
+    apps = _signed(line_yaml, RECORDS, "RB-KILL-2")
     _kill_after_first_chunk(line_yaml, apps, "K")
+    staged = staged_path(load_config(line_yaml), "RB-KILL-2")
+    assert staged.exists()  # the killed import's private copy of the records
 
     gone = _cardline(line_yaml, "batch", "discard", "K")
     assert gone.returncode == 0, gone.stderr
     assert "unfinished import removed" in gone.stdout
     with SQLiteJournal(tmp_path / "journal.db") as journal:
         assert journal.batches() == []
-        assert [e["kind"] for e in journal.events("K")] == ["batch.importing",
+        assert [e["kind"] for e in journal.events("K")] == ["registry.received",
+                                                            "batch.importing",
                                                             "batch.discarded"]
-    small = repeated_file(tmp_path, 5, templates=30)
+    assert not staged.exists()  # discarded with its import
+    small = _signed(line_yaml, 5, "RB-KILL-3")
     assert _cardline(line_yaml, "batch", "create", str(small), "--name", "C").returncode == 0
     refused = _cardline(line_yaml, "batch", "discard", "C")
     assert refused.returncode == 2 and "only an unfinished import" in refused.stderr

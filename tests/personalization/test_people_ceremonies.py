@@ -18,21 +18,13 @@ from hsm.softhsm import token_exists
 from personalization.config import load_config
 from personalization.service.keys import open_inventory
 from tests.support.crew import Crew, enrol, passphrase
+from tests.support.embedded import embedded_line
 
 pytestmark = [pytest.mark.softhsm, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _line(tmp: Path) -> Path:
-    text = (ROOT / "line.yaml").read_text(encoding="utf-8")
-    text = text.replace("data_dir: .cardline", f"data_dir: {tmp / 'data'}")
-    text = text.replace("softhsm_conf: .cardline/softhsm/softhsm2.conf",
-                        f"softhsm_conf: {tmp / 'data' / 'softhsm' / 'softhsm2.conf'}")
-    text = text.replace("url: sqlite:///.cardline/journal.db",
-                        f"url: sqlite:///{tmp / 'data' / 'journal.db'}")
-    text = text.replace("ec_parameters: explicit", "ec_parameters: named")
-    (tmp / "line.yaml").write_text(text, encoding="utf-8")
-    return tmp / "line.yaml"
+    return embedded_line(tmp, {"ec_parameters: explicit": "ec_parameters: named"})
 
 
 def _cardline(tmp: Path, *args: str, env: dict[str, str] | None = None,
@@ -190,7 +182,7 @@ def test_prep_signs_only_for_an_officer_and_is_audited(line: Crew, tmp_path: Pat
     env = line.env("tess")
     for args in (["keys", "init", *line.officers()], ["keys", "new-ds", *line.officers()],
                  ["applications", "synth", "--count", "3", "--seed", "9", "--out", "a.jsonl"],
-                 ["prep", "a.jsonl", "--out", "out"]):
+                 ["prep", "a.jsonl", "--out", "out", "--unsigned"]):  # embedded default
         done = _cardline(tmp_path, *args, env=env)
         assert done.returncode == 0, (args, done.stderr)
     signed = [d for k, d in _events(tmp_path) if k == "prep.signed"]

@@ -14,9 +14,9 @@ import pytest
 from applets.emrtd.lds.sod import parse_sod
 from applets.iso7816 import tlv
 from hsm.certificates import verify_certificate_signature
+from personalization.demoregistry import demo_registry
 from tests.support.crew import enrol, passphrase
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.embedded import embedded_line
 
 
 def _cardline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -28,13 +28,7 @@ def _cardline(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _line(tmp: Path, ec_parameters: str) -> Path:
-    text = (ROOT / "line.yaml").read_text(encoding="utf-8")
-    text = text.replace("data_dir: .cardline", f"data_dir: {tmp / 'data'}")
-    text = text.replace("softhsm_conf: .cardline/softhsm/softhsm2.conf",
-                        f"softhsm_conf: {tmp / 'data' / 'softhsm' / 'softhsm2.conf'}")
-    text = text.replace("ec_parameters: explicit", f"ec_parameters: {ec_parameters}")
-    (tmp / "line.yaml").write_text(text, encoding="utf-8")
-    return tmp / "line.yaml"
+    return embedded_line(tmp, {"ec_parameters: explicit": f"ec_parameters: {ec_parameters}"})
 
 
 @pytest.fixture(scope="module", params=["named", "explicit"])
@@ -52,7 +46,9 @@ def prepared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     bad.update(application_id="BAD-1", personal_id="999000000000")
     with (tmp / "apps.jsonl").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(bad, ensure_ascii=False) + "\n")
-    done = _cardline("prep", "apps.jsonl", "--out", "out", cwd=tmp)
+    signed = demo_registry(tmp / "data").sign_file(tmp / "apps.jsonl", tmp / "apps.p7m",
+                                                   "RB-PREP")  # as the registry sends it
+    done = _cardline("prep", str(signed), "--out", "out", cwd=tmp)
     assert done.returncode == 1, done.stderr  # 1: some applications were rejected
     return tmp
 

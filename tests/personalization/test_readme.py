@@ -49,9 +49,11 @@ def _bash(cwd: Path, script: str) -> subprocess.CompletedProcess[str]:
 def test_the_readme_production_run_hands_out_every_card(encoder_bank: EncoderBank,
                                                         tmp_path: Path) -> None:
     """The README's people-and-keys block, then its run (`login`, `line up`, `applications
-    synth`, `batch create`, `batch run`, `batch report`, `line down`, `logout`), verbatim by
-    bash on the shipped line.yaml: 50 of 50 handed out, the stock reconciles, the line is
-    down afterwards, and the passphrase files are the owner's alone."""
+    synth`, the registry's `openssl cms -sign`, `batch create`, `batch run`, `batch report`,
+    `batch results` and the registry's `openssl cms -verify`, `line down`, `logout`),
+    verbatim by bash on the shipped line.yaml: 50 of 50 handed out, the stock reconciles, the
+    results say so, the line is down afterwards, and the passphrase files are the owner's
+    alone."""
     shutil.copy(ROOT / "line.yaml", tmp_path / "line.yaml")
     people = readme_script("A production-style run on the embedded default")
     run = readme_script("Then the run, as the operator:")
@@ -70,6 +72,11 @@ def test_the_readme_production_run_hands_out_every_card(encoder_bank: EncoderBan
     report = json.loads((tmp_path / "work" / "B1-report" / "report.json").read_text("utf-8"))
     assert report["applications"] == {"handed_out": 50, "failed": 0, "pending": 0}
     assert report["stock"]["reconciled"] and report["stock"]["fed"] == 50
+    # the registry's side: the signed batch went in, the results openssl verified came out
+    header, *results = [json.loads(line) for line in (
+        tmp_path / "work" / "B1-results.jsonl").read_text("utf-8").splitlines()]
+    assert (header["batch"], header["registry_batch"]) == ("B1", "RB-2026-0001")
+    assert [r["status"] for r in results] == ["issued"] * 50
     assert not (tmp_path / ".cardline" / "printers" / "simline.pid").exists()
     assert all(p.stat().st_mode & 0o077 == 0 for p in tmp_path.glob("*.pass"))
 

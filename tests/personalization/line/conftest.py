@@ -16,14 +16,14 @@ import yaml
 from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
 from hsm.certificates import certificate_to_pem
-from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_hsm
+from personalization.demoregistry import DemoRegistry, ensure_demo_registry, verified_batch
 from personalization.face import card_layout
 from personalization.journal import Journal
 from personalization.line.controller import LineController, LineParts
 from personalization.line.station import StationSpec
-from personalization.prep import Preparer, build_dg13, build_mrz, document_number
+from personalization.prep import Preparer, build_dg13, build_mrz
 from personalization.profile import DocumentProfile, load_profile
 from personalization.simline import PrinterLine
 from personalization.synth import synthesize
@@ -65,15 +65,13 @@ class Rig:
 
     def batch(self, count: int, name: str = "B1", seed: int = 7,
               max_attempts: int = 3) -> list[Application]:
-        """A batch of ``count`` synthetic applications in the rig's journal."""
+        """A batch of ``count`` synthetic applications in the rig's journal, signed by the
+        rig's registry and verified, as `batch create` makes one."""
         path = self.root / f"{name}.jsonl"
         synthesize(count, seed, path)
-        apps = read_applications(path, self.profile.intake_rules(), date.today()).valid
-        self.journal.create_batch(name, source=str(path), profile="cccd",
-                                  max_attempts=max_attempts,
-                                  valid=[(n, a, document_number(a)) for n, a in apps],
-                                  invalid=[])
-        return [a for _, a in apps]
+        return verified_batch(self.journal, name, path, self.registry(),
+                              policy=self.profile.intake_rules(), today=date.today(),
+                              max_attempts=max_attempts)
 
     def line_yaml(self) -> Path:
         """A line.yaml for the CLI: the rig's printers, encoders, token and journal."""
@@ -84,6 +82,7 @@ class Rig:
                     "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
             "journal": {"url": f"sqlite:///{self.journal.path}"},
             "controller": {"max_attempts": 3, "alarm_poll_s": 0.1},
+            "registry": {"trust": [str(self.registry().certificate)]},
             "stations": [{"name": name, "printer": {"port": self.printers.port(name)},
                           "encoder": {"reader": self.bank.reader_name(index)}}
                          for name, index in self.printers.stations.items()],
@@ -93,6 +92,15 @@ class Rig:
         if not (self.root / "people").exists():  # the rig's crew, once, in its journal
             enrol(path, self.root / "people")
         return path
+
+    def registry(self) -> DemoRegistry:
+        """The rig's stand-in registry (its certificate is in the rig's registry.trust)."""
+        return ensure_demo_registry(self.root)
+
+    def signed(self, records: Path, registry_id: str | None = None) -> Path:
+        """``records`` as the registry sends them: signed, as ``<stem>.p7m`` beside them."""
+        return self.registry().sign_file(records, records.with_suffix(".p7m"),
+                                         registry_id or f"RB-{records.stem}")
 
     def cli_env(self, person: str = "tess") -> dict[str, str]:
         """The environment of a ``cardline`` process on the rig (the PIN from the env),

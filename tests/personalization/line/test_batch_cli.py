@@ -33,16 +33,19 @@ def test_an_operator_runs_a_batch_from_file_to_report(rig: Rig) -> None:
     apps.write_text("\n".join([*lines, json.dumps(broken, ensure_ascii=False), "{not json"])
                     + "\n", encoding="utf-8")
 
-    created = _cardline(rig, "batch", "create", str(apps), "--name", "B7", "--json")
+    signed = rig.signed(apps)  # the registry's header line comes first: records from line 2
+    created = _cardline(rig, "batch", "create", str(signed), "--name", "B7", "--json")
     assert created.returncode == 0, created.stderr
     summary = json.loads(created.stdout)
     assert summary["accepted"] == 4
     assert [(q["line"], q["application_id"]) for q in summary["quarantined"]] == [
-        (5, "BAD-1"), (6, None)]
+        (6, "BAD-1"), (7, None)]
     assert any(e["field"] == "personal_id" for e in summary["quarantined"][0]["errors"])
 
-    again = _cardline(rig, "batch", "create", str(apps), "--name", "B7")
-    assert again.returncode == 2 and "already exists" in again.stderr
+    again = _cardline(rig, "batch", "create", str(signed), "--name", "B7")
+    assert again.returncode == 2 and "already received" in again.stderr
+    other = _cardline(rig, "batch", "create", str(rig.signed(apps, "RB-apps-2")), "--name", "B7")
+    assert other.returncode == 2 and "already exists" in other.stderr
     status = json.loads(_cardline(rig, "batch", "status", "B7", "--json").stdout)
     assert status["finished"] is False and status["applications"]["pending"] == 4
 

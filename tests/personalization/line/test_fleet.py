@@ -32,6 +32,7 @@ from hsm.certificates import certificate_to_pem
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.benchkit import BenchHSM, bench_hsm
+from personalization.demoregistry import ensure_demo_registry
 from personalization.journal import open_journal
 from personalization.line.report import build_report
 from personalization.profile import load_profile
@@ -71,6 +72,7 @@ class Fleet:
                     "softhsm_conf": os.environ["SOFTHSM2_CONF"]},
             "journal": {"url": self.url},
             "controller": {"max_attempts": 3, "alarm_poll_s": 0.1, "lease_s": 3},
+            "registry": {"trust": [str(ensure_demo_registry(self.root).certificate)]},
             "stations": [{"name": station, "printer": {"port": self.printers.port(station)},
                           "encoder": {"reader": self.bank.reader_name(reader)}}],
         }), encoding="utf-8")
@@ -103,7 +105,8 @@ class Fleet:
         synthesize(count, 11, path)
         moved = self.cli("keys", "move-in")  # the lines share the journal's key inventory
         assert moved.returncode == 0 and "CSCA" in moved.stdout, moved.stdout + moved.stderr
-        created = self.cli("batch", "create", str(path), "--name", "B1")
+        signed = ensure_demo_registry(self.root).sign_file(path, self.root / "B1.p7m", "RB-B1")
+        created = self.cli("batch", "create", str(signed), "--name", "B1")
         assert created.returncode == 0, created.stdout + created.stderr
         profile = load_profile("cccd")
         return [a for _, a in read_applications(path, profile.intake_rules(),

@@ -30,7 +30,7 @@ def setup(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> LineSetup:
 def _batch(rig: Rig, setup: LineSetup, name: str, count: int) -> None:
     path = rig.root / f"{name}.jsonl"
     synthesize(count, 11, path)
-    created = batches.create(setup, path, name, journal=rig.journal)
+    created = batches.create(setup, rig.signed(path), name, journal=rig.journal)
     assert created.accepted == count and not created.quarantined
 
 

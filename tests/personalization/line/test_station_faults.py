@@ -95,7 +95,8 @@ def test_a_stop_ends_the_run_within_its_grace(rig: Rig) -> None:
         apps = rig.root / "slow.jsonl"
         synthesize(2, 21, apps)
         base = [sys.executable, "-m", "personalization"]
-        made = subprocess.run([*base, "batch", "create", str(apps), "--name", "B1", "--config",
+        made = subprocess.run([*base, "batch", "create", str(rig.signed(apps)), "--name", "B1",
+                               "--config",
                                str(line_yaml)], env=rig.cli_env(), capture_output=True,
                               text=True, timeout=120, check=False)
         assert made.returncode == 0, made.stderr

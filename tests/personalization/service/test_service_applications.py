@@ -30,7 +30,7 @@ def _with_one_bad(tmp_path: Path) -> Path:
 def test_one_bad_record_is_listed_and_the_others_pass(tmp_path: Path) -> None:
     """The bad record comes back with its line, id and field; the three good ones are valid."""
     result = check_applications(_with_one_bad(tmp_path), LineSetup.load(ROOT / "line.yaml"),
-                                TODAY)
+                                TODAY, unsigned=True)
     assert result.valid == 3
     assert [(r.line, r.application_id) for r in result.invalid] == [(4, "BAD-1")]
     assert "personal_id" in {error.field for error in result.invalid[0].errors}
@@ -49,4 +49,4 @@ def test_unknown_profile_is_a_config_error(tmp_path: Path) -> None:
                                         encoding="utf-8")
     with pytest.raises(ConfigError, match=r"nope\.yaml"):
         check_applications(_with_one_bad(tmp_path), LineSetup.load(tmp_path / "line.yaml"),
-                           TODAY)
+                           TODAY, unsigned=True)

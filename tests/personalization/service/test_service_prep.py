@@ -13,6 +13,8 @@ from hsm.ceremony import init_csca, new_ds
 from hsm.inventory import KeyInventory, inventory_path
 from hsm.pkcs11 import HSM, release_module
 from hsm.softhsm import ensure_embedded_token, read_embedded_pin, softhsm_module
+from personalization.demoregistry import ensure_demo_registry
+from personalization.journal import open_journal
 from personalization.service.applications import synthesize_applications
 from personalization.service.errors import ServiceError
 from personalization.service.prep import prepare_cards
@@ -32,6 +34,8 @@ def _line_yaml(tmp_path: Path, data: Path) -> Path:
     text = text.replace("softhsm_conf: .cardline/softhsm/softhsm2.conf",
                         f"softhsm_conf: {data / 'softhsm' / 'softhsm2.conf'}")
     text = text.replace("module: /usr/lib/softhsm/libsofthsm2.so", f"module: {MODULE}")
+    text = text.replace("trust: [.cardline/registry/demo-registry.pem]",
+                        f"trust: [{ensure_demo_registry(data).certificate}]")
     (tmp_path / "line.yaml").write_text(text, encoding="utf-8")
     return tmp_path / "line.yaml"
 
@@ -65,13 +69,15 @@ def line_without_ds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 def _applications(tmp_path: Path) -> Path:
-    """Three synthesized applications and a copy of the first with a wrong personal id."""
+    """Three synthesized applications and a copy of the first with a wrong personal id, as
+    the (stand-in) registry signs them."""
     path = synthesize_applications(3, 11, tmp_path / "apps.jsonl").path
     bad = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     bad.update(application_id="BAD-1", personal_id="999000000000")
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(bad, ensure_ascii=False) + "\n")
-    return path
+    return ensure_demo_registry(tmp_path / "data").sign_file(path, tmp_path / "apps.p7m",
+                                                              "RB-PREP")
 
 
 def test_prepares_the_valid_and_lists_the_rejected(line: Path, tmp_path: Path) -> None:
@@ -90,6 +96,11 @@ def test_prepares_the_valid_and_lists_the_rejected(line: Path, tmp_path: Path) -
     written = json.loads((tmp_path / "out" / "prep.json").read_text(encoding="utf-8"))
     assert written == result.as_dict()
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no .tmp
+    with open_journal(LineSetup.load(line).config.journal.url) as journal:
+        signed = journal.signatures(result.document_signer)
+    assert sorted(s.document_number for s in signed) == sorted(
+        e.document_number for e in result.prepared)
+    assert {(s.command, s.batch) for s in signed} == {("prep", None)}
 
 
 def test_no_document_signer_stops_with_the_count(line_without_ds: Path, tmp_path: Path) -> None:
