@@ -16,7 +16,7 @@ from datetime import datetime
 from asn1crypto import algos, cms, core, pem, x509
 from asn1crypto import keys as asn1_keys
 
-from hsm.cmsfile import build_signed_data
+from hsm.cmssign import build_signed_data
 from hsm.errors import CertificateError
 from hsm.verify import verify_signature
 

@@ -2,7 +2,7 @@
 inside, optionally in an EnvelopedData (RFC 5652 §6) to the factory's key-transport key.
 
 Pure: bytes in, values out. The factory's RSA private key stays in the HSM and is reached
-through :class:`Decrypt`; our own signing key is reached through a ``sign`` callable. Every
+through :class:`Decrypt` (our own signed files are :mod:`hsm.cmssign`'s). Every
 refusal is a :class:`Refused` carrying a code and a sentence a person can act on, never a byte
 of the content.
 """
@@ -24,12 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.padding import PKCS7
 
-from hsm.certificates import signature_algorithm
 from hsm.errors import HSMError, HSMUnavailable
 
 MAX_BYTES = 64 * 1024 * 1024
 KeyPadding = Literal["pkcs1"] | tuple[Literal["oaep"], str]
-Signer = Callable[[bytes], bytes]
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
 }
@@ -361,60 +359,3 @@ def _decrypt_content(content: cms.EncryptedContentInfo, key: bytes) -> bytes:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError as exc:
         raise _undecryptable() from exc
-
-
-# --- signing ---------------------------------------------------------------------------------
-
-def _signing_time(at: datetime) -> cms.Time:
-    # RFC 5652 §11.3: UTCTime from 1950 through 2049, GeneralizedTime otherwise.
-    at = at.replace(microsecond=0)
-    return cms.Time(name="utc_time" if at.year < 2050 else "generalized_time", value=at)
-
-
-def _attributes_to_sign(content: bytes, at: datetime, digest: str) -> cms.CMSAttributes:
-    """RFC 5652 §11: contentType, messageDigest and signingTime; DER orders a SET OF by
-    encoding (X.690 §11.6), which is done here rather than left to the library."""
-    attributes = [
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "message_digest",
-                          "values": [hashlib.new(digest, content).digest()]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [_signing_time(at)]}),
-    ]
-    return cms.CMSAttributes(sorted(attributes, key=lambda a: a.dump()))
-
-
-def build_signed_data(content: bytes, *, certificate: bytes, at: datetime, sign: Signer,
-                      digest: str = "sha256", detached: bool = False) -> bytes:
-    """A DER ContentInfo(SignedData) over id-data ``content`` by the key of ``certificate``,
-    which ``sign`` holds: it gets the DER of the signed attributes and returns the signature
-    as CMS carries it (DER Ecdsa-Sig-Value; RSASSA-PSS for an RSA key). The certificate
-    travels inside; the content too unless ``detached``."""
-    cert = x509.Certificate.load(certificate)
-    algorithm = signature_algorithm(bytes(cert.public_key.dump()), digest)
-    attributes = _attributes_to_sign(content, at, digest)
-    signer = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
-            "issuer": cert.issuer, "serial_number": cert.serial_number}}),
-        "digest_algorithm": {"algorithm": digest},  # RFC 5754 §2: parameters absent
-        "signed_attrs": attributes,
-        "signature_algorithm": algorithm,
-        # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF
-        "signature": sign(attributes.dump()),
-    })
-    encapsulated = {"content_type": "data"} if detached else \
-        {"content_type": "data", "content": content}
-    signed = cms.SignedData({
-        "version": "v1",  # RFC 5652 §5.1: id-data, issuerAndSerialNumber, no v2 certificates
-        "digest_algorithms": [{"algorithm": digest}],
-        "encap_content_info": encapsulated,
-        "certificates": [cert],
-        "signer_infos": [signer],
-    })
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
-
-
-def sign_enveloping(content: bytes, *, certificate: bytes, at: datetime, sign: Signer,
-                    digest: str = "sha256") -> bytes:
-    """A DER CMS SignedData carrying ``content``, as ``openssl cms -sign -nodetach`` makes."""
-    return build_signed_data(content, certificate=certificate, at=at, sign=sign, digest=digest)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from asn1crypto import x509
 
-from hsm import cmsfile
+from hsm import cmsfile, cmssign
 from hsm.auditcert import build_key_certificate
 from hsm.errors import CertificateError, KeyNotFound
 from hsm.pkcs11 import HSM
@@ -111,5 +111,5 @@ def factory_decrypt(hsm: HSM, keys: FactoryKeys) -> cmsfile.Decrypt:
 
 def sign_results(hsm: HSM, keys: FactoryKeys, content: bytes, at: datetime) -> bytes:
     """``content`` in a CMS SignedData signed with ``FACTORY-SIGN`` (ECDSA P-256, SHA-256)."""
-    return cmsfile.sign_enveloping(content, certificate=keys.sign_certificate, at=at,
+    return cmssign.sign_enveloping(content, certificate=keys.sign_certificate, at=at,
                                    sign=lambda data: hsm.sign(SIGN_LABEL, data, SIGN_ALGORITHM))

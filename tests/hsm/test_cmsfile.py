@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from hsm.cmsfile import Decrypt, KeyPadding, Opened, Refused, open_signed, sign_enveloping
+from hsm.cmsfile import Decrypt, KeyPadding, Opened, Refused, open_signed
+from hsm.cmssign import sign_enveloping
 
 NOW = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # after any cert is made
 CONTENT = (b'{"application":"A-0001","name":"Nguy\xe1\xbb\x85n V\xc4\x83n An"}\r\n'
