@@ -89,7 +89,15 @@ def test_results_go_back_signed_and_renewals_supersede_every_card(
     assert again.document == made.document  # made once: the registry may import it twice
 
     renewals = rig.root / "B2.jsonl"
-    synthesize_renewals_of(setup, "B1", 5, renewals)
+    made_renewals = subprocess.run(
+        [sys.executable, "-m", "personalization", "applications", "synth", "--renewals-of",
+         "B1", "--seed", "5", "--out", str(renewals), "--registry-batch", "RB-B2",
+         "--config", str(rig.line_yaml())], env=rig.cli_env("an"), capture_output=True,
+        text=True, timeout=120, check=False)  # an operator reads the people of B1
+    assert made_renewals.returncode == 0, made_renewals.stderr
+    header_line, *records = renewals.read_text(encoding="utf-8").splitlines()
+    assert json.loads(header_line) == {"registry_batch": "RB-B2"} and len(records) == 4
+    assert {json.loads(r)["kind"] for r in records} == {"renewal"}
     _issue(rig, setup, "B2", renewals)
     old = {c.holder: c for c in rig.journal.cards("B1")}
     assert {c.state.value for c in old.values()} == {"superseded"}
