@@ -25,6 +25,7 @@ from personalization.line.controller import LineController, LineParts
 from personalization.line.station import StationSpec
 from personalization.prep import Preparer, build_dg13, build_mrz
 from personalization.profile import DocumentProfile, load_profile
+from personalization.service.setup import LineSetup
 from personalization.simline import PrinterLine
 from personalization.synth import synthesize
 from qa.checks import Expected
@@ -162,6 +163,13 @@ def rig(encoder_bank: EncoderBank, tmp_path: Path) -> Iterator[Rig]:
     with printers, bench_hsm(tmp_path) as hsm, Journal(tmp_path / "journal.db") as journal:
         yield Rig(encoder_bank, printers, hsm, load_profile("cccd"), journal, tmp_path)
     empty_encoders(encoder_bank, range(ENCODERS_USED))
+
+
+@pytest.fixture()
+def setup(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> LineSetup:
+    """The rig as the services see it (its line.yaml, the PIN from the environment)."""
+    monkeypatch.setenv("CARDLINE_HSM_PIN", rig.hsm.pin)
+    return LineSetup.load(rig.line_yaml())
 
 
 ENCODERS_USED = 3  # the stations' two, and one a test may give a printer of its own

@@ -24,13 +24,6 @@ from tests.personalization.line.conftest import Rig
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm]
 
 
-@pytest.fixture()
-def setup(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> LineSetup:
-    """The rig as the services see it (its line.yaml, the PIN from the environment)."""
-    monkeypatch.setenv("CARDLINE_HSM_PIN", rig.hsm.pin)
-    return LineSetup.load(rig.line_yaml())
-
-
 def _issue(rig: Rig, setup: LineSetup, name: str, records: Path) -> None:
     created = batches.create(setup, rig.signed(records, f"RB-{name}"), name)
     assert created.accepted > 0 and not created.quarantined, created.quarantined

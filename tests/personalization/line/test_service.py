@@ -20,13 +20,6 @@ from tests.personalization.line.conftest import Rig
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm]
 
 
-@pytest.fixture()
-def setup(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> LineSetup:
-    """The rig as the services see it (its line.yaml, the PIN from the environment)."""
-    monkeypatch.setenv("CARDLINE_HSM_PIN", rig.hsm.pin)
-    return LineSetup.load(rig.line_yaml())
-
-
 def _batch(rig: Rig, setup: LineSetup, name: str, count: int) -> None:
     path = rig.root / f"{name}.jsonl"
     synthesize(count, 11, path)
