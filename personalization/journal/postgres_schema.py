@@ -227,15 +227,17 @@ BEGIN
         IF NOT FOUND THEN
             RETURN;
         END IF;
-        -- two lookups, one on each partial unique index
+        -- each lookup a probe of one partial unique index (never a scan of the cards): the
+        -- person's current card, then one of this document number recorded with no holder
         FOR old IN UPDATE cards SET state = 'superseded'
-                WHERE id IN (SELECT id FROM cards WHERE state = 'handed_out'
-                                 AND holder = mine.holder
-                             UNION ALL
-                             SELECT id FROM cards WHERE state = 'handed_out'
-                                 AND document_number = mine.document_number
-                                 AND (holder IS NULL OR mine.holder IS NULL))
-                  AND id <> p_id
+                WHERE state = 'handed_out' AND holder = mine.holder AND id <> p_id
+                RETURNING id, batch LOOP
+            PERFORM journal_append(p_chain, old.batch, old.id, 'card.superseded',
+                json_build_object('batch', mine.batch, 'by', p_id)::text, p_at);
+        END LOOP;
+        FOR old IN UPDATE cards SET state = 'superseded'
+                WHERE state = 'handed_out' AND document_number = mine.document_number
+                  AND id <> p_id AND (holder IS NULL OR mine.holder IS NULL)
                 RETURNING id, batch LOOP
             PERFORM journal_append(p_chain, old.batch, old.id, 'card.superseded',
                 json_build_object('batch', mine.batch, 'by', p_id)::text, p_at);
