@@ -58,7 +58,7 @@ def issuance_results(config: LineConfig, batch: str, out: Path, *,
     """Write the signed issuance results of closed ``batch`` to ``out`` (owner-only: they
     list document numbers and chip serials): made and kept the first time, the same bytes
     after."""
-    with open_journal(config) as journal:
+    with open_journal(config, sealed=True) as journal:  # quarantine reasons are sealed on PG
         info = journal.batch(batch)
         if info.state != "closed":
             raise ServiceError(f"batch {batch!r} is {info.state}: issuance results are made "
