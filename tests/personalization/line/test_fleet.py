@@ -201,6 +201,20 @@ def test_three_lines_drain_one_batch_together(fleet: Fleet) -> None:
     assert set(lines) == set(LINES)
     assert all(row["left"] and row["claimed"] == 0 and row["in_doubt"] == 0
                for row in lines.values())
+    # the registry's results from the shared PostgreSQL journal, checked as the registry does
+    factory = fleet.cli("keys", "factory", "--out", str(fleet.root / "factory"))
+    assert factory.returncode == 0, factory.stderr
+    out = fleet.root / "B1-results.p7m"
+    made = fleet.cli("batch", "results", "B1", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    verified = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                               str(out), "-CAfile", str(fleet.root / "factory" /
+                                                        "factory-sign.pem"), "-purpose", "any"],
+                              capture_output=True, check=False)
+    assert verified.returncode == 0, verified.stderr
+    header, *rows = [json.loads(line) for line in verified.stdout.decode().splitlines()]
+    assert header["registry_batch"] == "RB-B1" and len(rows) == 36
+    assert {row["status"] for row in rows} == {"issued"}
 
 
 def test_lines_killed_twenty_times_settle_every_application_exactly_once(fleet: Fleet) -> None:
