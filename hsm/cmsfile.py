@@ -73,6 +73,12 @@ class Opened:
     signed_at: datetime | None  # the signingTime attribute (RFC 5652 §11.3), when present
     encrypted: bool
 
+    @property
+    def signer(self) -> str:
+        """Who signed, in one line: subject, serial and certificate SHA-256 (the journal's
+        record of a received file; a certificate's data, no person's)."""
+        return f"{self.signer_subject} serial {self.signer_serial} sha256 {self.signer_sha256}"
+
 
 # --- opening ---------------------------------------------------------------------------------
 

@@ -125,7 +125,7 @@ def verified_batch(journal: JournalPort, name: str, records: Path, registry: Dem
         verified.unlink()
     journal.receive(ReceivedRow(
         registry_id, name, hashlib.sha256(signed).hexdigest(),
-        f"{opened.signer_subject} serial {opened.signer_serial}", False,
+        opened.signer, False,
         datetime.now(UTC).isoformat(timespec="seconds")), actor=None)
     journal.create_batch(name, source=str(records), profile=profile, max_attempts=max_attempts,
                          valid=[(n, a, document_number(a)) for n, a in found.valid],

@@ -12,7 +12,7 @@ from personalization.journal import open_journal
 from personalization.journal.registry_port import ReplayError
 from personalization.profile import DocumentProfile
 from personalization.service.errors import NotFound, ServiceError
-from personalization.service.registry import RegistryRefused, receive, signer_text
+from personalization.service.registry import RegistryRefused, receive
 from personalization.service.setup import LineSetup
 from personalization.synth import Synthesized, synthesize, synthesize_renewals
 
@@ -39,7 +39,7 @@ def check_applications(path: Path, setup: LineSetup, today: date, *,
             if got.opened is None:
                 return checked
             return replace(checked, registry_batch=got.registry_id,
-                           signer=signer_text(got.opened))
+                           signer=got.opened.signer)
     except OSError as exc:
         raise ServiceError(f"cannot read {path}: {exc.strerror}") from exc
 

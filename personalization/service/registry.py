@@ -33,8 +33,7 @@ from personalization.journal.registry_port import ReceivedRow
 from personalization.service.errors import ServiceError
 from personalization.service.keys import open_hsm
 
-__all__ = ["Received", "RegistryRefused", "embedded_default", "receive", "signer_text",
-           "staged_path"]
+__all__ = ["Received", "RegistryRefused", "embedded_default", "receive", "staged_path"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _HEADER_BYTES = 4096
@@ -75,15 +74,9 @@ class Received:
         """The journal's record of this file received as ``batch``."""
         if self.opened is None or self.registry_id is None:
             raise ValueError("an unsigned file is not received from the registry")
-        return ReceivedRow(self.registry_id, batch, self.sha256, signer_text(self.opened),
+        return ReceivedRow(self.registry_id, batch, self.sha256, self.opened.signer,
                            self.opened.encrypted,
                            datetime.now(UTC).isoformat(timespec="seconds"))
-
-
-def signer_text(opened: Opened) -> str:
-    """Who signed: subject, serial and certificate SHA-256 (the certificate's, not a person's
-    data)."""
-    return f"{opened.signer_subject} serial {opened.signer_serial} sha256 {opened.signer_sha256}"
 
 
 def _trust(config: LineConfig) -> list[bytes]:
