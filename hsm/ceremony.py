@@ -249,7 +249,9 @@ def issue_crl(csca_hsm: HSM, inventory: InventoryPort, *, officers: Sequence[str
                     sign=lambda tbs: csca_hsm.sign(csca.label, tbs, csca.algorithm,
                                                    csca.key_id))
     verify_crl(crl, csca.certificate)
-    inventory.record(AuditEntry(at, "crl", csca.label, names, f"number={number}"))
+    due = (at + timedelta(days=next_update_days)).isoformat()
+    inventory.record(AuditEntry(at, "crl", csca.label, names,
+                                f"number={number} next_update={due}"))
     return crl
 
 

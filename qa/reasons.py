@@ -85,6 +85,52 @@ MESSAGES: dict[Reason, str] = {
 }
 
 
+# The same sentences in Vietnamese, for QA staff and the dashboard (every code has both).
+MESSAGES_VI: dict[Reason, str] = {
+    Reason.BAC_FAILED: "Chip từ chối Kiểm soát truy cập cơ bản (BAC) bằng khóa lấy từ MRZ.",
+    Reason.READ_FAILED: "Không đọc được một tệp từ chip qua kênh bảo mật.",
+    Reason.SOD_MALFORMED: "Đối tượng bảo mật (EF.SOD) bị thiếu hoặc không phải SOD ICAO hợp lệ.",
+    Reason.SOD_DIGEST_MISMATCH: "Giá trị băm đã ký của SOD không khớp với danh sách giá trị băm.",
+    Reason.SOD_SIGNATURE_INVALID: "Chữ ký SOD không xác minh được bằng chứng thư của người ký.",
+    Reason.DS_CERTIFICATE_INVALID: "Chứng thư Document Signer bị lỗi định dạng hoặc dùng sai.",
+    Reason.DS_NOT_TRUSTED: "Document Signer không do một CSCA tin cậy cấp.",
+    Reason.CSCA_NOT_VALID: "CSCA cấp Document Signer hiện không còn hiệu lực.",
+    Reason.DS_EXPIRED: "Chứng thư Document Signer đã hết hạn.",
+    Reason.DS_NOT_YET_VALID: "Chứng thư Document Signer chưa có hiệu lực.",
+    Reason.DS_OUTSIDE_USAGE_PERIOD:
+        "Thẻ được ký ngoài thời hạn sử dụng khóa riêng của Document Signer.",
+    Reason.DS_DOCUMENT_TYPE_MISSING:
+        "Chứng thư Document Signer không có phần mở rộng DocumentType.",
+    Reason.DS_DOCUMENT_TYPE_MISMATCH: "Document Signer không được phép ký loại giấy tờ này.",
+    Reason.DG_HASH_MISMATCH: "Một nhóm dữ liệu khác với nhóm dữ liệu đã được ký.",
+    Reason.DG_MISSING: "Một nhóm dữ liệu có trong SOD nhưng không có trên chip.",
+    Reason.DG_UNSIGNED: "Một nhóm dữ liệu trên chip không được SOD bảo vệ.",
+    Reason.DG_MALFORMED: "Không giải mã được một nhóm dữ liệu trên chip.",
+    Reason.COM_INCONSISTENT: "EF.COM không liệt kê cùng các nhóm dữ liệu như SOD.",
+    Reason.AA_FAILED: "Xác thực chủ động thất bại: chip không chứng minh được khóa của mình.",
+    Reason.AA_KEY_MISSING: "Chip không có khóa Xác thực chủ động (DG15).",
+    Reason.DG1_MISMATCH: "MRZ trên chip (DG1) khác với MRZ đã chuẩn bị.",
+    Reason.DG13_MISMATCH: "Dữ liệu cá nhân trên chip (DG13) khác với hồ sơ.",
+    Reason.DG2_MISMATCH: "Ảnh chân dung trên chip (DG2) khác với ảnh đã chuẩn bị.",
+    Reason.NOT_LOCKED: "Chip chấp nhận một lệnh cá thể hóa: chip chưa được khóa.",
+    Reason.PLAIN_READ_ALLOWED: "Chip cho đọc một tệp mà không cần kiểm soát truy cập.",
+    Reason.MALFORMED: "Chip trả lời bằng dữ liệu không phân tích được (TLV hỏng, độ dài không "
+                      "khớp nội dung, cấu trúc lạ).",
+    Reason.RESPONSE_TOO_LONG: "Chip trả về nhiều dữ liệu hơn lệnh yêu cầu.",
+    Reason.DEADLINE: "Việc kiểm tra không xong trong thời gian cho phép cho một thẻ.",
+}
+
+
+def message(code: str, lang: str = "en") -> str | None:
+    """The sentence for a QA reason code in ``lang`` (``en`` or ``vi``); None for a code this
+    version does not know."""
+    try:
+        reason = Reason(code)
+    except ValueError:
+        return None
+    return MESSAGES_VI[reason] if lang == "vi" else MESSAGES[reason]
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One failed check: its reason and a non-personal detail (``"DG2"``, ``"SW 6A82"``)."""

@@ -77,13 +77,14 @@ class StationLive:
     handed_out: int
     rejected: int
     busy_s: float
+    printer_status: dict[str, Any] | None = None  # sensors and levels, as last read
 
     def as_dict(self) -> dict[str, Any]:
         """The snapshot as the journal keeps it."""
         return {"state": self.state, "application": self.application, "alarm": self.alarm,
                 "encoder": self.encoder, "printer": self.printer,
                 "handed_out": self.handed_out, "rejected": self.rejected,
-                "busy_s": round(self.busy_s, 1)}
+                "busy_s": round(self.busy_s, 1), "printer_status": self.printer_status}
 
 
 class LineController:
@@ -124,7 +125,8 @@ class LineController:
                      else "paused" if self.paused else "idle")
             views.append(StationLive(station.name, state, stats.current, stats.alarm,
                                      station.spec.reader, station.spec.printer_port,
-                                     stats.handed_out, stats.rejected, stats.busy_s))
+                                     stats.handed_out, stats.rejected, stats.busy_s,
+                                     stats.printer))
         return views
 
     def _publish(self, *, ended: bool = False) -> None:

@@ -50,7 +50,7 @@ from personalization.journal.records import CardRow
 from personalization.line.context import LineContext
 from personalization.line.dispatch import Work
 from personalization.reasons import Code, Reason, encode_failed, qa_failed
-from printers.driver import PrinterDriver
+from printers.driver import PrinterDriver, PrinterStatus
 from printers.errors import PrinterError
 from printers.face import render_card
 from printers.link import SerialLink
@@ -66,6 +66,9 @@ T = TypeVar("T")
 FEED = "feed"
 CARD_WAIT_S = 5.0
 OUTAGE_PAUSE_MAX_S = 5.0  # the longest pause between two looks at a journal that went away
+PRINTER_READ_S = 2.0  # between cards, the printer's levels are read for the screen this often
+PRINTER_SHOWN = ("ready", "cover_open", "feeder", "reject_box_full", "ribbon_remaining",
+                 "ribbon_capacity")
 _PLACES = {Position.NONE: Place.NONE, Position.PRINT: Place.PRINT,
            Position.CONTACT: Place.ENCODER, Position.CONTACTLESS: Place.ENCODER}
 _READER_GONE = (ReaderNotFound, PCSCServiceError)
@@ -96,6 +99,8 @@ class StationStats:
     busy_s: float = 0.0
     alarm: str | None = None
     current: str | None = None
+    printer: dict[str, Any] | None = None  # the printer's last status reading, for the screen
+    printer_read_at: float = 0.0  # its time.monotonic()
 
 
 class Station:
@@ -191,7 +196,10 @@ class Station:
                 return False  # the other stations did the work; nothing waits on this one
             try:
                 with PrinterDriver(SerialLink(self.spec.printer_port), self.name) as driver:
-                    if not driver.status().ready:
+                    status = driver.status()
+                    self._shown(status)
+                    if not status.ready:
+                        self._alarm_still_there()
                         continue
                 with PCSCTransport(self.spec.reader):
                     pass
@@ -199,6 +207,32 @@ class Station:
                 continue
             return True  # try again; the alarm stays until the station has really worked
         return False
+
+    def _alarm_still_there(self) -> None:
+        """An operator cleared the alarm (the dashboard's "cleared") while its cause is still
+        there: raise it again, so that the screen never shows a stopped station as fine."""
+        if self.stats.alarm is None:
+            return
+        for row in self.line.journal.stations(self.line.batch):
+            if row["station"] == self.name and row["alarm"] is None:
+                _log.warning("station.alarm_again", station=self.name)
+                self.line.journal.set_alarm(self.line.batch, self.name, self.stats.alarm)
+
+    def _shown(self, status: PrinterStatus) -> None:
+        """Keep a printer reading for the operators' screen (levels and sensors only)."""
+        values = status.as_dict()
+        self.stats.printer = {k: values[k] for k in PRINTER_SHOWN}
+        self.stats.printer_read_at = time.monotonic()
+
+    def _read_printer_now_and_then(self) -> None:
+        """Between cards, read the printer's sensors and levels for the screen, at most every
+        ``PRINTER_READ_S`` (a few short exchanges on the serial line)."""
+        if self._driver is None or time.monotonic() - self.stats.printer_read_at < PRINTER_READ_S:
+            return
+        try:
+            self._shown(self._driver.status())
+        except PrinterError:
+            self.stats.printer_read_at = time.monotonic()  # the next card's trouble says more
 
     @contextmanager
     def _connected(self) -> Iterator[None]:
@@ -296,6 +330,7 @@ class Station:
             if card.state is not State.VOID:
                 self._card_left()
             self._read_counter(final=True)
+            self._read_printer_now_and_then()
         finally:
             self.stats.busy_s += time.perf_counter() - started
             self.stats.current = None

@@ -53,6 +53,11 @@ ACTIONS: Mapping[str, Action] = MappingProxyType({
     "audit.verify": _action("verify the audit trail", "auditor"),
     "audit.export": _action("export the audit trail", "auditor"),
     "report.read": _action("read batch reports", "operator", "qa", "auditor"),
+    "dashboard.watch": _action("watch the line and its batches", "operator", "qa", "officer",
+                               "auditor"),
+    "qa.read": _action("see QA verdicts", "qa", "auditor"),
+    "keys.read": _action("see the key inventory", "officer", "auditor"),
+    "audit.read": _action("see the audit trail", "auditor"),
     "users.manage": _action("manage accounts", "admin"),
 })
 

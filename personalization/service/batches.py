@@ -63,6 +63,7 @@ __all__ = [
     "StationSpec",
     "Tick",
     "abandon_line",
+    "clear_alarm",
     "create",
     "discard",
     "live",
@@ -238,6 +239,21 @@ def request(config: LineConfig, name: str, action: Control, by: str) -> None:
         if journal.batch(name).state == "closed":
             raise ServiceError(f"batch {name!r} is closed: there is no run to {action}")
         journal.request_control(name, action, by)
+
+
+def clear_alarm(config: LineConfig, name: str, station: str, by: str) -> None:
+    """An operator says a station's alarm is dealt with: it is cleared (``station.cleared``;
+    the caller audits who, as ``people.acted``). A station whose trouble is still there
+    raises it again at its next look (``controller.alarm_poll_s``); one that works again
+    carries on."""
+    with open_journal(config) as journal:
+        rows = {row["station"]: row for row in journal.stations(name)}
+        if station not in rows:
+            raise ServiceError(f"batch {name!r} has no station {station!r}")
+        if rows[station]["alarm"] is None:
+            raise ServiceError(f"station {station!r} has no alarm to clear")
+        journal.set_alarm(name, station, None)
+    _log.info("station.alarm_cleared", batch=name, station=station, by=by)
 
 
 def live(config: LineConfig, name: str) -> list[StationRow]:

@@ -23,6 +23,7 @@ from personalization.service.errors import ServiceError
 
 __all__ = [
     "KeyRecord",
+    "crl_schedule",
     "export_csca_pem",
     "journal_key_wrap",
     "key_rows",
@@ -127,6 +128,19 @@ def key_rows(records: list[KeyRecord]) -> list[dict[str, object]]:
         "usage_not_before": r.not_before.isoformat(), "usage_not_after": r.not_after.isoformat(),
         "created_at": r.created_at.isoformat(), "officers": list(r.officers),
     } for r in records]
+
+
+def crl_schedule(config: LineConfig) -> list[dict[str, object]]:
+    """Every CRL the CSCA issued, newest first: its number, when, and when the next one is due
+    (its nextUpdate); from the inventory's ceremony trail."""
+    with open_inventory(config) as inventory:
+        entries = [e for e in inventory.audit_trail() if e.action == "crl"]
+    rows: list[dict[str, object]] = []
+    for entry in reversed(entries):
+        fields = dict(part.split("=", 1) for part in entry.detail.split() if "=" in part)
+        rows.append({"number": int(fields.get("number", "0")), "issued_at": entry.at.isoformat(),
+                     "next_update": fields.get("next_update"), "officers": list(entry.officers)})
+    return rows
 
 
 def export_csca_pem(config: LineConfig) -> str:

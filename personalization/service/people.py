@@ -18,7 +18,7 @@ import secrets
 import stat
 import unicodedata
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,12 +63,16 @@ __all__ = [
     "add",
     "authenticate",
     "bootstrap",
+    "browser_person",
     "current_person",
     "disable",
+    "end_browser_session",
     "list_accounts",
     "login",
     "logout",
+    "open_browser_session",
     "passwd",
+    "permit",
     "read_passphrase_file",
     "session_path",
     "verify_officers",
@@ -451,6 +455,53 @@ def current_person(config: LineConfig) -> Person:
     return whoami(config).person
 
 
+def open_browser_session(config: LineConfig, name: str, passphrase: str) -> tuple[Person, str,
+                                                                                  datetime]:
+    """Authenticate and open a session for a browser (the dashboard): the person, the session
+    token for its cookie (the journal keeps only its SHA-256) and when it ends (the shift's
+    end). Refusals as :func:`authenticate`'s, audited."""
+    token = secrets.token_hex(32)
+    with _journal(config) as journal:
+        person = authenticate(journal, config, name, passphrase)
+        expires = shift_end(_now(), config.people.shifts, config.people.timezone)
+        journal.open_session(_digest(token), person.name, expires)
+    return person, token, expires
+
+
+def browser_person(config: LineConfig, token: str, journal: JournalPort | None = None) -> Person:
+    """The person of a browser's session token, or :class:`NotLoggedIn` (unknown, ended,
+    expired, or its account disabled since); read through ``journal`` when given (the
+    dashboard keeps one open), else through the line's."""
+    try:
+        digest = _digest(token)
+    except ValueError:
+        raise NotLoggedIn("not a session token") from None
+    with _journal(config) if journal is None else nullcontext(people(journal)) as store:
+        row = store.session(digest)
+        if row is None or row.ended_at is not None or row.expires_at <= _now():
+            raise NotLoggedIn("the session ended: log in again")
+        account = store.account(row.account)
+        if account is None or account.disabled:
+            raise NotLoggedIn(f"account {row.account!r} is disabled: ask an admin")
+        return _person(store, account)
+
+
+def end_browser_session(config: LineConfig, token: str) -> None:
+    """End a browser's session (logging out); an unknown token ends nothing."""
+    with suppress(ValueError), _journal(config) as journal:
+        journal.end_session(_digest(token))
+
+
+def permit(config: LineConfig, person: Person, action: str, target: str | None = None) -> None:
+    """Refuse (:class:`Refused`, audited) unless ``person`` may do ``action``; audit it when
+    allowed (as :func:`acting`, for a person the dashboard already knows)."""
+    with _journal(config) as journal:
+        _require(journal, person, action)
+        if action not in _READS:
+            journal.note(None, "people.acted", actor=person.name, roles=list(person.roles),
+                         action=action, target=target)
+
+
 def acting(config: LineConfig, action: str, target: str | None = None) -> Person:
     """The person who acts, when they may do ``action`` (a name of
     :data:`personalization.people.ACTIONS`); otherwise :class:`Refused`, audited, naming the
@@ -468,7 +519,8 @@ def acting(config: LineConfig, action: str, target: str | None = None) -> Person
 
 # Reads that change nothing are not events of their own (a checkpoint is its own record):
 # auditing them would move the chain at every look and every signature.
-_READS = frozenset({"audit.verify", "audit.checkpoint", "report.read"})
+_READS = frozenset({"audit.verify", "audit.checkpoint", "report.read", "dashboard.watch",
+                    "qa.read", "keys.read", "audit.read"})
 
 
 def read_passphrase_file(path: Path) -> str:
