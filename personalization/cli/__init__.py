@@ -21,6 +21,7 @@ from personalization.cli import (
 from personalization.cli.common import command_group, configure_logging
 from personalization.cli.demo import demo_command
 from personalization.cli.prep import prep
+from personalization.cli.serve import serve_command
 
 app = command_group(
     name="cardline",
@@ -41,6 +42,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.command("prep")(prep)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
 app.command("login")(users.login)
 app.command("logout")(users.logout)
 app.command("whoami")(users.whoami)
