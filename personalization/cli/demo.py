@@ -3,6 +3,7 @@ handed-out cards, with a report."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
@@ -20,9 +21,11 @@ from personalization.cli.common import (
     reported,
 )
 from personalization.service.batches import StationLive
-from personalization.service.demo import DemoOptions, DemoStart, run_demo
+from personalization.service.demo import DemoOptions, DemoStart, dashboard_setup, run_demo
+from personalization.service.demopeople import OPERATOR, passphrase_file
 from personalization.service.fleetdemo import FleetDemoResult, run_fleet_demo
 from personalization.service.setup import LineSetup
+from personalization.web.serve import serving
 
 
 def demo_command(
@@ -40,6 +43,11 @@ def demo_command(
         "--lines", min=1, max=4, help="line processes sharing the batch (needs --journal)")] = 1,
     journal: Annotated[str | None, typer.Option(
         "--journal", help="the shared PostgreSQL journal of --lines (postgresql://…)")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="open the operator's dashboard on the demo's line while it runs, "
+                        "and keep it open afterwards until Ctrl-C")] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535,
+                                      help="the dashboard's port (with --serve)")] = 8080,
     config: ConfigOption = Path("line.yaml"),
 ) -> None:
     """Run the main job on the embedded default and write OUT/report.json, report.html,
@@ -59,8 +67,31 @@ def demo_command(
         if journal is None:
             fail("--lines shares one batch in a PostgreSQL journal: add --journal "
                  "postgresql://… (`cardline db start` prints one)")
+        if serve:
+            fail("--serve watches the single-line demo; for lines sharing a PostgreSQL "
+                 "journal, run `cardline serve --config` with one of their line.yaml files")
         _fleet(setup, options, lines, journal)
         return
+    if not serve:
+        _single(setup, options)
+        return
+    with reported():
+        watched = dashboard_setup(setup)
+    operator = passphrase_file(watched.config, OPERATOR)
+    with reported(), serving(watched, "127.0.0.1", port) as url:
+        console.print(f"dashboard: {url} — log in as {OPERATOR} (passphrase in {operator})",
+                      highlight=False, markup=False, soft_wrap=True)
+        _single(setup, options)
+        console.print("the dashboard stays open on the demo's line; Ctrl-C ends it",
+                      highlight=False, markup=False)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print("dashboard closed", highlight=False, markup=False)
+
+
+def _single(setup: LineSetup, options: DemoOptions) -> None:
+    stations, timing = options.stations, options.timing
     live: Live | None = None
 
     def started(start: DemoStart) -> None:

@@ -35,5 +35,5 @@ def serve_command(
     tls = TLS(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
     setup = line_setup(config)
     console.print(f"dashboard: {url_of(host, port, tls)} (journal {setup.config.journal.url}); "
-                  "Ctrl-C stops it", highlight=False, markup=False)
+                  "Ctrl-C stops it", highlight=False, markup=False, soft_wrap=True)
     serve(setup, host, port, tls=tls, behind_tls=behind_tls)

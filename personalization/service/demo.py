@@ -65,6 +65,16 @@ def journal_url(config: LineConfig) -> str:
     return f"sqlite:///{config.data_dir / 'demo-line' / 'journal.db'}"
 
 
+def dashboard_setup(setup: LineSetup) -> LineSetup:
+    """The line as the demo's dashboard sees it: the demo's own journal, with the demo
+    accounts in it (their passphrase files are the ones ``ensure_people`` wrote)."""
+    config = setup.config.model_copy(update={"journal": setup.config.journal.model_copy(
+        update={"url": journal_url(setup.config)})})
+    (config.data_dir / "demo-line").mkdir(parents=True, exist_ok=True)
+    demopeople.ensure_people(config)
+    return LineSetup(config, setup.base)
+
+
 def _demo_line(config: LineConfig, options: DemoOptions) -> tuple[EncoderBank, PrinterLine]:
     folder = config.data_dir / "demo-line"
     # the line's own chip store, so `cardline line up` can put a demo card on the QA desk

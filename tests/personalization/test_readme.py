@@ -8,15 +8,18 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from applets.virtual.bank import EncoderBank
 from personalization.errors import ConfigError
 from personalization.service.line import pick_reader
+from tests.support.browser import free_port
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +124,44 @@ def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: Enco
     report = json.loads((tmp_path / "demo-out" / "report.json").read_text("utf-8"))
     assert report["applications"]["handed_out"] == 3
     assert (tmp_path / "demo-out" / "cards").is_dir()
+
+
+def test_the_demo_with_its_dashboard_open(encoder_bank: EncoderBank, tmp_path: Path) -> None:
+    """`cardline demo --serve` as the README shows it: the dashboard on the demo's line while
+    it runs, where the demo operator logs in with the passphrase file the demo names and sees
+    the batch handed out; it stays open after the demo until Ctrl-C, and exits cleanly."""
+    shutil.copy(ROOT / "line.yaml", tmp_path / "line.yaml")
+    port = free_port()
+    assert _cardline(tmp_path, ["cardline", "keys", "setup-embedded"]).returncode == 0
+    encoder_bank.down()
+    env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CARDLINE_CONFIG")}
+    demo = subprocess.Popen([sys.executable, "-m", "personalization", "demo", "--cards", "2",
+                             "--serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert demo.stdout is not None
+        said = [demo.stdout.readline() for _ in range(2)]
+        opened = next(line for line in said if line.startswith("dashboard: "))
+        url, file = re.findall(r"(http://\S+/) .*passphrase in (\S+)\)", opened)[0]
+        assert url == f"http://127.0.0.1:{port}/"
+        with httpx.Client(base_url=url, timeout=10) as client:
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            assert token is not None
+            phrase = (tmp_path / file).read_text(encoding="utf-8").strip()
+            logged = client.post("/login", data={"csrf": token.group(1),
+                                                 "name": "demo-operator", "passphrase": phrase})
+            assert logged.status_code == 303, logged.text
+            while "Ctrl-C ends it" not in (line := demo.stdout.readline()):
+                assert line, "the demo ended without keeping its dashboard open"
+            status = client.get("/api/status").json()
+            assert status["batch"].startswith("demo-")
+            assert status["progress"]["applications"]["handed_out"] == 2
+            assert {s["state"] for s in status["line"]["stations"]} == {"off"}
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        _bash(tmp_path, "cardline line down || true")
+        encoder_bank.up()
