@@ -4,6 +4,7 @@ real `cardline serve` process for the tests that look at it."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Browser, sync_playwright
+
+from tests.support.crew import passphrase
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -70,3 +74,16 @@ def dashboard(config: Path, env: Mapping[str, str] | None = None,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@contextmanager
+def logged_in(url: str, name: str, *, lang: str = "en") -> Iterator[httpx.Client]:
+    """An HTTP client logged in to the dashboard at ``url`` as ``name`` of the test crew."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        form = client.get(f"/login?lang={lang}")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        answer = client.post("/login", data={"csrf": token.group(1), "name": name,
+                                             "passphrase": passphrase(name)})
+        assert answer.status_code == 303 and answer.headers["location"] == "/line", answer.text
+        yield client

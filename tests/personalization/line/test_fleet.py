@@ -40,6 +40,7 @@ from personalization.simline import PrinterLine
 from personalization.synth import synthesize
 from qa.passive_auth import TrustStore
 from tests.personalization.line.conftest import empty_encoders, requalify
+from tests.support.browser import dashboard, logged_in
 from tests.support.crew import enrol, passphrase
 from tests.support.pg import TestServer, TwoSites
 
@@ -189,9 +190,23 @@ def test_three_lines_drain_one_batch_together(fleet: Fleet) -> None:
     """Three line processes on one batch: each application handed out exactly once, the work
     shared, the last line to finish closes the batch, and status shows every line."""
     apps = fleet.batch(36)
-    processes = {line: fleet.start(line) for line in LINES}
-    for line, process in processes.items():
-        assert process.wait(timeout=300) == 0, fleet.log(line)
+    # the floor's dashboard on the shared PostgreSQL journal, watching the three lines
+    with dashboard(fleet.config("line-1"), env=fleet.env()) as url, \
+            logged_in(url, "tess") as floor:
+        processes = {line: fleet.start(line) for line in LINES}
+        seen: set[str] = set()
+        while any(p.poll() is None for p in processes.values()):
+            snapshot = floor.get("/api/status?batch=B1").json()
+            seen |= {row["line"] for row in snapshot["progress"]["lines"] if row["alive"]}
+            time.sleep(0.3)
+        for line, process in processes.items():
+            assert process.wait(timeout=300) == 0, fleet.log(line)
+        assert seen == set(LINES)  # each line showed up running while it ran
+        done = floor.get("/api/status?batch=B1").json()["progress"]
+        assert done["applications"]["handed_out"] == 36 and done["state"] == "closed"
+        assert {row["line"] for row in done["lines"]} == set(LINES)
+        for page in ("/batches/B1", "/line?batch=B1", "/qa?batch=B1", "/keys", "/audit"):
+            assert floor.get(page).status_code == 200, page
     report = fleet.check(apps, runs=len(LINES), requalified=2)
     by_station = Counter(c["station"] for c in report["cards"] if c["state"] == "handed_out")
     assert sum(by_station.values()) == 36 and len(by_station) >= 2, by_station

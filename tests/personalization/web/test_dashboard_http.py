@@ -10,7 +10,6 @@ import re
 import ssl
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from personalization.service.setup import LineSetup
 from personalization.synth import synthesize
 from personalization.web import app as web
 from personalization.web.i18n import WORDS, catalogue
-from tests.support.browser import dashboard
+from tests.support.browser import dashboard, logged_in
 from tests.support.crew import Crew, enrol, passphrase
 from tests.support.embedded import embedded_line
 
@@ -49,18 +48,6 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Crew,
         yield config, crew, url
 
 
-@contextmanager
-def _login(url: str, name: str, *, lang: str = "en") -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url, timeout=10) as client:
-        form = client.get(f"/login?lang={lang}")
-        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-        assert token is not None
-        answer = client.post("/login", data={"csrf": token.group(1), "name": name,
-                                             "passphrase": passphrase(name)})
-        assert answer.status_code == 303 and answer.headers["location"] == "/line", answer.text
-        yield client
-
-
 def _csrf(client: httpx.Client, page: str = "/line") -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', client.get(page).text)
     assert found is not None
@@ -74,7 +61,7 @@ def _controls(config: Path) -> list[str]:
 
 def test_the_session_cookie_is_strict_and_ends_at_logout(line: tuple[Path, Crew, str]) -> None:
     _, _, url = line
-    with _login(url, "an") as client:
+    with logged_in(url, "an") as client:
         cookie = next(h for h in client.cookies.jar if h.name == "cardline_session")
         raw = [v for k, v in client.get("/line").headers.multi_items() if k == "set-cookie"]
         assert not raw  # no cookie rewritten on a page view
@@ -105,7 +92,7 @@ def test_login_sets_http_only_same_site_strict_and_no_secure_on_plain_http(
 def test_every_state_changing_request_needs_the_csrf_token(line: tuple[Path, Crew, str]) -> None:
     config, _, url = line
     before = _controls(config)
-    with _login(url, "an") as client:
+    with logged_in(url, "an") as client:
         token = _csrf(client)
         pause = "/batches/B1/control/pause"
         refused = [client.post(pause, headers={"Accept": "application/json"}),
@@ -122,7 +109,7 @@ def test_every_state_changing_request_needs_the_csrf_token(line: tuple[Path, Cre
         assert resumed.status_code == 303
         assert _controls(config)[-1] == "resume"
         # a known token for an action the role may not do: refused by role, audited
-        with _login(url, "aud") as auditor:
+        with logged_in(url, "aud") as auditor:
             denied = auditor.post(pause, headers={"X-CSRF-Token": _csrf(auditor),
                                                   "Accept": "application/json"})
             assert denied.status_code == 403 and "may not pause" in denied.json()["message"]
@@ -152,7 +139,7 @@ def test_logins_are_rate_limited_per_address(tmp_path: Path) -> None:
         assert late.status_code == 429 and "cardline_session" not in late.cookies
 
 
-def test_nothing_is_served_without_a_login(line: tuple[Path, Crew, str]) -> None:
+def test_nothing_is_served_without_alogged_in(line: tuple[Path, Crew, str]) -> None:
     _, _, url = line
     with httpx.Client(base_url=url) as client:
         for page in ("/", "/line", "/batches/B1", "/qa", "/keys", "/audit"):
@@ -168,7 +155,7 @@ def test_nothing_is_served_without_a_login(line: tuple[Path, Crew, str]) -> None
 
 def test_the_live_stream_and_the_status_api_carry_the_batch(line: tuple[Path, Crew, str]) -> None:
     _, _, url = line
-    with _login(url, "an") as client:
+    with logged_in(url, "an") as client:
         status = client.get("/api/status?batch=B1").json()
         assert status["batch"] == "B1" and status["progress"]["applications"]["total"] == 2
         assert client.get("/api/status?batch=NOPE").status_code == 404
@@ -182,7 +169,7 @@ def test_the_live_stream_and_the_status_api_carry_the_batch(line: tuple[Path, Cr
 
 def test_a_form_too_large_or_not_a_form_is_refused(line: tuple[Path, Crew, str]) -> None:
     _, _, url = line
-    with _login(url, "an") as client:
+    with logged_in(url, "an") as client:
         token = _csrf(client)
         big = client.post("/batches/B1/control/pause",
                           content=f"csrf={token}&x={'a' * 20_000}",
