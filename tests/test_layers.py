@@ -119,29 +119,49 @@ FRONT_END_MAY_IMPORT = ("personalization.service", "personalization.config", "co
                         "personalization.cli.common")
 
 
+# The CLI may start the dashboard (`cardline serve`, `demo --serve`) through its entry point.
+CLI_MAY_START = ("personalization.web.serve",)
+FRONT_ENDS = ("personalization/service/", "personalization/cli/", "personalization/web/")
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "personalization" / "cli").glob("*.py")),
                          ids=lambda p: p.name)
 def test_cli_reaches_the_packages_only_through_the_services(path: Path) -> None:
     """A CLI module imports nothing of ours but the service layer, the configuration types,
-    the error root and cli.common; no CLI command module imports another."""
+    the error root, cli.common and the dashboard's entry point; no CLI command module imports
+    another."""
     bad = []
     for name in _modules_imported(path):
         if name.split(".")[0] not in OURS:
             continue
-        allowed = any(name == p or name.startswith(p + ".") for p in FRONT_END_MAY_IMPORT)
+        allowed = any(name == p or name.startswith(p + ".")
+                      for p in (*FRONT_END_MAY_IMPORT, *CLI_MAY_START))
         assembles = path.name == "__init__.py" and name.startswith("personalization.cli")
         if not (allowed or assembles):
             bad.append(name)
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "personalization" / "web").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_dashboard_reaches_the_packages_only_through_the_services(path: Path) -> None:
+    """The dashboard is a front end like the CLI: services, configuration types, the error
+    root and its own modules; never the journal, a device or the HSM."""
+    bad = [name for name in _modules_imported(path) if name.split(".")[0] in OURS
+           and not any(name == p or name.startswith(p + ".")
+                       for p in (*FRONT_END_MAY_IMPORT, "personalization.web"))
+           or name == "personalization.cli.common"]
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
 def test_nothing_below_the_services_imports_them() -> None:
-    """Only the front ends (the CLI) import the service layer; nothing it calls imports it."""
+    """Only the front ends (the CLI, the dashboard) import the service layer; nothing it
+    calls imports it."""
     bad = []
     for package in sorted(OURS):
         for path in _modules(package):
             relative = path.relative_to(ROOT).as_posix()
-            if relative.startswith(("personalization/service/", "personalization/cli/")):
+            if relative.startswith(FRONT_ENDS):
                 continue
             if any(n.startswith("personalization.service") for n in _modules_imported(path)):
                 bad.append(relative)

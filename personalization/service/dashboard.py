@@ -7,6 +7,7 @@ one card, whose caller audits the read.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -14,15 +15,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from personalization.config import LineConfig
-from personalization.journal.port import JournalPort
+from personalization.journal import open_journal
+from personalization.journal.people_port import people
+from personalization.journal.port import JournalError, JournalPort
 from personalization.journal.records import CardRow, EventRow
 from personalization.line.report import reconcile, reject_codes
+from personalization.people import Person
 from personalization.reasons import Lang, Reason, render
+from personalization.service import keys as key_service
+from personalization.service.audit import audit_journal, verify
 from personalization.service.errors import NotFound
+from personalization.service.people import NotLoggedIn, browser_person
 from qa.reasons import message as qa_message
 
-__all__ = ["audit_view", "batch_view", "current_batch", "keys_view", "line_view", "qa_card",
-           "qa_view"]
+__all__ = ["Watch", "audit_view", "batch_view", "current_batch", "keys_view", "line_view",
+           "qa_card", "qa_view"]
 
 THROUGHPUT_POINTS = 30  # points of the throughput-over-time chart
 RATE_WINDOW_S = 300.0  # the ETA's rate: cards handed out over the last five minutes
@@ -209,3 +216,76 @@ def audit_view(result: dict[str, Any], events: Sequence[EventRow]) -> dict[str, 
               for e in reversed(events[-RECENT_EVENTS:])]
     return {"verdict": result, "events": recent,
             "actors": dict(Counter(str(e["actor"]) for e in recent if e["actor"]))}
+
+
+class Watch:
+    """The dashboard's reads of one line: one journal held open (opened on first use) for
+    every screen, so that a look costs a query, not a connection. Thread-safe as the journal
+    is. An unknown batch is :class:`NotFound`."""
+
+    def __init__(self, config: LineConfig) -> None:
+        self.config = config
+        self._journal: JournalPort | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> JournalPort:
+        with self._lock:
+            if self._journal is None:
+                self._journal = open_journal(self.config.journal.url)
+            return self._journal
+
+    def close(self) -> None:
+        """Let go of the journal."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def _known(self, batch: str) -> JournalPort:
+        journal = self._open()
+        try:
+            journal.batch(batch)
+        except JournalError as exc:
+            raise NotFound(str(exc)) from exc
+        return journal
+
+    def person(self, token: str) -> Person | None:
+        """Whose browser session this is; None when nobody's (unknown, ended, expired)."""
+        try:
+            return browser_person(self.config, token, self._open())
+        except NotLoggedIn:
+            return None
+
+    def current_batch(self) -> str | None:
+        """The batch the line is on (see :func:`current_batch`)."""
+        return current_batch(self._open())
+
+    def snapshot(self, batch: str | None, lang: Lang) -> dict[str, Any]:
+        """The line's stations and ``batch``'s progress (the current batch when None)."""
+        name = batch or self.current_batch()
+        if name is None:
+            return {"batch": None, "line": None, "progress": None, "at": time.time()}
+        journal = self._known(name)
+        return {"batch": name, "at": time.time(),
+                "line": line_view(journal, self.config, name),
+                "progress": batch_view(journal, self.config, name, lang)}
+
+    def qa(self, batch: str | None, lang: Lang) -> dict[str, Any] | None:
+        """QA verdicts of ``batch`` (the current one when None; None when there is none)."""
+        name = batch or self.current_batch()
+        return None if name is None else qa_view(self._known(name), name, lang)
+
+    def qa_card(self, batch: str, card: int, lang: Lang) -> dict[str, Any]:
+        """One card for QA (the caller audits a read of its holder's data)."""
+        return qa_card(self._known(batch), batch, card, lang)
+
+    def keys(self) -> dict[str, Any]:
+        """The key inventory and the CRLs' due dates."""
+        return keys_view(key_service.key_rows(key_service.list_keys(self.config)),
+                         key_service.crl_schedule(self.config))
+
+    def audit(self) -> dict[str, Any]:
+        """The audit trail's verdict and recent events about people."""
+        journal = self._open()
+        result = verify(audit_journal(journal)).as_dict()
+        return audit_view(result, people(journal).people_events())

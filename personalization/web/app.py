@@ -36,13 +36,11 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from personalization.errors import PersonalizationError
-from personalization.journal import JournalPort, open_journal, people_port
-from personalization.journal.port import JournalError
-from personalization.people import Person
-from personalization.service import batches, dashboard, keys, people, qa
-from personalization.service.audit import audit_journal, verify
-from personalization.service.errors import NotFound, ServiceError
+from common.errors import CardlineError
+from personalization.service import batches, people, qa
+from personalization.service.dashboard import Watch
+from personalization.service.errors import NotFound
+from personalization.service.people import Person
 from personalization.service.setup import LineSetup
 from personalization.web import guard as g
 from personalization.web.i18n import DEFAULT, Lang, catalogue, lang_of, word
@@ -81,29 +79,14 @@ class Dashboard:
 
     def __init__(self, setup: LineSetup, guard: g.Guard) -> None:
         self.setup, self.config, self.guard = setup, setup.config, guard
-        self._journal: JournalPort | None = None
-        self._open_lock = threading.Lock()
+        self.watch = Watch(setup.config)
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
         self.templates = Environment(loader=PackageLoader("personalization.web", "templates"),
                                      autoescape=select_autoescape(default=True),
                                      trim_blocks=True, lstrip_blocks=True)
 
-    # -- the journal and the cache ----------------------------------------------------------
-
-    def journal(self) -> JournalPort:
-        """The journal the dashboard reads (opened once, on first use)."""
-        with self._open_lock:
-            if self._journal is None:
-                self._journal = open_journal(self.config.journal.url)
-            return self._journal
-
-    def close(self) -> None:
-        """Let go of the journal."""
-        with self._open_lock:
-            if self._journal is not None:
-                self._journal.close()
-                self._journal = None
+    # -- the cache ----------------------------------------------------------------------------
 
     def cached(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
         """``make()``'s answer, shared by every caller for :data:`CACHE_S`."""
@@ -119,15 +102,8 @@ class Dashboard:
 
     def snapshot(self, batch: str | None, lang: Lang) -> dict[str, Any]:
         """The live values of the line and of ``batch`` (the current one when None)."""
-        def make() -> dict[str, Any]:
-            journal = self.journal()
-            name = batch or dashboard.current_batch(journal)
-            if name is None:
-                return {"batch": None, "line": None, "progress": None, "at": time.time()}
-            return {"batch": name, "at": time.time(),
-                    "line": dashboard.line_view(journal, self.config, name),
-                    "progress": dashboard.batch_view(journal, self.config, name, lang)}
-        result: dict[str, Any] = self.cached(("snapshot", batch or "", lang), make)
+        result: dict[str, Any] = self.cached(("snapshot", batch or "", lang),
+                                             lambda: self.watch.snapshot(batch, lang))
         return result
 
     # -- people -------------------------------------------------------------------------------
@@ -137,10 +113,7 @@ class Dashboard:
         token = request.cookies.get(g.SESSION_COOKIE)
         if not token or len(token) > 128:
             return None
-        try:
-            return people.browser_person(self.config, token, self.journal())
-        except people.NotLoggedIn:
-            return None
+        return self.watch.person(token)
 
     def require(self, person: Person, page: str) -> None:
         """Refuse (audited) a page the person's roles may not see."""
@@ -223,7 +196,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         except _Forbidden as exc:
             return dash.render(request, "forbidden.html", lang, person=person, status=403,
                                reason=str(exc))
-        except (NotFound, JournalError) as exc:
+        except NotFound as exc:
             return dash.render(request, "notfound.html", lang, person=person, status=404,
                                reason=str(exc))
         return dash.render(request, template, lang, person=person, page=name, **values)
@@ -315,7 +288,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
             message = await run_in_threadpool(do, person)
         except people.Refused as exc:
             return _answer(request, lang, 403, str(exc))
-        except (ServiceError, JournalError) as exc:
+        except CardlineError as exc:
             return _answer(request, lang, 409, str(exc))
         with dash._cache_lock:
             dash._cache.clear()  # the next look sees what was just done
@@ -345,21 +318,18 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
 
     async def batch_page(request: Request) -> Response:
         def body(person: Person, lang: Lang) -> dict[str, Any]:
-            dash.journal().batch(request.path_params["name"])
             snap = dash.snapshot(request.path_params["name"], lang)
             return {"snap": snap, "may_control": person.may("batch.control")}
         return await page(request, "batch", body, "batch.html")
 
     async def batches_page(request: Request) -> Response:
-        name = await run_in_threadpool(lambda: dashboard.current_batch(dash.journal()))
+        name = await run_in_threadpool(dash.watch.current_batch)
         return dash.finish(request, RedirectResponse(f"/batches/{name}" if name else "/line",
                                                      status_code=303))
 
     async def qa_page(request: Request) -> Response:
         def body(person: Person, lang: Lang) -> dict[str, Any]:
-            journal = dash.journal()
-            name = _batch_name(request) or dashboard.current_batch(journal)
-            view = None if name is None else dashboard.qa_view(journal, name, lang)
+            view = dash.watch.qa(_batch_name(request), lang)
             return {"qa": view, "may_signoff": person.may("qa.signoff")}
         return await page(request, "qa", body, "qa.html")
 
@@ -367,7 +337,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         batch, card = request.path_params["name"], request.path_params["card"]
 
         def body(person: Person, lang: Lang) -> dict[str, Any]:
-            view = dashboard.qa_card(dash.journal(), batch, card, lang)
+            view = dash.watch.qa_card(batch, card, lang)
             if person.may("applications.read"):  # QA investigating one card: audited
                 people.permit(dash.config, person, "applications.read",
                               target=f"{batch} card {card}")
@@ -378,16 +348,12 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
 
     async def keys_page(request: Request) -> Response:
         def body(person: Person, lang: Lang) -> dict[str, Any]:
-            rows = keys.key_rows(keys.list_keys(dash.config))
-            return {"keys": dashboard.keys_view(rows, keys.crl_schedule(dash.config))}
+            return {"keys": dash.watch.keys()}
         return await page(request, "keys", body, "keys.html")
 
     async def audit_page(request: Request) -> Response:
         def body(person: Person, lang: Lang) -> dict[str, Any]:
-            journal = dash.journal()
-            result = verify(audit_journal(journal)).as_dict()
-            events = people_port.people(journal).people_events()
-            return {"audit": dashboard.audit_view(result, events)}
+            return {"audit": dash.watch.audit()}
         return await page(request, "audit", body, "audit.html")
 
     # -- actions ------------------------------------------------------------------------------
@@ -430,7 +396,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         try:
             snap = await run_in_threadpool(dash.snapshot, request.query_params.get("batch"),
                                            _lang(request))
-        except (JournalError, PersonalizationError) as exc:
+        except NotFound as exc:
             return dash.finish(request, JSONResponse({"error": str(exc)}, status_code=404))
         return dash.finish(request, JSONResponse(snap))
 
@@ -454,7 +420,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
                     snap = await run_in_threadpool(dash.snapshot, batch, lang)
                     text = json.dumps({k: v for k, v in snap.items() if k != "at"},
                                       ensure_ascii=False)
-                except (JournalError, PersonalizationError) as exc:
+                except CardlineError as exc:
                     text = json.dumps({"error": str(exc)})
                 if text != last or now - said > STREAM_KEEPALIVE_S:
                     last, said = text, now
@@ -488,7 +454,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         try:
             yield
         finally:
-            dash.close()
+            dash.watch.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dashboard = dash
