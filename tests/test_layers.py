@@ -147,9 +147,9 @@ def test_cli_reaches_the_packages_only_through_the_services(path: Path) -> None:
 def test_the_dashboard_reaches_the_packages_only_through_the_services(path: Path) -> None:
     """The dashboard is a front end like the CLI: services, configuration types, the error
     root and its own modules; never the journal, a device or the HSM."""
-    bad = [name for name in _modules_imported(path) if name.split(".")[0] in OURS
+    bad = [name for name in _modules_imported(path) if (name.split(".")[0] in OURS
            and not any(name == p or name.startswith(p + ".")
-                       for p in (*FRONT_END_MAY_IMPORT, "personalization.web"))
+                       for p in (*FRONT_END_MAY_IMPORT, "personalization.web")))
            or name == "personalization.cli.common"]
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
