@@ -131,11 +131,14 @@ class Dashboard:
     # -- rendering ----------------------------------------------------------------------------
 
     def render(self, request: Request, template: str, lang: Lang, *,
-               person: Person | None = None, status: int = 200, **values: Any) -> Response:
-        """A page in ``lang`` (the language sticks in a cookie when asked for by ``?lang=``)."""
+               person: Person | None = None, status: int = 200, csrf: str | None = None,
+               **values: Any) -> Response:
+        """A page in ``lang`` (the language sticks in a cookie when asked for by ``?lang=``);
+        its forms carry ``csrf``, by default the session's token."""
         page = self.templates.get_template(template).render(
             t=lambda key: word(key, lang), lang=lang, other="en" if lang == "vi" else "vi",
-            person=person, csrf=self.csrf(request), chart_js=CHART_JS,
+            person=person, csrf=self.csrf(request) if csrf is None else csrf,
+            chart_js=CHART_JS,
             words=catalogue(lang), path=request.url.path,
             shown=set() if person is None else {p for p, a in PAGES.items() if person.may(a)},
             **values)
@@ -194,10 +197,12 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
             await run_in_threadpool(dash.require, person, name)
             values = await run_in_threadpool(body, person, lang)
         except _Forbidden as exc:
-            return dash.render(request, "forbidden.html", lang, person=person, status=403,
-                               reason=str(exc))
+            return dash.render(request, "message.html", lang, person=person, status=403,
+                               box="forbidden", heading="forbidden.title",
+                               text="forbidden.text", reason=str(exc))
         except NotFound as exc:
-            return dash.render(request, "notfound.html", lang, person=person, status=404,
+            return dash.render(request, "message.html", lang, person=person, status=404,
+                               box="notfound", heading="notfound.title", text=None,
                                reason=str(exc))
         return dash.render(request, template, lang, person=person, page=name, **values)
 
@@ -210,13 +215,11 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
                          status: int = 200) -> Response:
         lang = _lang(request)
         token = g.new_login_token()
-        body = dash.templates.get_template("login.html").render(
-            t=lambda key: word(key, lang), lang=lang, other="en" if lang == "vi" else "vi",
-            person=None, csrf=token, error=error, path="/login", chart_js=CHART_JS)
-        response = HTMLResponse(body, status_code=status)
+        response = dash.render(request, "login.html", lang, status=status, csrf=token,
+                               error=error)
         response.set_cookie(g.LOGIN_CSRF_COOKIE, token,
                             **dash.guard.cookie_options(3600))  # type: ignore[arg-type]
-        return dash.finish(request, response, lang)
+        return response
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
@@ -226,8 +229,8 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         if not g.same_origin(request.headers, request.headers.get("host")) or \
                 not dash.guard.csrf_ok(request.cookies.get(g.LOGIN_CSRF_COOKIE),
                                        form.get(g.CSRF_FIELD)):
-            return dash.render(request, "refused.html", lang, status=403,
-                               reason=word("csrf.text", lang))
+            return dash.render(request, "message.html", lang, status=403, box="refused",
+                               heading="csrf.title", text="csrf.text", reason="")
         client = request.client.host if request.client else "unknown"
         if not dash.guard.login_allowed(client):
             _log.warning("dashboard.login_throttled")
@@ -271,10 +274,8 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
         elif status < 400:
             response = RedirectResponse(back or "/line", status_code=303)
         else:
-            page_ = dash.templates.get_template("refused.html").render(
-                t=lambda key: word(key, lang), lang=lang, other="en" if lang == "vi" else "vi",
-                person=None, reason=message, path=request.url.path, chart_js=CHART_JS, csrf="")
-            response = HTMLResponse(page_, status_code=status)
+            response = dash.render(request, "message.html", lang, status=status, box="refused",
+                                   heading="error", text=None, reason=message)
         return dash.finish(request, response)
 
     async def act(request: Request, action: str, target: str, do: Callable[[Person], str],
