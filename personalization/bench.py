@@ -12,7 +12,10 @@ Sections (each self-contained, on throwaway parts, never touching a line's keys 
 - ``intake``: ``batch create``'s import on every core against one worker, its peak memory at
   two batch sizes and its longest write transaction (``intakebench.py``);
 - ``intake-line``: the realistic line's throughput over its bound while a batch is imported
-  into the same journal.
+  into the same journal;
+- ``dashboard``: the dashboard's status API under 20 live streams and 20 pollers while the
+  realistic line runs, against the same request alone, and the line's throughput over its
+  bound meanwhile (``dashbench.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from applets.virtual.bench import measure_roundtrip_ms
 from applets.virtual.store import ChipStore
 from hsm.bench import measure_signs_per_second
 from hsm.certificates import certificate_to_pem
-from personalization import fleetline, intakebench, linebench
+from personalization import dashbench, fleetline, intakebench, linebench
 from personalization.applications.model import Application
 from personalization.applications.stream import default_workers
 from personalization.benchkit import BenchHSM, bench_applications, bench_hsm
@@ -322,6 +325,17 @@ def intake_line_section(ctx: BenchContext) -> Figures:
             "intake_line_overlapped": during > 0 and during + before < INTAKE_LINE_RECORDS}
 
 
+def dashboard_section(ctx: BenchContext) -> Figures:
+    """The realistic line with the dashboard served on its journal, twenty screens' worth of
+    clients on it: the status API's p95 against the same request alone, and the line's
+    throughput over its bound meanwhile."""
+    _own_pcscd(ctx)
+    return dashbench.measure(ctx.root / "line-dashboard", ctx.profile, ctx.hsm,
+                             stations=REALISTIC_STATIONS,
+                             cards=REALISTIC_STATIONS * REALISTIC_CARDS_PER_STATION,
+                             timing="realistic", base_port=BENCH_BASE_PORT)
+
+
 def _bank(ctx: BenchContext) -> EncoderBank:
     if ctx.bank is None:
         ctx.bank = EncoderBank(ctx.root / "bank", 1, BENCH_BASE_PORT)
@@ -339,6 +353,7 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
     "intake": intake_section,
     "intake-line": intake_line_section,
     "fleet-line": fleet_line_section,
+    "dashboard": dashboard_section,
 }
 
 

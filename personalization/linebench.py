@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,8 +95,11 @@ def _one_bare_card(printer: PrinterDriver, reader: PCSCTransport, spec: StationS
 
 
 def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: int,
-             cards: int, timing: str, base_port: int, bare_cycles: int) -> LineRun:
-    """Run one batch of ``cards`` on ``stations`` simulated stations; measure it."""
+             cards: int, timing: str, base_port: int, bare_cycles: int,
+             during: Callable[[], AbstractContextManager[object]] | None = None) -> LineRun:
+    """Run one batch of ``cards`` on ``stations`` simulated stations; measure it.
+    ``during``: a context the run happens in, entered once the batch exists and the bare
+    cycle is measured (the line's parts all up), left when the controller is done."""
     bank = EncoderBank(root / "bank", stations, base_port, timing=timing)
     names = {f"station-{i + 1}": i for i in range(stations)}
     blanks = cards // stations + bare_cycles + 6
@@ -111,7 +116,8 @@ def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: i
         recorded = replace(parts, preparer=Preparer(
             profile, hsm.signer, signature_recorder(journal, "bench", "bench")))
         controller = LineController(journal, "bench", specs, recorded)
-        cpu = time.process_time()
-        result = controller.run()
-        cpu = time.process_time() - cpu
+        with during() if during is not None else nullcontext():
+            cpu = time.process_time()
+            result = controller.run()
+            cpu = time.process_time() - cpu
     return LineRun(result.handed_out, result.seconds, cpu, cycle)

@@ -154,6 +154,20 @@ def test_the_dashboard_reaches_the_packages_only_through_the_services(path: Path
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
+def test_only_the_cli_reaches_the_dashboard() -> None:
+    """The dashboard is a front end: nothing of ours imports it but the CLI (which starts
+    it); a benchmark drives it over HTTP, as a browser does."""
+    bad = []
+    for package in sorted(OURS):
+        for path in _modules(package):
+            relative = path.relative_to(ROOT).as_posix()
+            if relative.startswith(("personalization/web/", "personalization/cli/")):
+                continue
+            if any(n.startswith("personalization.web") for n in _modules_imported(path)):
+                bad.append(relative)
+    assert not bad, "\n".join(bad)
+
+
 def test_nothing_below_the_services_imports_them() -> None:
     """Only the front ends (the CLI, the dashboard) import the service layer; nothing it
     calls imports it."""

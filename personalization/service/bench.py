@@ -32,6 +32,8 @@ GOALS: dict[str, tuple[str, float, bool]] = {
     "fleet_vs_pg": ("≥ 0.5", 0.5, True),
     "journal_vs_sqlite": ("≥ 0.5", 0.5, True),
     "fleet_vs_bound": ("≥ 0.95", 0.95, True),
+    "dashboard_vs_idle": ("≤ 3", 3.0, False),
+    "dashboard_line_vs_bound": ("≥ 0.95", 0.95, True),
 }
 
 

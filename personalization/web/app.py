@@ -389,17 +389,18 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
     # -- the live API -------------------------------------------------------------------------
 
     async def status_api(request: Request) -> Response:
-        person = await run_in_threadpool(dash.person, request)
-        if person is None:
-            return dash.finish(request, JSONResponse({"error": "log in"}, status_code=401))
-        if not person.may(PAGES["line"]):
-            return dash.finish(request, JSONResponse({"error": "forbidden"}, status_code=403))
-        try:
-            snap = await run_in_threadpool(dash.snapshot, request.query_params.get("batch"),
-                                           _lang(request))
-        except NotFound as exc:
-            return dash.finish(request, JSONResponse({"error": str(exc)}, status_code=404))
-        return dash.finish(request, JSONResponse(snap))
+        def look() -> tuple[int, dict[str, Any]]:  # one trip to the thread pool, not two
+            person = dash.person(request)
+            if person is None:
+                return 401, {"error": "log in"}
+            if not person.may(PAGES["line"]):
+                return 403, {"error": "forbidden"}
+            try:
+                return 200, dash.snapshot(request.query_params.get("batch"), _lang(request))
+            except NotFound as exc:
+                return 404, {"error": str(exc)}
+        status, body = await run_in_threadpool(look)
+        return dash.finish(request, JSONResponse(body, status_code=status))
 
     async def stream(request: Request) -> Response:
         person = await run_in_threadpool(dash.person, request)
