@@ -204,6 +204,11 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
             return dash.render(request, "message.html", lang, person=person, status=404,
                                box="notfound", heading="notfound.title", text=None,
                                reason=str(exc))
+        except CardlineError as exc:  # the journal away, the inventory unreadable…
+            _log.warning("dashboard.page_failed", page=name, error=exc.__class__.__name__)
+            return dash.render(request, "message.html", lang, person=person, status=503,
+                               box="unavailable", heading="unavailable.title",
+                               text="unavailable.text", reason=str(exc))
         return dash.render(request, template, lang, person=person, page=name, **values)
 
     async def home(request: Request) -> Response:
@@ -390,15 +395,17 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
 
     async def status_api(request: Request) -> Response:
         def look() -> tuple[int, dict[str, Any]]:  # one trip to the thread pool, not two
-            person = dash.person(request)
-            if person is None:
-                return 401, {"error": "log in"}
-            if not person.may(PAGES["line"]):
-                return 403, {"error": "forbidden"}
             try:
+                person = dash.person(request)
+                if person is None:
+                    return 401, {"error": "log in"}
+                if not person.may(PAGES["line"]):
+                    return 403, {"error": "forbidden"}
                 return 200, dash.snapshot(request.query_params.get("batch"), _lang(request))
             except NotFound as exc:
                 return 404, {"error": str(exc)}
+            except CardlineError as exc:  # the journal away: the screen says so and retries
+                return 503, {"error": str(exc)}
         status, body = await run_in_threadpool(look)
         return dash.finish(request, JSONResponse(body, status_code=status))
 

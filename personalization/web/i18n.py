@@ -41,6 +41,11 @@ _WORDS: dict[str, tuple[str, str]] = {  # key: (English, Vietnamese)
                   "Biểu mẫu đã cũ hoặc không đến từ bảng điều khiển này; hãy tải lại trang và "
                   "thử lại."),
     "notfound.title": ("Not found", "Không tìm thấy"),
+    "unavailable.title": ("Not available now", "Tạm thời không khả dụng"),
+    "unavailable.text": ("The journal or the key inventory does not answer; the page will "
+                         "work again when it does.",
+                         "Nhật ký hoặc danh mục khóa không phản hồi; trang sẽ hoạt động lại "
+                         "khi chúng phản hồi."),
     "no_batch": ("No batch yet.", "Chưa có lô nào."),
     "live": ("live", "trực tiếp"),
     "offline": ("connection lost — retrying", "mất kết nối — đang thử lại"),

@@ -276,18 +276,28 @@ def test_the_lines_ride_out_two_database_restarts(fleet: Fleet, pg_server: TestS
     seconds later: the lines wait for it (their stations show the outage), reconnect and
     carry on; nothing committed is lost and nothing is done twice."""
     apps = fleet.batch(45)
-    running = {line: fleet.start(line) for line in LINES}
-    for threshold in (8, 25):
-        deadline = time.monotonic() + 120
-        while _handed_out(fleet.url) < threshold:
-            assert time.monotonic() < deadline, "the lines made no progress"
-            assert all(p.poll() is None for p in running.values()), "a line ended early"
-            time.sleep(0.2)
-        pg_server.cluster.stop("immediate")
-        time.sleep(3)
-        pg_server.cluster.start()
-    for line, process in running.items():
-        assert process.wait(timeout=300) == 0, fleet.log(line)
+    with dashboard(fleet.config("line-1"), env=fleet.env()) as url, \
+            logged_in(url, "tess") as floor:
+        running = {line: fleet.start(line) for line in LINES}
+        for threshold in (8, 25):
+            deadline = time.monotonic() + 120
+            while _handed_out(fleet.url) < threshold:
+                assert time.monotonic() < deadline, "the lines made no progress"
+                assert all(p.poll() is None for p in running.values()), "a line ended early"
+                time.sleep(0.2)
+            pg_server.cluster.stop("immediate")
+            time.sleep(1)  # past the dashboard's half-second snapshot
+            away = floor.get("/api/status?batch=B1")  # the floor's screen says so
+            assert away.status_code == 503 and "error" in away.json()
+            time.sleep(2)
+            pg_server.cluster.start()
+        for line, process in running.items():
+            assert process.wait(timeout=300) == 0, fleet.log(line)
+        deadline = time.monotonic() + 30  # the dashboard is back with the journal
+        while (back := floor.get("/api/status?batch=B1")).status_code != 200:
+            assert time.monotonic() < deadline, back.text
+            time.sleep(0.5)
+        assert back.json()["progress"]["applications"]["handed_out"] == 45
     logs = "".join((fleet.root / f"{line}.log").read_text() for line in LINES)
     assert "station.journal_unavailable" in logs and "station.journal_back" in logs
     fleet.check(apps, runs=len(LINES), requalified=2)

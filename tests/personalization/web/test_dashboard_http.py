@@ -207,6 +207,10 @@ def test_every_word_has_both_languages_and_every_page_uses_known_words() -> None
         used |= set(re.findall(r't\("([a-z_.]+)"\)', template.read_text(encoding="utf-8")))
     script = (STATIC / "dashboard.js").read_text(encoding="utf-8")
     used |= set(re.findall(r'w\("([a-z_.]+)"\)', script))
+    server = Path(web.__file__).read_text(encoding="utf-8")  # headings and messages it picks
+    used |= {k for pair in re.findall(r'(?:heading|text)="([a-z_.]+)"|word\("([a-z_.]+)"',
+                                      server) for k in pair if k}
+    assert {"unavailable.title", "control.sent"} <= used  # the scan reads the server too
     assert used and used <= set(WORDS), sorted(used - set(WORDS))
     for lang in ("en", "vi"):  # the keys a page builds from values: every value has a word
         words = catalogue(lang)  # type: ignore[arg-type]
