@@ -400,11 +400,7 @@ def _read_session(config: LineConfig) -> dict[str, str]:
 def login(config: LineConfig, name: str, passphrase: str) -> Session:
     """Authenticate and open a session until the end of the current shift, in a session
     file only its owner can read."""
-    token = secrets.token_hex(32)
-    with _journal(config) as journal:
-        person = authenticate(journal, config, name, passphrase)
-        expires = shift_end(_now(), config.people.shifts, config.people.timezone)
-        journal.open_session(_digest(token), person.name, expires)
+    person, token, expires = open_browser_session(config, name, passphrase)
     return Session(person, expires, _write_session(config, person.name, token, expires))
 
 
@@ -457,9 +453,9 @@ def current_person(config: LineConfig) -> Person:
 
 def open_browser_session(config: LineConfig, name: str, passphrase: str) -> tuple[Person, str,
                                                                                   datetime]:
-    """Authenticate and open a session for a browser (the dashboard): the person, the session
-    token for its cookie (the journal keeps only its SHA-256) and when it ends (the shift's
-    end). Refusals as :func:`authenticate`'s, audited."""
+    """Authenticate and open a session (a browser's, or :func:`login`'s): the person, the
+    session's token (for a cookie or the session file; the journal keeps only its SHA-256)
+    and when it ends (the shift's end). Refusals as :func:`authenticate`'s, audited."""
     token = secrets.token_hex(32)
     with _journal(config) as journal:
         person = authenticate(journal, config, name, passphrase)
@@ -496,10 +492,14 @@ def permit(config: LineConfig, person: Person, action: str, target: str | None =
     """Refuse (:class:`Refused`, audited) unless ``person`` may do ``action``; audit it when
     allowed (as :func:`acting`, for a person the dashboard already knows)."""
     with _journal(config) as journal:
-        _require(journal, person, action)
-        if action not in _READS:
-            journal.note(None, "people.acted", actor=person.name, roles=list(person.roles),
-                         action=action, target=target)
+        _allow(journal, person, action, target)
+
+
+def _allow(journal: PeoplePort, person: Person, action: str, target: str | None) -> None:
+    _require(journal, person, action)
+    if action not in _READS:
+        journal.note(None, "people.acted", actor=person.name, roles=list(person.roles),
+                     action=action, target=target)
 
 
 def acting(config: LineConfig, action: str, target: str | None = None) -> Person:
@@ -510,10 +510,7 @@ def acting(config: LineConfig, action: str, target: str | None = None) -> Person
     key's label; never personal data)."""
     with _journal(config) as journal:
         person = _identify(journal, config).person
-        _require(journal, person, action)
-        if action not in _READS:
-            journal.note(None, "people.acted", actor=person.name, roles=list(person.roles),
-                         action=action, target=target)
+        _allow(journal, person, action, target)
     return person
 
 

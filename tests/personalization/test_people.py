@@ -133,7 +133,9 @@ def test_role_sets_that_break_the_rules_are_refused(roles: list[str], code: str)
     ("qa.verify", {"qa"}), ("qa.signoff", {"qa"}), ("keys.ceremony", {"officer"}),
     ("keys.revoke", {"officer"}), ("prep.sign", {"officer"}), ("audit.verify", {"auditor"}),
     ("audit.export", {"auditor"}), ("users.manage", {"admin"}),
-    ("report.read", {"operator", "qa", "auditor"})])
+    ("report.read", {"operator", "qa", "auditor"}),
+    ("dashboard.watch", {"operator", "qa", "officer", "auditor"}), ("qa.read", {"qa", "auditor"}),
+    ("keys.read", {"officer", "auditor"}), ("audit.read", {"auditor"})])
 def test_the_action_table_allows_exactly_these_roles(action: str, allowed: set[str]) -> None:
     """Each action is allowed to the roles the issue gives it, and to no other."""
     assert {role for role in ROLES if may([role], action)} == allowed
@@ -144,8 +146,9 @@ def test_an_admin_may_only_manage_accounts_and_nobody_else_may() -> None:
     only role allowed it; an auditor changes nothing."""
     assert [a for a in ACTIONS if may(["admin"], a)] == ["users.manage"]
     assert not may(["operator", "qa", "officer", "auditor"], "users.manage")
-    assert {a for a in ACTIONS if may(["auditor"], a)} == {"audit.verify", "audit.export",
-                                                          "report.read"}
+    assert {a for a in ACTIONS if may(["auditor"], a)} == {
+        "audit.verify", "audit.export", "report.read",  # and the dashboard's pages, read-only
+        "dashboard.watch", "qa.read", "keys.read", "audit.read"}
 
 
 def test_an_unknown_action_is_an_error_not_a_refusal() -> None:

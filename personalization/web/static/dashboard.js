@@ -49,9 +49,11 @@
     return box;
   }
 
-  function renderStations(line, batch) {
+  function renderStations(line, batch, progress) {
     const box = document.getElementById("stations");
     if (!box || !line) return;
+    const use = {};
+    for (const u of (progress && progress.utilisation) || []) use[u.station] = u.utilisation;
     const cards = line.stations.map((s) => {
       const alarm = s.alarm
         ? el("div", { class: "alarm", id: "alarm-" + s.station, role: "alert" },
@@ -71,6 +73,8 @@
           row(w("application"), s.application || "—"),
           row(w("handed_out"), s.handed_out, "handed-" + s.station),
           row(w("rejected"), s.rejected),
+          row(w("utilisation"), s.station in use ? pct(use[s.station]) : "—",
+              "use-" + s.station),
           row(w("encoder"), s.encoder || "—"))),
         printerCells(s.printer));
     });
@@ -159,7 +163,7 @@
     if (!snap || snap.error) return;
     if (page.view === "line") {
       renderStrip(snap.progress);
-      renderStations(snap.line, snap.batch);
+      renderStations(snap.line, snap.batch, snap.progress);
     } else if (page.view === "batch") {
       renderBatch(snap.progress);
     }

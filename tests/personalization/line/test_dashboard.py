@@ -121,6 +121,7 @@ def test_an_operator_watches_pauses_and_clears_an_alarm_from_the_browser(
         runner.join(120)
         assert not runner.is_alive()
         expect(page.locator("#strip-progress")).to_contain_text("30 / 30", timeout=10_000)
+        expect(page.locator("#use-station-2 td")).to_contain_text("%")
         _shot(page, "line")
     result = outcome["run"]
     assert result.finished and not result.errors and result.handed_out == 30
