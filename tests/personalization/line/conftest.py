@@ -4,7 +4,10 @@ a private SoftHSM token with a CSCA and a DS, and a fresh journal per test."""
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -132,27 +135,41 @@ class Rig:
 
 def requalify(bank: EncoderBank, trust: TrustStore, profile: DocumentProfile,
               report: dict[str, Any], apps: list[Application]) -> int:
-    """Put every card the report says was handed out back into the QA reader and run the
-    full QA on it again, with BAC keys from the original application; returns how many."""
+    """Put every card the report says was handed out back into a reader and run the full QA
+    on it again, with BAC keys from the original application; returns how many. The cards
+    are shared among the bank's readers that are empty now (the run is over: the stations'
+    readers too), one thread each: every check waits for pcscd's presence polls (~0.7 s a
+    card), which readers wait for side by side."""
     by_id = {a.application_id: a for a in apps}
-    client, passed = bank.client(), 0
-    with PCSCTransport(bank.reader_name(QA_READER)) as transport:
-        for card in report["cards"]:
-            if card["state"] != "handed_out":
-                continue
-            application = by_id[card["application_id"]]
-            mrz = build_mrz(application, profile)
-            client.insert(QA_READER, card["chip_serial"])
-            transport.wait_for_card(5)
-            verdict = verify_card(
-                transport, keys_from_mrz(mrz.text), trust, at=datetime.now(UTC),
-                expected=Expected(mrz=mrz.text, dg13=build_dg13(application, profile),
-                                  dg2_image=application.portrait.jpeg))
-            client.remove(QA_READER)
-            transport.wait_for_removal(5)
-            assert verdict.passed, (card["chip_serial"], verdict.codes)
-            passed += 1
-    return passed
+    cards = deque(c for c in report["cards"] if c["state"] == "handed_out")
+    lock = threading.Lock()
+
+    def reader(index: int) -> int:
+        client, passed = bank.client(), 0
+        with PCSCTransport(bank.reader_name(index)) as transport:
+            while True:
+                with lock:
+                    if not cards:
+                        return passed
+                    card = cards.popleft()
+                application = by_id[card["application_id"]]
+                mrz = build_mrz(application, profile)
+                client.insert(index, card["chip_serial"])
+                transport.wait_for_card(5)
+                verdict = verify_card(
+                    transport, keys_from_mrz(mrz.text), trust, at=datetime.now(UTC),
+                    expected=Expected(mrz=mrz.text, dg13=build_dg13(application, profile),
+                                      dg2_image=application.portrait.jpeg))
+                client.remove(index)
+                transport.wait_for_removal(5)
+                assert verdict.passed, (card["chip_serial"], verdict.codes)
+                passed += 1
+
+    empty = [index for index, serial in sorted(bank.client().status().items())
+             if serial is None]
+    assert QA_READER in empty, "the QA reader holds a chip"
+    with ThreadPoolExecutor(len(empty)) as pool:
+        return sum(pool.map(reader, empty))
 
 
 @pytest.fixture()
