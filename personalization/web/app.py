@@ -100,6 +100,11 @@ class Dashboard:
                 self._cache.pop(next(iter(self._cache)))
             return value
 
+    def forget(self) -> None:
+        """Drop every cached answer (after an action, so the next look sees it)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     def snapshot(self, batch: str | None, lang: Lang) -> dict[str, Any]:
         """The live values of the line and of ``batch`` (the current one when None)."""
         result: dict[str, Any] = self.cached(("snapshot", batch or "", lang),
@@ -248,6 +253,9 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
             key = {"locked": "login.locked", "disabled": "login.disabled"}.get(
                 exc.code, "login.failed")
             return await login_page(request, error=word(key, lang), status=401)
+        except CardlineError as exc:  # the journal away: nobody can be checked now
+            _log.warning("dashboard.login_unavailable", error=exc.__class__.__name__)
+            return await login_page(request, error=word("unavailable.text", lang), status=503)
         response = RedirectResponse("/line", status_code=303)
         max_age = max(60, int(expires.timestamp() - time.time()))
         response.set_cookie(g.SESSION_COOKIE, token,
@@ -296,8 +304,7 @@ def create_app(setup: LineSetup, *, secure: bool = False) -> Starlette:
             return _answer(request, lang, 403, str(exc))
         except CardlineError as exc:
             return _answer(request, lang, 409, str(exc))
-        with dash._cache_lock:
-            dash._cache.clear()  # the next look sees what was just done
+        dash.forget()  # the next look sees what was just done
         return _answer(request, lang, 200, message, back)
 
     async def logout(request: Request) -> Response:

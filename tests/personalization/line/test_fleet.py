@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -289,6 +291,13 @@ def test_the_lines_ride_out_two_database_restarts(fleet: Fleet, pg_server: TestS
             time.sleep(1)  # past the dashboard's half-second snapshot
             away = floor.get("/api/status?batch=B1")  # the floor's screen says so
             assert away.status_code == 503 and "error" in away.json()
+            with httpx.Client(base_url=url) as newcomer:  # and nobody can log in meanwhile
+                form = newcomer.get("/login?lang=en").text
+                token = re.search(r'name="csrf" value="([^"]+)"', form)
+                assert token is not None
+                refused = newcomer.post("/login", data={"csrf": token.group(1), "name": "an",
+                                                        "passphrase": passphrase("an")})
+                assert refused.status_code == 503 and "does not answer" in refused.text
             time.sleep(2)
             pg_server.cluster.start()
         for line, process in running.items():
