@@ -60,7 +60,9 @@ def _text(reasons: Sequence[dict[str, Any] | str]) -> str:
     return "; ".join(render(Reason.from_dict(r)) for r in reasons)
 
 
-def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
+def station_rows(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
+    """Each station's cards fed, handed out and rejected, busy time and utilisation over
+    ``span`` seconds (the cards fed, in the report and on the dashboard)."""
     out: dict[str, dict[str, Any]] = {}
     for card in cards:
         row = out.setdefault(card.station, {"name": card.station, "cards": 0,
@@ -77,7 +79,9 @@ def _stations(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
     return sorted(out.values(), key=lambda r: str(r["name"]))
 
 
-def _timeline(cards: list[CardRow], start: float, span: float) -> list[list[float]]:
+def timeline(cards: list[CardRow], start: float, span: float) -> list[list[float]]:
+    """Cards handed out so far at :data:`TIMELINE_POINTS` moments over ``span`` seconds from
+    ``start``: ``[seconds, count]`` pairs (the throughput-over-time chart)."""
     done = sorted(c.updated_at - start for c in cards if c.state.issued)
     if not done or span <= 0:
         return []
@@ -120,14 +124,14 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
             for a in journal.applications(batch) if a["state"] == "failed"],
         "quarantined": journal.quarantined(batch),
         "stock": reconcile(journal.stock(batch), journal.stations(batch), fed_by_station),
-        "stations": _stations(fed, span),
+        "stations": station_rows(fed, span),
         "alarms": [{"at": e["at"], **e["data"]} for e in events
                    if e["kind"] in ("station.alarm", "station.cleared")],
         "reject_reasons": reject_reasons(fed),
         "reject_codes": reject_codes(fed),
         "throughput": {"seconds": round(span, 3),
                        "cards_per_hour": round(handed / span * 3600, 1) if span > 0 else 0.0,
-                       "timeline": _timeline(fed, start, span)},
+                       "timeline": timeline(fed, start, span)},
         "journal": {"events": chain.events, "chain_ok": chain.ok,
                     "heads": chain_heads(journal, batch)},
         "lines": _lines(journal, batch, fed, events),

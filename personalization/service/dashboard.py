@@ -19,7 +19,7 @@ from personalization.journal import open_journal
 from personalization.journal.people_port import people
 from personalization.journal.port import JournalError, JournalPort
 from personalization.journal.records import CardRow, EventRow
-from personalization.line.report import reconcile, reject_codes
+from personalization.line.report import reconcile, reject_codes, station_rows, timeline
 from personalization.people import Person
 from personalization.reasons import Lang, Reason, render
 from personalization.service import keys as key_service
@@ -31,7 +31,6 @@ from qa.reasons import message as qa_message
 __all__ = ["Watch", "audit_view", "batch_view", "current_batch", "keys_view", "line_view",
            "qa_card", "qa_view"]
 
-THROUGHPUT_POINTS = 30  # points of the throughput-over-time chart
 RATE_WINDOW_S = 300.0  # the ETA's rate: cards handed out over the last five minutes
 EXPIRY_WARNING_DAYS = 30  # a key whose usage ends sooner is flagged
 USAGE_WARNING = 0.9  # a DS past this share of its document limit is flagged
@@ -46,9 +45,9 @@ def current_batch(journal: JournalPort) -> str | None:
     return None if chosen is None else chosen.name
 
 
-def line_view(journal: JournalPort, config: LineConfig, batch: str) -> dict[str, Any]:
+def line_view(journal: JournalPort, batch: str) -> dict[str, Any]:
     """Each station of ``batch`` as its controller last published it, with the card in hand
-    (card id and application id, never a name) and the line's alarms."""
+    (card id and application id, never a name) and its alarm."""
     journal.batch(batch)  # NotFound-like error for an unknown batch
     in_hand = {c.station: c.id for c in journal.open_cards(batch)}
     stations = []
@@ -61,36 +60,15 @@ def line_view(journal: JournalPort, config: LineConfig, batch: str) -> dict[str,
             "printer": live.get("printer_status") or {},
             "handed_out": live.get("handed_out", 0), "rejected": live.get("rejected", 0),
             "busy_s": live.get("busy_s", 0.0), "live_at": row["live_at"]})
-    lines = journal.lines(batch, config.controller.lease_s)
-    return {"batch": batch, "stations": stations, "lines": lines,
-            "running": any(line["alive"] for line in lines)}
+    return {"batch": batch, "stations": stations}  # the lines sharing it: batch_view's
 
 
-def _throughput(cards: list[CardRow], now: float) -> dict[str, Any]:
-    done = sorted(c.updated_at for c in cards if c.state.issued)
+def _rate(cards: list[CardRow], now: float) -> float:
+    """Cards handed out per second over the last :data:`RATE_WINDOW_S` (the ETA's rate)."""
+    recent = [c for c in cards if c.state.issued and c.updated_at >= now - RATE_WINDOW_S]
     started = min((c.started_at for c in cards), default=now)
-    span = max(0.0, (done[-1] if done else now) - started)
-    points: list[list[float]] = []
-    if done and span > 0:
-        step, count = span / THROUGHPUT_POINTS, 0
-        for index in range(1, THROUGHPUT_POINTS + 1):
-            edge = started + index * step
-            while count < len(done) and done[count] <= edge + 1e-9:
-                count += 1
-            points.append([round(index * step, 1), count])
-    recent = [t for t in done if t >= now - RATE_WINDOW_S]
     window = min(RATE_WINDOW_S, now - started) if recent else 0.0
-    rate = len(recent) / window if window > 0 else 0.0
-    return {"timeline": points, "cards_per_hour": round(rate * 3600, 1), "rate": rate}
-
-
-def _station_use(cards: list[CardRow], span: float) -> list[dict[str, Any]]:
-    busy: dict[str, float] = {}
-    for card in cards:
-        if card.chip_serial is not None:
-            busy[card.station] = busy.get(card.station, 0.0) + card.updated_at - card.started_at
-    return [{"station": s, "utilisation": round(b / span, 3) if span > 0 else 0.0}
-            for s, b in sorted(busy.items())]
+    return len(recent) / window if window > 0 else 0.0
 
 
 def batch_view(journal: JournalPort, config: LineConfig, batch: str, lang: Lang = "en",
@@ -105,12 +83,12 @@ def batch_view(journal: JournalPort, config: LineConfig, batch: str, lang: Lang 
     total = sum(apps.values())
     done = apps.get("handed_out", 0) + apps.get("failed", 0)
     remaining = total - done
-    flow = _throughput(fed, now)
+    rate = _rate(fed, now)
     eta = None
-    if remaining and flow["rate"] > 0 and info.state != "closed":
-        eta = (datetime.fromtimestamp(now, UTC) + timedelta(seconds=remaining / flow["rate"]))
-    span = max((c.updated_at for c in fed), default=now) - min((c.started_at for c in fed),
-                                                               default=now)
+    if remaining and rate > 0 and info.state != "closed":
+        eta = datetime.fromtimestamp(now, UTC) + timedelta(seconds=remaining / rate)
+    start = min((c.started_at for c in fed), default=now)
+    span = max((c.updated_at for c in fed), default=now) - start
     stations = journal.stations(batch)
     stock = reconcile(journal.stock(batch), stations, Counter(c.station for c in fed))
     reasons = Counter(render(r, lang) for c in fed if c.state.value == "rejected"
@@ -122,11 +100,12 @@ def batch_view(journal: JournalPort, config: LineConfig, batch: str, lang: Lang 
         "quarantined": info.quarantined,
         "progress": round(done / total, 4) if total else 0.0,
         "eta": None if eta is None else eta.isoformat(timespec="seconds"),
-        "cards_per_hour": flow["cards_per_hour"], "timeline": flow["timeline"],
+        "cards_per_hour": round(rate * 3600, 1), "timeline": timeline(fed, start, span),
         "stock": {k: v for k, v in stock.items() if k != "differences"},
         "stock_differences": len(stock["differences"]),
         "reject_reasons": dict(reasons), "reject_codes": reject_codes(fed),
-        "utilisation": _station_use(fed, span),
+        "utilisation": [{"station": row["name"], "utilisation": row["utilisation"]}
+                        for row in station_rows(fed, span)],
         "alarms": {s["station"]: s["alarm"] for s in stations if s["alarm"]},
         "lines": journal.lines(batch, config.controller.lease_s),
         "personal_data_purged": info.purged_at is not None,
@@ -267,7 +246,7 @@ class Watch:
             return {"batch": None, "line": None, "progress": None, "at": time.time()}
         journal = self._known(name)
         return {"batch": name, "at": time.time(),
-                "line": line_view(journal, self.config, name),
+                "line": line_view(journal, name),
                 "progress": batch_view(journal, self.config, name, lang)}
 
     def qa(self, batch: str | None, lang: Lang) -> dict[str, Any] | None:

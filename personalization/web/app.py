@@ -78,7 +78,7 @@ class Dashboard:
     """One dashboard server's state: the line, its journal, the guard, the snapshot cache."""
 
     def __init__(self, setup: LineSetup, guard: g.Guard) -> None:
-        self.setup, self.config, self.guard = setup, setup.config, guard
+        self.config, self.guard = setup.config, guard
         self.watch = Watch(setup.config)
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()

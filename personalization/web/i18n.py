@@ -8,7 +8,6 @@ from types import MappingProxyType
 from typing import Literal
 
 Lang = Literal["en", "vi"]
-LANGS: tuple[Lang, ...] = ("vi", "en")
 DEFAULT: Lang = "vi"  # the operators are Vietnamese
 
 _WORDS: dict[str, tuple[str, str]] = {  # key: (English, Vietnamese)

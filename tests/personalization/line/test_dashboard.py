@@ -17,6 +17,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect
 
 from personalization.service import batches, qa
+from personalization.service.errors import ServiceError
 from personalization.service.printers import inject_faults
 from personalization.service.setup import LineSetup
 from personalization.synth import synthesize
@@ -167,7 +168,7 @@ def test_roles_gate_the_pages_and_the_language_switches(rig: Rig, setup: LineSet
         inspector.goto(f"{url}/qa?batch=D2")
         inspector.click("#signoff")
         expect(inspector.locator("#signed-off")).to_be_visible()
-        with pytest.raises(Exception, match="signed off already"):
+        with pytest.raises(ServiceError, match="signed off already"):
             qa.signoff(setup.config, "quy", "D2")
         _shot(inspector, "qa")
 
