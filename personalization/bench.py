@@ -49,7 +49,7 @@ from qa.checks import Expected
 from qa.passive_auth import TrustStore
 from qa.readback import keys_from_fields
 
-BENCH_BASE_PORT = 36600  # clear of the demo line (36000) and the test bank (35100)
+BENCH_BASE_PORT = 30600  # clear of the demo line (31000) and the test bank (30100)
 Figures = dict[str, Any]
 
 

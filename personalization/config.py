@@ -156,7 +156,7 @@ class SimulationConfig(_Frozen):
 
     timing: Literal["fast", "realistic"] = "fast"
     blank_cards_per_feeder: int = Field(200, ge=1)
-    base_port: int = Field(36000, ge=1024, le=65000)
+    base_port: int = Field(31000, ge=1024, le=65000)
 
 
 class LineConfig(_Frozen):

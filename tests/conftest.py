@@ -11,7 +11,7 @@ from applets.virtual.bank import EncoderBank
 from tests.support.pg import TestServer
 
 ENCODER_BANK_READERS = 4
-ENCODER_BANK_BASE_PORT = 35100  # clear of the demo's 36000
+ENCODER_BANK_BASE_PORT = 30100  # clear of the demo (31000) and the benches (30600)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -152,6 +152,13 @@ class EncoderBank:
         return executable
 
     def _check_ports(self) -> None:
+        low, high = ephemeral_ports()
+        ours = range(self.base_port, self.port(self.readers))
+        clash = low <= ours[-1] and ours[0] <= high if ours else False
+        if clash:
+            # Any outgoing connection on this machine may be given one of these ports.
+            _log.warning("encoder_bank_ports_ephemeral", first=ours[0], last=ours[-1],
+                         ephemeral=f"{low}-{high}")
         for index in range(self.readers):
             for port in (self.port(index), self.port(index) + 1):
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -159,9 +166,12 @@ class EncoderBank:
                     try:
                         probe.bind(("0.0.0.0", port))  # noqa: S104 - vpcd binds all interfaces
                     except OSError as exc:
+                        hint = (f"; it lies in this machine's ephemeral range {low}-{high}, "
+                                "where outgoing connections take their ports: choose a "
+                                f"simulation.base_port below {low}") if low <= port <= high else ""
                         raise BankError(
                             f"port {port} (encoder {index}) is taken ({exc.strerror}); "
-                            "choose another simulation.base_port or stop what holds it"
+                            f"choose another simulation.base_port or stop what holds it{hint}"
                         ) from exc
 
     def _check_foreign_pcscd(self) -> None:
@@ -298,6 +308,19 @@ class EncoderBank:
     def _save_state(self, role: str, config: dict[str, object]) -> None:
         state = {**self._state(), role: config}
         (self.pcsc_dir / "bank.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux's default when unread)."""
+    try:
+        with _EPHEMERAL_RANGE.open("rb") as source:
+            low, high = (int(part) for part in source.read(64).split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
 
 
 def _read_pid(path: Path) -> int | None:

@@ -28,7 +28,7 @@ def run(
 ) -> None:
     """Measure and print every figure; --json for scripts.
 
-    Runs on throwaway parts (a private SoftHSM token, its own virtual encoder on port 36600,
+    Runs on throwaway parts (a private SoftHSM token, its own virtual encoder on port 30600,
     synthetic applications), never on the line's keys or chips. Needs the machine's pcscd
     free: stop a running line (`cardline line down`) first. The fleet section needs neither:
     it starts a private PostgreSQL server (postgresql-15, `make setup`) and removes it after.

@@ -13,10 +13,12 @@ import pytest
 from applets.emrtd.lds.files import LDS1_AID
 from applets.iso7816.apdu import CommandAPDU
 from applets.transport.pcsc import PCSCTransport
-from applets.virtual.bank import EncoderBank
+from applets.virtual.bank import EncoderBank, ephemeral_ports
 from applets.virtual.errors import BankError, HostError
 from applets.virtual.host import HostClient
 from applets.virtual.store import ChipStore
+from personalization.bench import BENCH_BASE_PORT
+from personalization.config import SimulationConfig, load_config
 from tests.conftest import ENCODER_BANK_BASE_PORT, ENCODER_BANK_READERS
 from tests.support.crew import enrol
 
@@ -34,14 +36,14 @@ def test_up_is_idempotent_and_reuses_our_pcscd(encoder_bank: EncoderBank) -> Non
 
 def test_missing_driver_is_a_clear_error(tmp_path: Path) -> None:
     """A missing vpcd driver names the Debian package to install."""
-    bank = EncoderBank(tmp_path, 1, 35400, driver=tmp_path / "libifdvpcd.so")
+    bank = EncoderBank(tmp_path, 1, 30400, driver=tmp_path / "libifdvpcd.so")
     with pytest.raises(BankError, match="vsmartcard-vpcd"):
         bank.up()
 
 
 def test_missing_pcscd_is_a_clear_error(tmp_path: Path) -> None:
     """A missing pcscd executable names the Debian package to install."""
-    bank = EncoderBank(tmp_path, 1, 35400, pcscd=str(tmp_path / "pcscd"))
+    bank = EncoderBank(tmp_path, 1, 30400, pcscd=str(tmp_path / "pcscd"))
     with pytest.raises(BankError, match="Debian package pcscd"):
         bank.up()
 
@@ -49,11 +51,35 @@ def test_missing_pcscd_is_a_clear_error(tmp_path: Path) -> None:
 def test_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     """A port already bound by someone else is reported before pcscd starts."""
     with socket.socket() as holder:
-        holder.bind(("0.0.0.0", 35401))  # noqa: S104 - vpcd binds all interfaces too
+        holder.bind(("0.0.0.0", 30401))  # noqa: S104 - vpcd binds all interfaces too
         holder.listen()
-        with pytest.raises(BankError, match=r"port 35401 \(encoder 0\) is taken"):
-            EncoderBank(tmp_path, 2, 35400).up()
+        with pytest.raises(BankError, match=r"port 30401 \(encoder 0\) is taken") as caught:
+            EncoderBank(tmp_path, 2, 30400).up()
+    assert "ephemeral" not in str(caught.value)
     assert not (tmp_path / "pcsc" / "pcscd.pid").exists()
+
+
+def test_taken_port_in_the_ephemeral_range_says_so(tmp_path: Path) -> None:
+    """A port where outgoing connections land (CI once lost a run to one) names the range
+    and the way out: a base port below it."""
+    low, high = ephemeral_ports()
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", low + 1))  # noqa: S104 - vpcd binds all interfaces too
+        holder.listen()
+        with pytest.raises(BankError, match=f"ephemeral range {low}-{high}.*below {low}"):
+            EncoderBank(tmp_path, 1, low).up()
+
+
+def test_shipped_ports_lie_below_the_ephemeral_range() -> None:
+    """The shipped line, the tests' bank and the benches use ports no outgoing connection is
+    ever given (Linux's default range starts at 32768; this machine's too)."""
+    config = load_config(ROOT / "line.yaml")
+    low = min(ephemeral_ports()[0], 32768)
+    for base, readers in ((config.simulation.base_port, 40), (ENCODER_BANK_BASE_PORT, 40),
+                          (BENCH_BASE_PORT, 40)):
+        assert base + 2 * readers <= low
+    assert config.simulation.base_port == SimulationConfig().base_port
+    assert len({config.simulation.base_port, ENCODER_BANK_BASE_PORT, BENCH_BASE_PORT}) == 3
 
 
 def test_foreign_pcscd_is_a_clear_error(encoder_bank: EncoderBank, tmp_path: Path) -> None:
