@@ -101,10 +101,11 @@ _DELETE_SOME = {
                    "(SELECT key FROM import_keys WHERE batch = ?1 LIMIT ?2)",
     **{table: f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - table names are constants
               f"(SELECT rowid FROM {table} WHERE batch = ?1 LIMIT ?2)"
-       for table in ("quarantine", "applications")},
+       for table in ("quarantine", "application_records", "applications")},
 }
 _DELETE_ALL = {table: f"DELETE FROM {table} WHERE batch = ?"  # noqa: S608 - constants
-               for table in ("import_keys", "quarantine", "applications", "stations",
+               for table in ("import_keys", "quarantine", "application_records",
+                             "applications", "stations",
                              "run_control", "run_control_seen", "imports")}
 
 
@@ -304,10 +305,13 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
                  texts: Mapping[int, str]) -> None:
         db.executemany(
             "INSERT INTO applications (batch, application_id, seq, line, document_number, "
-            "state, record, holder, kind, issue_date, expiry_date, supersedes_card, predates) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+            "state, holder, kind, issue_date, expiry_date, supersedes_card, predates) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
             [(name, q.application.application_id, first_seq + seq, q.line, q.number,
-              texts[q.line], *person_columns(q)) for seq, q in enumerate(queued)])
+              *person_columns(q)) for seq, q in enumerate(queued)])
+        db.executemany(  # apart: an application's state changes never rewrite its record
+            "INSERT INTO application_records (batch, application_id, record) VALUES (?, ?, ?)",
+            [(name, q.application.application_id, texts[q.line]) for q in queued])
 
     def create_batch(self, name: str, *, source: str, profile: str, max_attempts: int,
                      valid: Sequence[tuple[int, Application, str]],
@@ -424,7 +428,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
     def discard_import(self, name: str) -> int:
         """Remove an unfinished import and all it wrote, a bounded number of rows at a time."""
         removed = 0
-        for table in ("import_keys", "quarantine", "applications"):
+        for table in ("import_keys", "quarantine", "application_records", "applications"):
             while True:
                 gone = self._delete_some(name, table)
                 removed += gone if table == "applications" else 0
@@ -489,8 +493,9 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
 
     def application(self, name: str, application_id: str) -> Application:
         """The validated application (until its batch's personal data is purged)."""
-        rows = self._read("SELECT record FROM applications WHERE batch = ? AND "
-                          "application_id = ?", (name, application_id))
+        rows = self._read("SELECT r.record FROM applications a LEFT JOIN application_records r "
+                          "USING (batch, application_id) WHERE a.batch = ? AND "
+                          "a.application_id = ?", (name, application_id))
         if not rows:
             raise JournalError(f"batch {name!r} has no application {application_id!r}")
         if rows[0][0] is None:
@@ -910,8 +915,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
 
     def _drop_personal_data(self, name: str) -> None:
         with self._write() as db:
-            db.execute("UPDATE applications SET record = NULL WHERE batch = ? AND "
-                       "record IS NOT NULL", (name,))
+            db.execute("DELETE FROM application_records WHERE batch = ?", (name,))
             for line, errors in db.execute("SELECT line, errors FROM quarantine WHERE "
                                            "batch = ?", (name,)).fetchall():
                 fields = [{"field": e["field"], "reason": "(purged)"} for e in json.loads(errors)]

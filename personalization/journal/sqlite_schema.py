@@ -301,6 +301,19 @@ MIGRATIONS: list[Migration] = [
         "CREATE UNIQUE INDEX one_current_card_per_holder ON cards(holder) "
         "WHERE state = 'handed_out'",
     )),
+    (10, "application records in a table of their own: SQLite rewrites a whole row on any "
+         "update, overflow pages and all, so every claim and state change of an application "
+         "wrote its record (portrait included) again, some 20 pages a transaction", (
+        """CREATE TABLE application_records (
+            batch TEXT NOT NULL,
+            application_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (batch, application_id),
+            FOREIGN KEY (batch, application_id) REFERENCES applications(batch, application_id))""",
+        "INSERT INTO application_records (batch, application_id, record) "
+        "SELECT batch, application_id, record FROM applications WHERE record IS NOT NULL",
+        "ALTER TABLE applications DROP COLUMN record",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -144,8 +144,9 @@ def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
     for value in (apps[0].full_name, apps[0].date_of_birth.isoformat(),
                   apps[0].place_of_residence, apps[0].father_name):
         assert value.encode("utf-8") not in raw  # not even in freed pages or the WAL
-    rows = journal._read("SELECT count(*) FROM applications WHERE record IS NOT NULL")
-    assert rows[0][0] == 0
+    assert journal._read("SELECT count(*) FROM application_records")[0][0] == 0
+    with pytest.raises(JournalError, match="already purged"):
+        journal.application("B1", apps[0].application_id)
     kept = journal._read("SELECT a.holder, c.holder FROM applications a JOIN cards c "
                          "ON c.application_id = a.application_id")
     assert [tuple(r) for r in kept] == [(apps[0].personal_id, apps[0].personal_id)]

@@ -301,7 +301,7 @@ def _v8_file(path: Path, apps: list[Application]) -> None:
 
 def test_a_v8_sqlite_file_keeps_its_cards_and_gets_their_holders(
         tmp_path: Path, apps: list[Application]) -> None:
-    """Migration 9 rebuilds the cards table with its rows, ids and indexes, fills in the
+    """Migrations 9 and 10: 9 rebuilds the cards table with its rows, ids and indexes, fills in the
     holder and dates from the records still kept (a purged one stays unknown), and makes
     every old application a first issue; a card whose holder is unknown is still found by
     its document number, so a renewal must name it and then supersedes it."""
@@ -322,6 +322,10 @@ def test_a_v8_sqlite_file_keeps_its_cards_and_gets_their_holders(
         assert {"one_card_per_document", "one_card_per_application", "cards_open",
                 "one_current_card_per_holder"} <= indexes
         assert journal.application("B0", apps[0].application_id).kind == "first"
+        # migration 10 moved the kept record to a table of its own; the purged one stays so
+        assert journal._read("SELECT count(*) FROM application_records")[0][0] == 1
+        with pytest.raises(JournalError, match="already purged"):
+            journal.application("B0", apps[1].application_id)
         _create(journal, "B1", [dataclasses.replace(apps[1], application_id="F1"),
                                 _renewal(apps[1], "R1", supersedes=Supersedes(card_id=3))])
         assert journal.pending("B1") == ["R1"]
