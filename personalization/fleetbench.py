@@ -18,7 +18,9 @@ against the bare commit rate of the same database measured in the same run.
   each N's are also given with an ``_N`` suffix.
 - ``journal_vs_sqlite``: the same for one dry line on SQLite (its write calls counted: each
   is one ``BEGIN IMMEDIATE`` … ``COMMIT``) over ``sqlite_commits_per_s``, bare commits on a
-  file with the journal's settings (WAL, ``synchronous=FULL``, ``common.sqlite``).
+  file with the journal's settings (WAL, ``synchronous=FULL``, ``common.sqlite``), measured
+  just before and just after the line's run (the mean of the two: a disk's flush time
+  drifts).
 - ``fleet_campaign_times``: how many times the national campaign's 5 cards/s the slower
   fleet carries.
 
@@ -508,9 +510,12 @@ def measure(root: Path, profile: DocumentProfile, *, lines: Sequence[int] = FLEE
     figures["fleet_campaign_times"] = round(slowest / CAMPAIGN_CARDS_PER_S, 1)
     folder = root / "fleet-sqlite"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # the disk's flush time drifts from second to second: the bare rate is taken on both
+    # sides of the line's run, and their mean is the bound
+    before = sqlite_bare(folder / "bare-before.db", seconds)
     single = _checked(sqlite_line(folder, apps), "SQLite")
     runs.append(single)
-    bare = sqlite_bare(folder / "bare.db", seconds)
+    bare = (before + sqlite_bare(folder / "bare-after.db", seconds)) / 2
     figures.update({"journal_cards_per_s": round(single.cards_per_s, 2),
                     "journal_commits_per_card": round(single.commits_per_card, 3),
                     "sqlite_commits_per_s": round(bare, 1),

@@ -149,6 +149,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
         except sqlite3.Error as exc:
             raise JournalError(f"journal {path}: cannot open: {exc}") from exc
         self._lock = threading.RLock()
+        self._head: tuple[int, str] | None = None  # the chain head this journal last wrote
         with self._lock:
             migrate(self._db, MIGRATIONS, path, self._error, self._migrated)
 
@@ -212,17 +213,23 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
         """The next event, numbered and chained from the one-row chain head inside the
         caller's write transaction: the head row is the point every appender passes one at a
         time (here under SQLite's write lock), so numbers never repeat or skip."""
-        last, prev = db.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
-        seq, at = last + 1, _now()
         text = json.dumps(data, ensure_ascii=False, sort_keys=True)
-        digest = event_hash(prev, seq, at, batch, card, kind, text)
-        moved = db.execute("UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?",
-                           (seq, digest, last)).rowcount
-        if moved != 1:
-            raise JournalError(f"journal {self.path}: the event chain moved under a write")
+        # The head this journal wrote last saves a read; the UPDATE checks it, and when
+        # another process has appended since (or that write was rolled back) it is read.
+        for known in (self._head, None):
+            last, prev = known or db.execute("SELECT seq, hash FROM chain_head "
+                                             "WHERE id = 1").fetchone()
+            seq, at = last + 1, _now()
+            digest = event_hash(prev, seq, at, batch, card, kind, text)
+            if db.execute("UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? "
+                          "AND hash = ?", (seq, digest, last, prev)).rowcount == 1:
+                break
+            if known is None:
+                raise JournalError(f"journal {self.path}: the event chain moved under a write")
         db.execute("INSERT INTO events (seq, at, batch, card, kind, data, prev, hash) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (seq, at, batch, card, kind, text, prev, digest))
+        self._head = (seq, digest)
 
     def note(self, batch: str | None, kind: str, **data: Any) -> None:
         """Append an event that changes no state (run started, paused, reconciled…)."""

@@ -150,3 +150,29 @@ def test_the_purge_leaves_nothing_in_the_file_or_its_wal(journal: SQLiteJournal,
     kept = journal._read("SELECT a.holder, c.holder FROM applications a JOIN cards c "
                          "ON c.application_id = a.application_id")
     assert [tuple(r) for r in kept] == [(apps[0].personal_id, apps[0].personal_id)]
+
+
+def test_the_head_a_journal_remembers_never_forks_the_chain(journal: SQLiteJournal) -> None:
+    """A journal appends after the head it wrote last without reading it; when another
+    process appended in between, or its own write was rolled back, it reads the head again:
+    the chain stays one line, numbers never repeat or skip."""
+    other = SQLiteJournal(journal.path)
+    try:
+        for n in range(3):  # two writers in turn
+            journal.note(None, "test.mine", n=n)
+            other.note(None, "test.theirs", n=n)
+        with pytest.raises(RuntimeError), journal._write() as db:  # appended, rolled back
+            journal._append(db, None, None, "test.rolled_back", {})
+            raise RuntimeError("abandoned")
+        journal.note(None, "test.after_rollback")
+        other.note(None, "test.last")
+        check = journal.verify_chain()
+        assert check.ok, check
+        kinds = [r["kind"] for r in journal._read("SELECT kind FROM events ORDER BY seq")]
+        assert "test.rolled_back" not in kinds
+        assert kinds[-8:] == ["test.mine", "test.theirs"] * 3 + ["test.after_rollback",
+                                                                 "test.last"]
+        seqs = [r[0] for r in journal._read("SELECT seq FROM events ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        other.close()
