@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd softhsm2 opensc pcsc-tools openssl \
                 fonts-ocr-b fonts-dejavu-core swig \
                 postgresql-15 postgresql-client-15 acl \
-                chromium
+                chromium openpace
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
