@@ -1,7 +1,9 @@
 """EF.DG14, the chip's SecurityInfos (ICAO 9303-11 §9.2; 9303-10 §4.7.14).
 
-cardline writes one ActiveAuthenticationInfo (9303-11 §9.2.12), which ECDSA Active
-Authentication requires; the decoder lists every SecurityInfo and interprets only that one.
+A DER SET OF SecurityInfo (:mod:`applets.emrtd.lds.securityinfos`): the ActiveAuthenticationInfo
+ECDSA Active Authentication requires (9303-11 §9.2.12) and, on an EAC chip, the Chip
+Authentication info and public key, PACEInfo and TerminalAuthenticationInfo (DG14 is REQUIRED
+when CA or PACE is supported). The decoder interprets those and keeps every info's DER.
 """
 
 from __future__ import annotations
@@ -11,35 +13,72 @@ from dataclasses import dataclass
 
 from applets.emrtd.lds import asn1
 from applets.emrtd.lds.asn1 import DERTag
+from applets.emrtd.lds.securityinfos import (
+    AA_VERSION,
+    ECDSA_PLAIN_SHA256,
+    ID_AA,
+    ActiveAuthenticationInfo,
+    ChipAuthenticationInfo,
+    ChipAuthenticationPublicKeyInfo,
+    PACEInfo,
+    SecurityInfo,
+    TerminalAuthenticationInfo,
+    decode_security_info,
+)
 from applets.errors import LDSError
 from applets.iso7816 import tlv
 
+__all__ = ["AA_VERSION", "DG14", "DG14_TAG", "ECDSA_PLAIN_SHA256", "FILE", "ID_AA",
+           "active_authentication_info", "decode_dg14", "encode_dg14", "encode_dg14_aa"]
+
 FILE = "EF.DG14"
 DG14_TAG = 0x6E
-ID_AA = "2.23.136.1.1.5"  # ICAO 9303-11 §9.2.12: id-icao-mrtd-security-aaProtocolObject
-ECDSA_PLAIN_SHA256 = "0.4.0.127.0.7.1.1.4.1.3"  # BSI TR-03111 ecdsa-plain-SHA256
-AA_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class DG14:
-    """The SecurityInfos: the AA signature algorithm if present, and every (protocol, DER)."""
+    """The SecurityInfos: the AA signature algorithm if present, every (protocol, DER), and
+    every info decoded (:class:`~applets.emrtd.lds.securityinfos.UnknownSecurityInfo` for the
+    protocols not interpreted), in file order."""
 
     aa_signature_algorithm: str | None
     infos: tuple[tuple[str, bytes], ...]
+    security_infos: tuple[SecurityInfo, ...] = ()
+
+    @property
+    def ca_infos(self) -> tuple[ChipAuthenticationInfo, ...]:
+        """The ChipAuthenticationInfos."""
+        return tuple(i for i in self.security_infos if isinstance(i, ChipAuthenticationInfo))
+
+    @property
+    def ca_public_keys(self) -> tuple[ChipAuthenticationPublicKeyInfo, ...]:
+        """The ChipAuthenticationPublicKeyInfos (ECDH keys on a named EAC curve)."""
+        return tuple(i for i in self.security_infos
+                     if isinstance(i, ChipAuthenticationPublicKeyInfo))
+
+    @property
+    def pace_infos(self) -> tuple[PACEInfo, ...]:
+        """The PACEInfos."""
+        return tuple(i for i in self.security_infos if isinstance(i, PACEInfo))
+
+    @property
+    def ta_info(self) -> TerminalAuthenticationInfo | None:
+        """The TerminalAuthenticationInfo, if the chip supports Terminal Authentication."""
+        found = [i for i in self.security_infos if isinstance(i, TerminalAuthenticationInfo)]
+        return found[0] if found else None
 
 
 def active_authentication_info(signature_algorithm_oid: str = ECDSA_PLAIN_SHA256) -> bytes:
     """ActiveAuthenticationInfo ::= SEQUENCE { protocol, version (1), signatureAlgorithm }."""
-    return asn1.sequence(asn1.oid(ID_AA), asn1.integer(AA_VERSION),
-                         asn1.oid(signature_algorithm_oid))
+    return ActiveAuthenticationInfo(signature_algorithm_oid).encode()
 
 
-def encode_dg14(infos: Sequence[bytes]) -> bytes:
-    """DG14 around already-encoded SecurityInfo SEQUENCEs (a DER SET OF, sorted)."""
-    for info in infos:
+def encode_dg14(infos: Sequence[bytes | SecurityInfo]) -> bytes:
+    """DG14 around SecurityInfos, models or already-encoded SEQUENCEs (a DER SET OF, sorted)."""
+    encoded = [info if isinstance(info, bytes) else info.encode() for info in infos]
+    for info in encoded:
         asn1.single(info, DERTag.SEQUENCE, FILE)
-    return tlv.encode(DG14_TAG, asn1.set_of(list(infos)))
+    return tlv.encode(DG14_TAG, asn1.set_of(encoded))
 
 
 def encode_dg14_aa(signature_algorithm_oid: str = ECDSA_PLAIN_SHA256) -> bytes:
@@ -47,35 +86,17 @@ def encode_dg14_aa(signature_algorithm_oid: str = ECDSA_PLAIN_SHA256) -> bytes:
     return encode_dg14([active_authentication_info(signature_algorithm_oid)])
 
 
-def _read_info(info: tlv.TLV) -> tuple[str, list[tlv.TLV]]:
-    parts = asn1.children(asn1.expect(info, DERTag.SEQUENCE, FILE, "SecurityInfo"), FILE)
-    if len(parts) < 2 or parts[0].tag != DERTag.OID:
-        raise LDSError(FILE, "SecurityInfo must be SEQUENCE { OID protocol, requiredData, … }")
-    return asn1.decode_oid(parts[0].value, FILE), parts[1:]
-
-
-def _aa_algorithm(parts: list[tlv.TLV]) -> str:
-    """The signatureAlgorithm of an ActiveAuthenticationInfo (ICAO 9303-11 §9.2.12)."""
-    if [p.tag for p in parts] != [DERTag.INTEGER, DERTag.OID]:
-        raise LDSError(FILE, "ActiveAuthenticationInfo must hold INTEGER version and an OID")
-    if asn1.decode_integer(parts[0].value, FILE) != AA_VERSION:
-        raise LDSError(FILE, f"ActiveAuthenticationInfo version must be {AA_VERSION}")
-    return asn1.decode_oid(parts[1].value, FILE)
-
-
 def decode_dg14(data: bytes) -> DG14:
-    """Parse DG14: a SET OF SecurityInfo; at most one ActiveAuthenticationInfo."""
+    """Parse DG14: a SET OF SecurityInfo, each known one strictly; at most one AA info."""
     elements = asn1.children(asn1.single(asn1.single(data, DG14_TAG, FILE), DERTag.SET, FILE),
                              FILE)
     if not elements:
         raise LDSError(FILE, "SecurityInfos is empty")
-    infos: list[tuple[str, bytes]] = []
-    algorithm: str | None = None
-    for element in elements:
-        protocol, parts = _read_info(element)
-        infos.append((protocol, tlv.encode(element.tag, element.value)))
-        if protocol == ID_AA:
-            if algorithm is not None:
-                raise LDSError(FILE, "more than one ActiveAuthenticationInfo")
-            algorithm = _aa_algorithm(parts)
-    return DG14(algorithm, tuple(infos))
+    decoded = tuple(decode_security_info(element, FILE) for element in elements)
+    aa = [info for info in decoded if isinstance(info, ActiveAuthenticationInfo)]
+    if len(aa) > 1:
+        raise LDSError(FILE, "more than one ActiveAuthenticationInfo")
+    raw = tuple(tlv.encode(element.tag, element.value) for element in elements)
+    infos = tuple((info.protocol, der) for info, der in zip(decoded, raw, strict=True))
+    return DG14(aa[0].signature_algorithm if aa else None, infos, decoded)
+

@@ -1,6 +1,8 @@
 """The LDS1 elementary files: file identifiers, short file identifiers and tags.
 
-ICAO 9303-10 Table 38 (LDS1 files) and Table 31 (application identifiers).
+ICAO 9303-10 Table 38 (LDS1 files) and Table 31 (application identifiers); the EAC files
+EF.CardAccess (9303-10 and 9303-11 §4.4, in the master file) and EF.CVCA (BSI TR-03110,
+in the eMRTD application).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class EFInfo:
     sfi: int
     tag: int | None
     dg: int | None = None
+    master_file: bool = False  # in the MF rather than the eMRTD application
 
     @property
     def fid_bytes(self) -> bytes:
@@ -38,9 +41,16 @@ _DG_TAGS = {1: 0x61, 2: 0x75, 3: 0x63, 4: 0x76, 5: 0x65, 6: 0x66, 7: 0x67, 8: 0x
 DATA_GROUPS: dict[int, EFInfo] = {n: _dg(n, t) for n, t in _DG_TAGS.items()}
 EF_COM = EFInfo("EF.COM", 0x011E, 0x1E, 0x60)
 EF_SOD = EFInfo("EF.SOD", 0x011D, 0x1D, 0x77)
+DG3 = DATA_GROUPS[3]  # fingers (FID 0103, SFI 03, tag 63), read only after Terminal Authentication
+# EF.CardAccess (PACE SecurityInfos, read always) and EF.CVCA (the CARs for Terminal
+# Authentication) share FID 011C and SFI 1C, one in the master file, one in the application.
+EF_CARD_ACCESS = EFInfo("EF.CardAccess", 0x011C, 0x1C, None, master_file=True)
+EF_CVCA = EFInfo("EF.CVCA", 0x011C, 0x1C, None)
 
-BY_NAME: dict[str, EFInfo] = {ef.name: ef for ef in (EF_COM, EF_SOD, *DATA_GROUPS.values())}
-BY_FID: dict[int, EFInfo] = {ef.fid: ef for ef in BY_NAME.values()}
+_LDS1 = (EF_COM, EF_SOD, *DATA_GROUPS.values())
+BY_NAME: dict[str, EFInfo] = {ef.name: ef for ef in (*_LDS1, EF_CARD_ACCESS, EF_CVCA)}
+# The LDS1 files of the application by FID (011C is two files, so the EAC files are not here).
+BY_FID: dict[int, EFInfo] = {ef.fid: ef for ef in _LDS1}
 BY_TAG: dict[int, EFInfo] = {ef.tag: ef for ef in BY_NAME.values() if ef.tag is not None}
 
 

@@ -1,0 +1,309 @@
+"""EF.DG3, the encoded fingers: ISO/IEC 19794-4:2005 records inside ICAO biometric templates.
+
+ICAO 9303-10 §4.7.3 (the templates of Table 44, as for DG2) and ISO/IEC 19794-4:2005 (the
+finger image record, big-endian):
+
+    63 { 7F61 { 02 01 n, 7F60 { A1 <BHT>, 5F2E <19794-4 record> } × n } }
+
+A record is a 32-byte general header, then per finger image a 14-byte finger header and the
+compressed image. Decoding checks every length field against the bytes it covers; no error
+message ever carries image bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from applets.emrtd.lds import asn1
+from applets.errors import LDSError
+from applets.iso7816 import tlv
+
+FILE = "EF.DG3"
+
+
+class DG3Tag(IntEnum):
+    """The tags of EF.DG3 (ICAO 9303-10 Table 44, ISO/IEC 7816-11)."""
+
+    DG3 = 0x63
+    GROUP_TEMPLATE = 0x7F61
+    INSTANCE_COUNT = 0x02
+    BIT = 0x7F60
+    BHT = 0xA1
+    HEADER_VERSION = 0x80
+    BIOMETRIC_TYPE = 0x81
+    BIOMETRIC_SUBTYPE = 0x82
+    FORMAT_OWNER = 0x87
+    FORMAT_TYPE = 0x88
+    BDB = 0x5F2E
+
+
+class Compression(IntEnum):
+    """Image compression algorithm codes of the 19794-4:2005 general record header."""
+
+    UNCOMPRESSED = 0
+    UNCOMPRESSED_BIT_PACKED = 1
+    WSQ = 2
+    JPEG = 3
+    JPEG2000 = 4
+    PNG = 5
+
+
+# ICAO 9303-10 Table 44: biometric type 08 = finger; format owner 0101 (ISO/IEC JTC1 SC37),
+# format type 0007 = ISO/IEC 19794-4 finger image.
+FINGER_TYPE, FORMAT_OWNER, FORMAT_TYPE = b"\x08", b"\x01\x01", b"\x00\x07"
+# ISO/IEC 19794-4:2005 general record header: "FIR\0", "010\0", record length (6 bytes, read
+# as 2 + 4), capture device id, acquisition level, finger count, scale units, scan x/y and
+# image x/y resolution, pixel depth, compression, reserved.
+_GENERAL = struct.Struct(">4s4sHIHHBBHHHHBBH")
+# ISO/IEC 19794-4:2005 finger image header: block length, finger position, view count, view
+# number, quality, impression type, width, height, reserved.
+_FINGER = struct.Struct(">IBBBBBHHB")
+_MAGIC, _VERSION = b"FIR\x00", b"010\x00"
+_SIGNATURES: dict[Compression, tuple[bytes, ...]] = {
+    Compression.WSQ: (b"\xff\xa0",),  # WSQ SOI marker (FBI IAFIS-IC-0110)
+    Compression.JPEG: (b"\xff\xd8",),
+    Compression.JPEG2000: (b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51"),
+    Compression.PNG: (b"\x89PNG\r\n\x1a\n",),
+}
+SCALE_PPI, SCALE_PPCM = 1, 2  # 19794-4:2005 scale units: pixels per inch / per cm
+RIGHT_INDEX, LEFT_INDEX = 2, 7  # 19794-4 finger position codes of the fingers DG3 usually holds
+# CBEFF biometric subtype (ISO/IEC 19785-1, NISTIR 6529-A): 01 right / 02 left, and the finger
+# in bits 3-5: thumb 04, index 08, middle 0C, ring 10, little 14. 19794-4 positions 1-5 are the
+# right thumb to little finger, 6-10 the left.
+_FINGER_BITS = (0x04, 0x08, 0x0C, 0x10, 0x14)
+
+
+def cbeff_subtype(position: int) -> int | None:
+    """The CBEFF subtype of a 19794-4 finger position (2 → 09, 7 → 0A); None for others."""
+    if not 1 <= position <= 10:
+        return None
+    side, finger = divmod(position - 1, 5)
+    return (0x01 << side) | _FINGER_BITS[finger]
+
+
+def finger_position(subtype: int) -> int:
+    """The 19794-4 finger position of a CBEFF subtype (09 → 2, 0A → 7)."""
+    for position in range(1, 11):
+        if cbeff_subtype(position) == subtype:
+            return position
+    raise LDSError(FILE, f"CBEFF subtype {subtype:02X} names no single finger")
+
+
+@dataclass(frozen=True, slots=True)
+class FingerImage:
+    """One finger view of a 19794-4 record: its finger header fields and the image."""
+
+    position: int
+    image: bytes
+    width: int
+    height: int
+    quality: int
+    impression_type: int = 0  # 19794-4 impression type 0: live-scan plain
+    view_count: int = 1
+    view_number: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FingerRecord:
+    """One 19794-4 record (one biometric template): general header fields and its fingers."""
+
+    fingers: tuple[FingerImage, ...]
+    compression: Compression = Compression.WSQ
+    scan_resolution: tuple[int, int] = (500, 500)
+    image_resolution: tuple[int, int] = (500, 500)
+    acquisition_level: int = 31  # 19794-4 image acquisition setting level 31: 500 ppi
+    scale_units: int = SCALE_PPI
+    pixel_depth: int = 8
+    capture_device_id: int = 0
+    header_version: bytes | None = None  # BHT tag 80, optional in 9303-10 Table 44
+
+    @property
+    def subtype(self) -> int | None:
+        """The CBEFF subtype the BHT announces: the fingers' one subtype, None if mixed."""
+        subtypes = {cbeff_subtype(finger.position) for finger in self.fingers}
+        return subtypes.pop() if len(subtypes) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class DG3:
+    """The decoded DG3: every finger record, in template order."""
+
+    records: tuple[FingerRecord, ...]
+
+
+def _check_range(what: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise LDSError(FILE, f"{what} {value} out of range {low}..{high}")
+
+
+def _check_image(compression: Compression, image: bytes, index: int) -> None:
+    """The image must start with the signature of the record's one compression algorithm."""
+    signatures = _SIGNATURES.get(compression, (b"",))
+    if not image or not image.startswith(signatures):
+        raise LDSError(FILE, f"finger {index}: image data does not start with a "
+                             f"{compression.name} signature")
+
+
+def _finger_block(finger: FingerImage, compression: Compression, index: int) -> bytes:
+    _check_image(compression, finger.image, index)
+    for what, value in (("position", finger.position), ("quality", finger.quality),
+                        ("impression type", finger.impression_type),
+                        ("view count", finger.view_count), ("view number", finger.view_number)):
+        _check_range(f"finger {index} {what}", value, 0, 0xFF)
+    _check_range(f"finger {index} width", finger.width, 1, 0xFFFF)
+    _check_range(f"finger {index} height", finger.height, 1, 0xFFFF)
+    block = _FINGER.size + len(finger.image)
+    _check_range(f"finger {index} block length", block, _FINGER.size, 0xFFFFFFFF)
+    return _FINGER.pack(block, finger.position, finger.view_count, finger.view_number,
+                        finger.quality, finger.impression_type, finger.width, finger.height,
+                        0) + finger.image
+
+
+def _general_header(record: FingerRecord, length: int) -> bytes:
+    _check_range("finger count", len(record.fingers), 1, 0xFF)
+    _check_range("pixel depth", record.pixel_depth, 1, 16)
+    _check_range("scale units", record.scale_units, SCALE_PPI, SCALE_PPCM)
+    for what, value in (("capture device id", record.capture_device_id),
+                        ("acquisition level", record.acquisition_level),
+                        *(("resolution", r) for r in (*record.scan_resolution,
+                                                      *record.image_resolution))):
+        _check_range(what, value, 0, 0xFFFF)
+    return _GENERAL.pack(_MAGIC, _VERSION, length >> 32, length & 0xFFFFFFFF,
+                         record.capture_device_id, record.acquisition_level,
+                         len(record.fingers), record.scale_units, *record.scan_resolution,
+                         *record.image_resolution, record.pixel_depth, record.compression, 0)
+
+
+def _compression(code: int) -> Compression:
+    try:
+        return Compression(code)
+    except ValueError:
+        raise LDSError(FILE, f"unknown image compression algorithm {code}") from None
+
+
+def encode_record(record: FingerRecord) -> bytes:
+    """The ISO/IEC 19794-4:2005 record: general header, then each finger header and image."""
+    compression = _compression(record.compression)
+    blocks = [_finger_block(f, compression, i) for i, f in enumerate(record.fingers, 1)]
+    length = _GENERAL.size + sum(len(block) for block in blocks)
+    return b"".join((_general_header(record, length), *blocks))
+
+
+def _bht(record: FingerRecord) -> bytes:
+    """The biometric header template (ICAO 9303-10 Table 44), fields in tag order."""
+    parts = [] if record.header_version is None else [
+        tlv.encode(DG3Tag.HEADER_VERSION, record.header_version)]
+    parts.append(tlv.encode(DG3Tag.BIOMETRIC_TYPE, FINGER_TYPE))
+    if record.subtype is not None:
+        parts.append(tlv.encode(DG3Tag.BIOMETRIC_SUBTYPE, bytes((record.subtype,))))
+    parts += [tlv.encode(DG3Tag.FORMAT_OWNER, FORMAT_OWNER),
+              tlv.encode(DG3Tag.FORMAT_TYPE, FORMAT_TYPE)]
+    return tlv.encode(DG3Tag.BHT, b"".join(parts))
+
+
+def encode_dg3(records: Sequence[FingerRecord]) -> bytes:
+    """DG3 with one biometric template per record (ICAO 9303-10 §4.7.3)."""
+    _check_range("number of finger records", len(records), 1, 0xFF)
+    templates = [tlv.encode(DG3Tag.BIT, _bht(r) + tlv.encode(DG3Tag.BDB, encode_record(r)))
+                 for r in records]
+    count = tlv.encode(DG3Tag.INSTANCE_COUNT, bytes((len(records),)))
+    return tlv.encode(DG3Tag.DG3, tlv.encode(DG3Tag.GROUP_TEMPLATE, count + b"".join(templates)))
+
+
+def _read_finger(record: bytes, offset: int, compression: Compression,
+                 index: int) -> tuple[FingerImage, int]:
+    """Finger ``index`` at ``offset``; returns it and the offset after its block."""
+    if offset + _FINGER.size > len(record):
+        raise LDSError(FILE, f"finger {index}: 19794-4 finger header truncated")
+    block, position, views, view, quality, impression, width, height, _ = (
+        _FINGER.unpack_from(record, offset))
+    # 19794-4:2005: the finger block length covers the finger header and the image data.
+    if block < _FINGER.size or block > len(record) - offset:
+        raise LDSError(FILE, f"finger {index}: block length {block} inconsistent with the "
+                             f"{len(record) - offset} bytes left in the record")
+    image = record[offset + _FINGER.size : offset + block]
+    _check_image(compression, image, index)
+    finger = FingerImage(position, image, width, height, quality, impression, views, view)
+    return finger, offset + block
+
+
+def _read_general(record: bytes) -> tuple[tuple[int, ...], Compression]:
+    if len(record) < _GENERAL.size:
+        raise LDSError(FILE, f"19794-4 record of {len(record)} bytes is shorter than its "
+                             f"{_GENERAL.size}-byte general header")
+    fields = _GENERAL.unpack_from(record)
+    if fields[:2] != (_MAGIC, _VERSION):
+        raise LDSError(FILE, "not an ISO/IEC 19794-4:2005 finger record (FIR\\0 010\\0)")
+    length = (fields[2] << 32) | fields[3]
+    if length != len(record):  # 19794-4:2005: record length counts the whole record
+        raise LDSError(FILE, f"19794-4 record length {length}, block holds {len(record)} bytes")
+    if fields[6] < 1:
+        raise LDSError(FILE, "19794-4 record announces no finger")
+    return fields, _compression(fields[13])
+
+
+def decode_record(record: bytes) -> FingerRecord:
+    """One ISO/IEC 19794-4:2005 record, checking every length field (header version absent)."""
+    fields, compression = _read_general(record)
+    if fields[7] not in (SCALE_PPI, SCALE_PPCM):
+        raise LDSError(FILE, f"unknown scale units {fields[7]}")
+    fingers, offset = [], _GENERAL.size
+    for index in range(1, fields[6] + 1):
+        finger, offset = _read_finger(record, offset, compression, index)
+        fingers.append(finger)
+    if offset != len(record):
+        raise LDSError(FILE, f"{len(record) - offset} bytes after the last finger image")
+    return FingerRecord(tuple(fingers), compression, (fields[8], fields[9]),
+                        (fields[10], fields[11]), fields[5], fields[7], fields[12], fields[4])
+
+
+def _read_bht(bht: bytes) -> dict[int, bytes]:
+    fields: dict[int, bytes] = {}
+    for obj in asn1.children(bht, FILE):
+        if obj.tag in fields:
+            raise LDSError(FILE, f"biometric header repeats tag {obj.tag:02X}")
+        fields[obj.tag] = obj.value
+    if (fields.get(DG3Tag.FORMAT_OWNER), fields.get(DG3Tag.FORMAT_TYPE)) != (FORMAT_OWNER,
+                                                                            FORMAT_TYPE):
+        raise LDSError(FILE, "biometric header is not ISO/IEC 19794-4 (owner 0101, type 0007)")
+    if fields.get(DG3Tag.BIOMETRIC_TYPE, FINGER_TYPE) != FINGER_TYPE:
+        raise LDSError(FILE, "biometric type is not finger (08)")
+    return fields
+
+
+def _check_subtype(fields: dict[int, bytes], record: FingerRecord) -> None:
+    """The BHT's subtype, when present, names the finger the record holds (CBEFF ↔ 19794-4)."""
+    subtype = fields.get(DG3Tag.BIOMETRIC_SUBTYPE)
+    if subtype is None:
+        return
+    if len(subtype) != 1 or subtype[0] != record.subtype:
+        positions = sorted({finger.position for finger in record.fingers})
+        raise LDSError(FILE, f"CBEFF subtype {subtype.hex().upper()} disagrees with finger "
+                             f"position(s) {positions}")
+
+
+def _read_template(bit: tlv.TLV) -> FingerRecord:
+    parts = asn1.children(asn1.expect(bit, DG3Tag.BIT, FILE, "biometric information template"),
+                          FILE)
+    if [p.tag for p in parts] != [DG3Tag.BHT, DG3Tag.BDB]:
+        raise LDSError(FILE, "a biometric information template must hold A1 then 5F2E")
+    fields = _read_bht(parts[0].value)
+    record = decode_record(parts[1].value)
+    _check_subtype(fields, record)
+    return replace(record, header_version=fields.get(DG3Tag.HEADER_VERSION))
+
+
+def decode_dg3(data: bytes) -> DG3:
+    """Parse DG3 strictly: template count, headers, every 19794-4 length, nothing trailing."""
+    group = asn1.single(asn1.single(data, DG3Tag.DG3, FILE), DG3Tag.GROUP_TEMPLATE, FILE)
+    objects = asn1.children(group, FILE)
+    if not objects or objects[0].tag != DG3Tag.INSTANCE_COUNT or len(objects[0].value) != 1:
+        raise LDSError(FILE, "biometric group template must start with 02 01 <count>")
+    count = objects[0].value[0]
+    # ICAO 9303-10 Table 44: the count announces the biometric templates that follow.
+    if count < 1 or len(objects) - 1 != count:
+        raise LDSError(FILE, f"instance count {count} but {len(objects) - 1} templates follow")
+    return DG3(tuple(_read_template(bit) for bit in objects[1:]))
