@@ -1,4 +1,5 @@
-"""Document profiles: which DGs, which hash, the DG2 budget, the MRZ numbering, the card face.
+"""Document profiles: which DGs, which hash, the DG2 and DG3 budgets, the MRZ numbering, the
+card face.
 
 A profile is a YAML file (``personalization/profiles/<name>.yaml`` or a path), so another
 ICAO 9303 document is a new file, not new code.
@@ -12,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from personalization.applications.fingerprint import DG3_WRAPPING, MISSING_REASONS, FingerSpec
 from personalization.applications.intake import MAX_LINE_BYTES, IntakeRules
 from personalization.applications.photo import (
     DEFAULT_MAX_SOURCE_BYTES,
@@ -40,6 +42,54 @@ class DG2Spec(_Frozen):
     # stays within Pillow's process-wide guard (photo.py), which would refuse above it anyway.
     max_source_bytes: int = Field(DEFAULT_MAX_SOURCE_BYTES, ge=64 * 1024, le=16 * 1024 * 1024)
     max_source_pixels: int = Field(DEFAULT_MAX_SOURCE_PIXELS, ge=1_000_000, le=50_000_000)
+
+
+class DG3Spec(_Frozen):
+    """The two index fingers on the chip (WSQ at 500 ppi), and what intake accepts of them;
+    sizes are in pixels at 500 ppi."""
+
+    required: bool = False  # an application without fingerprints is refused
+    max_bytes: int = Field(ge=4000, le=200_000)  # the whole DG3; each finger gets half,
+    # less the templates and headers around the images
+    bitrate: float = Field(0.75, gt=0.1, le=4.0)  # WSQ bits per pixel tried first
+    min_bitrate: float = Field(0.45, gt=0.1, le=4.0)  # lowered no further before refusing
+    min_width: int = Field(200, ge=100)
+    min_height: int = Field(250, ge=100)
+    max_width: int = Field(800, le=2000)
+    max_height: int = Field(1000, le=2000)
+    min_source_ppi: int = Field(250, ge=100)
+    max_source_ppi: int = Field(1200, le=4000)
+    min_contrast: float = Field(16.0, ge=0)  # grey-level standard deviation
+    ridge_block_energy: int = Field(8, ge=1, le=255)  # mean edge response of a ridge block
+    min_ridge_area: float = Field(0.2, ge=0, le=1)  # fraction of blocks showing ridges
+    max_source_bytes: int = Field(512_000, ge=16 * 1024, le=4 * 1024 * 1024)
+    max_source_pixels: int = Field(4_000_000, ge=250_000, le=50_000_000)
+    missing_reasons: tuple[str, ...] = MISSING_REASONS
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DG3Spec:
+        if self.min_bitrate > self.bitrate:
+            raise ValueError("min_bitrate must not exceed bitrate")
+        if self.min_width > self.max_width or self.min_height > self.max_height:
+            raise ValueError("the minimum size must not exceed the maximum")
+        if self.min_source_ppi > 500 or self.max_source_ppi < 500:
+            raise ValueError("the accepted source resolutions must include 500 ppi")
+        unknown = set(self.missing_reasons) - set(MISSING_REASONS)
+        if unknown:
+            raise ValueError(f"missing_reasons are among {', '.join(MISSING_REASONS)}")
+        return self
+
+    def finger_spec(self) -> FingerSpec:
+        """What intake checks of one finger."""
+        return FingerSpec(
+            max_bytes=(self.max_bytes - DG3_WRAPPING) // 2, bitrate=self.bitrate,
+            min_bitrate=self.min_bitrate, min_width=self.min_width,
+            min_height=self.min_height, max_width=self.max_width, max_height=self.max_height,
+            min_source_ppi=self.min_source_ppi, max_source_ppi=self.max_source_ppi,
+            min_contrast=self.min_contrast, ridge_block_energy=self.ridge_block_energy,
+            min_ridge_area=self.min_ridge_area, max_source_bytes=self.max_source_bytes,
+            max_source_pixels=self.max_source_pixels, required=self.required,
+            missing_reasons=self.missing_reasons)
 
 
 class IntakeSpec(_Frozen):
@@ -72,6 +122,7 @@ class DocumentProfile(_Frozen):
     active_authentication: bool = True
     hash_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
     dg2: DG2Spec
+    dg3: DG3Spec | None = None  # None: the document carries no fingerprints
     expiry: ExpirySpec = ExpirySpec()
     min_age: int = Field(14, ge=0, le=30)
     intake: IntakeSpec = IntakeSpec()
@@ -87,12 +138,16 @@ class DocumentProfile(_Frozen):
         return tuple(sorted(value))
 
     @model_validator(mode="after")
-    def _inline_photo_fits_a_line(self) -> DocumentProfile:
+    def _inline_images_fit_a_line(self) -> DocumentProfile:
         # RFC 4648 §4: base64 takes 4 characters per 3 bytes; 16 KiB is left for the text fields.
         needed = 4 * -(-self.dg2.max_source_bytes // 3) + 16 * 1024
+        what = "photo of dg2.max_source_bytes"
+        if self.dg3 is not None:
+            needed += 2 * 4 * -(-self.dg3.max_source_bytes // 3)
+            what += " and two fingers of dg3.max_source_bytes"
         if self.intake.max_line_bytes < needed:
             raise ValueError(f"intake.max_line_bytes must be at least {needed} to hold an inline "
-                             "photo of dg2.max_source_bytes")
+                             f"{what}")
         return self
 
     def intake_rules(self) -> IntakeRules:
@@ -104,7 +159,8 @@ class DocumentProfile(_Frozen):
         return IntakeRules(photo=photo, limits=Limits(min_age=self.min_age),
                            max_line_bytes=self.intake.max_line_bytes,
                            renewal_ages=self.expiry.renewal_ages,
-                           grace_years=self.expiry.grace_years, nationality=self.nationality)
+                           grace_years=self.expiry.grace_years, nationality=self.nationality,
+                           fingerprints=self.dg3.finger_spec() if self.dg3 else None)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

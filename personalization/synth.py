@@ -1,7 +1,10 @@
 """Synthetic approved applications for demos, tests and benchmarks: Vietnamese names with
-diacritics, real province codes, valid ID numbers, and drawn faces of no real person.
+diacritics, real province codes, valid ID numbers, drawn faces and drawn fingerprints of no
+real person.
 
-Deterministic for a seed (``random.Random``; not for secrets — nothing here is one).
+Deterministic for a seed (``random.Random``; not for secrets — nothing here is one). A
+person's fingerprints are drawn from their personal ID, so a renewal carries the fingers of
+the first issue, and the other fields draw the same values as before fingerprints existed.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ import base64
 import hashlib
 import io
 import json
+import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageMath
 
 from personalization.applications.lines import REGISTRY_HEADER
 from personalization.applications.provinces import PROVINCES
@@ -43,6 +48,12 @@ DISTRICTS = ("Quận 1", "Quận Hoàn Kiếm", "Quận Hải Châu", "Huyện N
 SKIN = ((241, 204, 170), (224, 182, 146), (204, 160, 120), (232, 190, 160), (198, 148, 110))
 HAIR = ((20, 16, 14), (35, 28, 24), (52, 40, 30), (70, 60, 55), (120, 120, 120))
 SHIRT = ((240, 240, 240), (30, 40, 80), (60, 60, 60), (200, 200, 210), (90, 30, 40))
+# Fingerprint pattern classes (Henry) and about how often they occur
+PATTERNS = ("loop-left", "loop-right", "whorl", "arch")
+PATTERN_WEIGHTS = (33, 32, 30, 5)
+FINGER_SIZE = (256, 320)  # a FAP 10 single-finger capture at 500 ppi (12.8 × 16.3 mm)
+_GRID = 16  # pixels between the points where the ridge phase is computed, then interpolated
+_RIDGE = [round(127.5 + 127.5 * math.cos(2 * math.pi * i / 256)) for i in range(256)]
 ISSUE_FROM = date(2026, 1, 5)   # fixed, so output depends on the seed only
 ISSUE_DAYS = 290
 
@@ -137,6 +148,116 @@ def draw_face(rng: random.Random, sex: str, width: int = 480, height: int = 640)
     return out.getvalue()
 
 
+def _distance_to_segment(x: float, y: float, a: tuple[float, float],
+                         b: tuple[float, float]) -> float:
+    vx, vy = b[0] - a[0], b[1] - a[1]
+    t = min(1.0, max(0.0, ((x - a[0]) * vx + (y - a[1]) * vy) / (vx * vx + vy * vy)))
+    return math.hypot(x - a[0] - t * vx, y - a[1] - t * vy)
+
+
+def _ridge_distance(rng: random.Random, width: int, height: int, period: float,
+                    ) -> Callable[[float, float], float]:
+    """How far across the ridges a point lies from the core: ridges follow its level lines.
+    A loop's ridges are U-shaped around a ray from the core, a whorl's are ovals around a
+    short segment, an arch's are bumps."""
+    kind = rng.choices(PATTERNS, PATTERN_WEIGHTS)[0]
+    cx, cy = width * rng.uniform(0.4, 0.6), height * rng.uniform(0.35, 0.5)
+    tilt = rng.uniform(-0.3, 0.3)
+    if kind == "arch":
+        rise, spread = height * rng.uniform(0.15, 0.3), width * rng.uniform(0.25, 0.4)
+        return lambda x, y: (y - cy) - rise * math.exp(-(((x - cx) / spread) ** 2))
+    if kind == "whorl":
+        half = rng.uniform(5, 30)
+        dx, dy = half * math.cos(1.2 + tilt), half * math.sin(1.2 + tilt)
+        start, end = (cx - dx, cy - dy), (cx + dx, cy + dy)
+    else:
+        side = -1 if kind == "loop-left" else 1
+        start = (cx, cy)
+        end = (cx + side * width * math.cos(1.0 + tilt), cy + width * math.sin(1.0 + tilt))
+    soft = period * 0.9  # rounds the innermost ridge instead of a kink
+    return lambda x, y: math.hypot(_distance_to_segment(x, y, start, end), soft)
+
+
+def _ridge_phase(rng: random.Random, width: int, height: int) -> Image.Image:
+    """The ridge phase (256 per ridge period) as a float image: computed on a coarse grid,
+    where it is smooth, then interpolated, so only a few hundred points cost Python time."""
+    period = rng.uniform(8.5, 10.5)  # pixels from ridge to ridge at 500 ppi (0.43–0.53 mm)
+    distance = _ridge_distance(rng, width, height, period)
+    cols, rows = width // _GRID + 2, height // _GRID + 2
+    # three gentle bends, a sin(u·x + v·y + p) each, split into terms of x and of y
+    bends = []
+    for _ in range(3):
+        u, v, p, a = (rng.uniform(-0.02, 0.02), rng.uniform(-0.02, 0.02),
+                      rng.uniform(0, 2 * math.pi), rng.uniform(4, 14))
+        bends.append(([(a * math.sin(u * c * _GRID), a * math.cos(u * c * _GRID))
+                       for c in range(cols)],
+                      [(math.cos(v * r * _GRID + p), math.sin(v * r * _GRID + p))
+                       for r in range(rows)]))
+    values = []
+    for row in range(rows):
+        for col in range(cols):
+            bend = sum(xs[col][0] * ys[row][0] + xs[col][1] * ys[row][1] for xs, ys in bends)
+            values.append((distance(col * _GRID, row * _GRID) + bend) * 256 / period)
+    grid = Image.new("F", (cols, rows))
+    grid.putdata(values)
+    return grid.resize((width, height), Image.Resampling.BICUBIC,
+                       box=(0, 0, width / _GRID, height / _GRID))
+
+
+def draw_fingerprint(rng: random.Random, width: int = FINGER_SIZE[0],
+                     height: int = FINGER_SIZE[1]) -> Image.Image:
+    """A drawn flat impression of a finger of no real person: dark ridges on light paper,
+    8-bit grey at 500 ppi."""
+    phase = _ridge_phase(rng, width, height)
+    wrapped = ImageMath.lambda_eval(lambda m: m["convert"](m["p"], "I") & 255, p=phase)
+    ridges = wrapped.convert("L").point(_RIDGE)
+    small = (width // 4, height // 4)
+    pad = Image.new("L", small, 0)
+    ImageDraw.Draw(pad).ellipse((small[0] * rng.uniform(0.04, 0.12),
+                                 small[1] * rng.uniform(0.02, 0.1),
+                                 small[0] * rng.uniform(0.88, 0.96),
+                                 small[1] * rng.uniform(1.0, 1.3)), fill=255)
+    blotches = Image.frombytes("L", (width // 16, height // 16),
+                               rng.randbytes((width // 16) * (height // 16)))
+    pressure = ImageChops.multiply(pad.filter(ImageFilter.GaussianBlur(1.5)),
+                                   blotches.resize(small, Image.Resampling.BICUBIC)
+                                   .point(lambda v: min(255, 110 + v)))
+    ink = ImageChops.multiply(ImageChops.invert(ridges),
+                              pressure.resize((width, height), Image.Resampling.BILINEAR))
+    paper = Image.new("L", (width, height), 245)
+    return ImageChops.subtract(paper, ink)
+
+
+def draw_fingers(personal_id: str) -> dict[str, bytes]:
+    """Both index fingers of the holder of ``personal_id``, as JPEG at 500 ppi: the same
+    person gets the same fingers in every file, two people or two fingers differ."""
+    out = {}
+    for finger in ("right_index", "left_index"):
+        rng = random.Random(f"cardline synthetic finger {personal_id} {finger}")
+        data = io.BytesIO()
+        draw_fingerprint(rng).save(data, format="JPEG", quality=90, dpi=(500, 500))
+        out[finger] = data.getvalue()
+    return out
+
+
+def _attach_images(record: dict[str, Any], jpeg: bytes, photo_dir: Path | None) -> None:
+    """The photo and both fingers into ``record``: inline base64 (``photo_dir`` None), or
+    files in ``photo_dir`` named with their SHA-256."""
+    images = {"photo": jpeg, **draw_fingers(record["personal_id"])}
+    refs: dict[str, Any] = {}
+    for key, data in images.items():
+        if photo_dir is None:
+            refs[key] = {"base64": base64.b64encode(data).decode("ascii")}
+            continue
+        name = (f"{record['application_id']}.jpg" if key == "photo"
+                else f"{record['application_id']}.{key}.jpg")
+        (photo_dir / name).write_bytes(data)
+        refs[key] = {"path": f"{photo_dir.name}/{name}",
+                     "sha256": hashlib.sha256(data).hexdigest()}
+    record["photo"] = refs.pop("photo")
+    record["fingerprints"] = refs
+
+
 def _renewal(rng: random.Random, index: int, card_id: int, pid: str,
              issue: date) -> dict[str, Any]:
     """A renewal of card ``card_id`` for the holder of ``pid``: the same number, sex and birth
@@ -162,8 +283,9 @@ def _renewal(rng: random.Random, index: int, card_id: int, pid: str,
 def synthesize_renewals(cards: list[tuple[int, str]], seed: int, out: Path, *,
                         issue: date, registry_batch: str | None = None) -> Synthesized:
     """Renewal applications (kind renewal, naming the card they supersede) for the holders of
-    ``cards`` — (card id, personal ID) of handed-out cards — issued on ``issue``; photos
-    beside the file with their SHA-256, as :func:`synthesize` writes them."""
+    ``cards`` — (card id, personal ID) of handed-out cards — issued on ``issue``; photos and
+    the holder's fingers beside the file with their SHA-256, as :func:`synthesize` writes
+    them."""
     rng = random.Random(seed)
     photo_dir = out.parent / f"{out.stem}-photos"
     photo_dir.mkdir(parents=True, exist_ok=True)
@@ -173,18 +295,15 @@ def synthesize_renewals(cards: list[tuple[int, str]], seed: int, out: Path, *,
         for index, (card_id, pid) in enumerate(cards, start=1):
             record = _renewal(rng, seed * 1_000_000 + index, card_id, pid, issue)
             record["application_id"] = f"REN-{seed:04d}-{index:06d}"
-            jpeg = draw_face(rng, record["sex"])
-            name = f"{record['application_id']}.jpg"
-            (photo_dir / name).write_bytes(jpeg)
-            record["photo"] = {"path": f"{photo_dir.name}/{name}",
-                               "sha256": hashlib.sha256(jpeg).hexdigest()}
+            _attach_images(record, draw_face(rng, record["sex"]), photo_dir)
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return Synthesized(out, len(cards))
 
 
 def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False,
                registry_batch: str | None = None) -> Synthesized:
-    """Write ``count`` applications to ``out`` (JSON Lines); photos beside it or inline.
+    """Write ``count`` applications to ``out`` (JSON Lines); photos and fingers beside it
+    (``<out stem>-photos/``) or inline.
     With ``registry_batch`` the file opens with the registry's header line naming its batch
     (what the registry signs)."""
     rng = random.Random(seed)
@@ -198,13 +317,7 @@ def synthesize(count: int, seed: int, out: Path, *, inline_photos: bool = False,
             handle.write(json.dumps({REGISTRY_HEADER: registry_batch}) + "\n")
         for index in range(1, count + 1):
             record = _person(rng, seed * 1_000_000 + index, used)
-            jpeg = draw_face(rng, record["sex"])
-            if inline_photos:
-                record["photo"] = {"base64": base64.b64encode(jpeg).decode("ascii")}
-            else:
-                name = f"{record['application_id']}.jpg"
-                (photo_dir / name).write_bytes(jpeg)
-                record["photo"] = {"path": f"{photo_dir.name}/{name}",
-                                   "sha256": hashlib.sha256(jpeg).hexdigest()}
+            _attach_images(record, draw_face(rng, record["sex"]),
+                           None if inline_photos else photo_dir)
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return Synthesized(out, count)

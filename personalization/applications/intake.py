@@ -22,16 +22,16 @@ from pydantic import ValidationError
 
 from personalization.applications import rules
 from personalization.applications.expiry import derive_expiry
+from personalization.applications.fingerintake import FINGER_SHAPE, check_fingerprints
+from personalization.applications.fingerprint import FINGERS, FingerSpec
 from personalization.applications.lines import bounded_lines, registry_header
 from personalization.applications.model import (
     Application,
     ApplicationIn,
     FieldError,
-    InlinePhoto,
-    PhotoFile,
 )
 from personalization.applications.photo import PhotoError, PhotoSpec, normalize_photo
-from personalization.applications.sources import SourceError, inline_bytes, photo_file_bytes
+from personalization.applications.sources import record_image_bytes
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # holds an inline photo of the default 2 MiB cap, base64
 MAX_ERRORS = 32  # per record: a line of a million unknown keys is one record, not a million rows
@@ -55,6 +55,9 @@ class IntakeRules:
     # a photo by path must carry the SHA-256 of its bytes (a signed batch: the signature
     # then covers the photo); a bare path is taken only from an unsigned file
     photo_digests: bool = False
+    # the index fingers (DG3); None: the document carries none, and a record's fingerprints
+    # are ignored (never read, never kept)
+    fingerprints: FingerSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
         elif name == "photo":
             out.append(FieldError("photo", 'must be {"path": "…", "sha256": "…"}, '
                                            '{"base64": "…"} or a relative path'))
+        elif name == "fingerprints":
+            out.append(_fingerprints_shape(err["loc"]))
         elif name == "predates_cardline":
             out.append(FieldError("predates_cardline", "must be true or false"))
         else:
@@ -119,40 +124,12 @@ def _capped(errors: list[FieldError]) -> list[FieldError]:
     return [*errors[:MAX_ERRORS - 1], FieldError("(record)", f"{more} more errors not listed")]
 
 
-def _photo_bytes(photo: str | InlinePhoto | PhotoFile, base_dir: Path, policy: IntakeRules,
-                 errors: list[FieldError]) -> bytes:
-    max_bytes = policy.photo.max_source_bytes
-    try:
-        if isinstance(photo, InlinePhoto):
-            return inline_bytes(photo.base64, max_bytes)
-        if isinstance(photo, PhotoFile):
-            return _digested(photo, base_dir, max_bytes, errors)
-        if policy.photo_digests:
-            errors.append(FieldError("photo", _NEEDS_DIGEST))
-            return b""
-        return photo_file_bytes(photo, base_dir, max_bytes)
-    except SourceError as exc:
-        errors.append(FieldError("photo", str(exc)))
-        return b""
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_NEEDS_DIGEST = ('a photo by path in a signed batch carries the SHA-256 of its bytes: '
-                 '{"path": "…", "sha256": "…"}')
-
-
-def _digested(photo: PhotoFile, base_dir: Path, max_bytes: int,
-              errors: list[FieldError]) -> bytes:
-    """The photo file's bytes, only when they are the ones whose SHA-256 the record holds."""
-    if not _SHA256.fullmatch(photo.sha256.lower()):
-        errors.append(FieldError("photo", "sha256 is not 64 hexadecimal digits"))
-        return b""
-    data = photo_file_bytes(photo.path, base_dir, max_bytes)
-    if hashlib.sha256(data).hexdigest() != photo.sha256.lower():
-        errors.append(FieldError("photo", "the file's SHA-256 is not the one in the record: it "
-                                          "changed after the registry signed"))
-        return b""
-    return data
+def _fingerprints_shape(loc: tuple[int | str, ...]) -> FieldError:
+    """The shape error of ``fingerprints``, naming the finger when the error is inside one."""
+    finger = loc[1] if len(loc) > 1 else None
+    if finger in FINGERS:
+        return FieldError(f"fingerprints.{finger}", FINGER_SHAPE)
+    return FieldError("fingerprints", 'must be {"right_index": …, "left_index": …}')
 
 
 def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, today: date,
@@ -181,7 +158,11 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
     kind, supersedes = rules.check_kind(raw.kind, raw.reason, raw.supersedes,
                                         raw.predates_cardline, issue, errors)
     portrait = None
-    data = _photo_bytes(raw.photo, base_dir, policy, errors)
+    data = record_image_bytes("photo", raw.photo, base_dir, policy.photo.max_source_bytes,
+                              policy.photo_digests, errors)
+    fingerprints = (check_fingerprints(raw.fingerprints, base_dir, policy.fingerprints,
+                                       policy.photo_digests, errors)
+                    if policy.fingerprints is not None else None)
     if data:
         try:
             portrait = normalize_photo(data, policy.photo)
@@ -197,7 +178,7 @@ def validate_record(raw: ApplicationIn, base_dir: Path, policy: IntakeRules, tod
         father_name=names["father_name"], mother_name=names["mother_name"],
         spouse_name=spouse or None, former_id_number=former, portrait=portrait, **texts,
         kind=kind, reason=raw.reason, supersedes=supersedes,
-        predates_cardline=raw.predates_cardline,
+        predates_cardline=raw.predates_cardline, fingerprints=fingerprints,
     ), []
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from personalization.applications.fingerprint import Fingerprints
 from personalization.applications.photo import Portrait
 
 
@@ -37,10 +38,28 @@ class PhotoFile(BaseModel):
     sha256: str
 
 
+class MissingFingerIn(BaseModel):
+    """A finger the registry could not capture: ``{"missing": "<reason code>"}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    missing: str
+
+
+FingerIn = str | InlinePhoto | PhotoFile | MissingFingerIn
+
+
+class FingerprintsIn(BaseModel):
+    """The two index fingers, each given like ``photo`` or as missing with a reason code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    right_index: FingerIn
+    left_index: FingerIn
+
+
 class ApplicationIn(BaseModel):
     """The exact keys of design.md; unknown keys and wrong types are errors. ``kind``,
     ``reason``, ``supersedes`` and ``predates_cardline`` (issue #16 §2) may be absent: a
-    first issue."""
+    first issue. ``fingerprints`` may be absent where the profile does not require them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -61,6 +80,7 @@ class ApplicationIn(BaseModel):
     spouse_name: str | None = None
     former_id_number: str | None = None
     photo: str | InlinePhoto | PhotoFile
+    fingerprints: FingerprintsIn | None = None
     kind: str = "first"
     reason: str | None = None
     supersedes: SupersedesIn | None = None
@@ -101,7 +121,8 @@ class Supersedes:
 
 @dataclass(frozen=True, slots=True)
 class Application:
-    """A validated application: normalized text (NFC), real dates, derived expiry, portrait."""
+    """A validated application: normalized text (NFC), real dates, derived expiry, portrait,
+    and the index fingers as WSQ (None where the profile takes no fingerprints)."""
 
     application_id: str
     personal_id: str
@@ -125,3 +146,4 @@ class Application:
     reason: str | None = None  # one of REASONS[kind]; None for a first issue
     supersedes: Supersedes | None = None
     predates_cardline: bool = False  # the earlier card was made before cardline
+    fingerprints: Fingerprints | None = None

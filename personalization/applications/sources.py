@@ -1,6 +1,7 @@
-"""Where a record's photo comes from: a file beside the applications file, or inline base64.
+"""Where a record's images (the photo, the fingers) come from: a file beside the applications
+file, or inline base64.
 
-A photo path is data from the registry, so it is held to these rules before anything is
+An image path is data from the registry, so it is held to these rules before anything is
 opened:
 
 - it is text of at most ``MAX_PATH_BYTES`` UTF-8 bytes, with no NUL, no control character and
@@ -13,7 +14,9 @@ opened:
   descriptor, so a FIFO, a device or a directory is refused without reading from it;
 - the file is at most ``max_bytes`` long, and at most ``max_bytes + 1`` bytes are ever read.
 
-An inline photo's base64 text is capped at the encoded length of ``max_bytes`` before it is
+A file named with ``{"path": …, "sha256": …}`` is used only when its bytes have that SHA-256
+(FIPS 180-4); a signed batch names every file so, and its signature then covers the images.
+An inline image's base64 text is capped at the encoded length of ``max_bytes`` before it is
 decoded (RFC 4648 §4: 4 characters per 3 bytes).
 
 Refusals raise :class:`SourceError` whose message names the rule, never the path.
@@ -23,10 +26,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
+import re
 import stat
 import unicodedata
 from pathlib import Path
+
+from personalization.applications.model import FieldError, InlinePhoto, PhotoFile
 
 MAX_PATH_BYTES = 4096  # PATH_MAX on Linux; resolving a longer one would only waste lstat calls
 _READ_CHUNK = 1 << 20
@@ -36,7 +43,7 @@ _OUTSIDE = "path must be relative and stay inside the folder of the applications
 
 
 class SourceError(ValueError):
-    """The photo cannot be read; the message names the rule broken."""
+    """The image cannot be read; the message names the rule broken."""
 
 
 def inline_bytes(encoded: str, max_bytes: int) -> bytes:
@@ -120,3 +127,41 @@ def _why(exc: OSError | RuntimeError) -> str:
 def photo_file_bytes(photo: str, base_dir: Path, max_bytes: int) -> bytes:
     """The bytes of the photo file ``photo`` names, relative to ``base_dir``."""
     return read_regular_file(resolve_photo_path(photo, base_dir), max_bytes)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NEEDS_DIGEST = ('an image by path in a signed batch carries the SHA-256 of its bytes: '
+                 '{"path": "…", "sha256": "…"}')
+
+
+def record_image_bytes(name: str, source: str | InlinePhoto | PhotoFile, base_dir: Path,
+                       max_bytes: int, digests: bool, errors: list[FieldError]) -> bytes:
+    """The bytes of the image field ``name`` (``photo``, ``fingerprints.right_index``…) of a
+    record, or ``b""`` with the reason added to ``errors``; ``digests``: a bare path is
+    refused (a signed batch)."""
+    try:
+        if isinstance(source, InlinePhoto):
+            return inline_bytes(source.base64, max_bytes)
+        if isinstance(source, PhotoFile):
+            return _digested(name, source, base_dir, max_bytes, errors)
+        if digests:
+            errors.append(FieldError(name, _NEEDS_DIGEST))
+            return b""
+        return photo_file_bytes(source, base_dir, max_bytes)
+    except SourceError as exc:
+        errors.append(FieldError(name, str(exc)))
+        return b""
+
+
+def _digested(name: str, image: PhotoFile, base_dir: Path, max_bytes: int,
+              errors: list[FieldError]) -> bytes:
+    """The image file's bytes, only when they are the ones whose SHA-256 the record holds."""
+    if not _SHA256.fullmatch(image.sha256.lower()):
+        errors.append(FieldError(name, "sha256 is not 64 hexadecimal digits"))
+        return b""
+    data = photo_file_bytes(image.path, base_dir, max_bytes)
+    if hashlib.sha256(data).hexdigest() != image.sha256.lower():
+        errors.append(FieldError(name, "the file's SHA-256 is not the one in the record: it "
+                                       "changed after the registry signed"))
+        return b""
+    return data

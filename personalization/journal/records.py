@@ -1,7 +1,8 @@
 """The journal's records, as every adapter hands them out: plain values, no database in sight.
 
-A validated application is kept as one JSON text until the purge; its portrait travels inline
-(base64 of the normalized JPEG) so a batch never depends on the file it was created from.
+A validated application is kept as one JSON text until the purge; its portrait and its
+fingers travel inline (base64 of the normalized JPEG and WSQ images) so a batch never depends
+on the files it was created from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any, TypedDict
 
+from personalization.applications.fingerprint import (
+    Finger,
+    FingerImage,
+    Fingerprints,
+    MissingFinger,
+)
 from personalization.applications.model import Application, Supersedes
 from personalization.applications.photo import Portrait
 from personalization.cardstate import Card, State
@@ -21,6 +28,20 @@ from personalization.reasons import Reason
 
 _DATES = ("date_of_birth", "issue_date", "expiry_date")
 GENESIS = "0" * 64  # the "previous hash" of the first event
+
+
+def _dump_finger(finger: Finger) -> dict[str, Any]:
+    if isinstance(finger, MissingFinger):
+        return {"position": finger.position, "missing": finger.reason}
+    return {"position": finger.position, "wsq": base64.b64encode(finger.wsq).decode("ascii"),
+            "width": finger.width, "height": finger.height, "ppi": finger.ppi}
+
+
+def _load_finger(raw: dict[str, Any]) -> Finger:
+    if "missing" in raw:
+        return MissingFinger(raw["position"], raw["missing"])
+    return FingerImage(raw["position"], base64.b64decode(raw["wsq"]), raw["width"],
+                       raw["height"], raw["ppi"])
 
 
 def dump_application(application: Application) -> str:
@@ -33,6 +54,9 @@ def dump_application(application: Application) -> str:
         elif isinstance(value, Portrait):
             value = {"jpeg": base64.b64encode(value.jpeg).decode("ascii"),
                      "width": value.width, "height": value.height}
+        elif isinstance(value, Fingerprints):
+            value = {"right_index": _dump_finger(value.right_index),
+                     "left_index": _dump_finger(value.left_index)}
         elif isinstance(value, Supersedes):
             value = {"card_id": value.card_id, "document_number": value.document_number,
                      "issue_date": value.issue_date.isoformat() if value.issue_date else None}
@@ -42,7 +66,8 @@ def dump_application(application: Application) -> str:
 
 def load_application(text: str) -> Application:
     """The application back from its journal text (it was validated when the batch was made).
-    A text kept before applications had kinds loads as a first issue."""
+    A text kept before applications had kinds loads as a first issue, one kept before they
+    had fingerprints without them."""
     raw = json.loads(text)
     for name in _DATES:
         raw[name] = date.fromisoformat(raw[name]) if raw[name] is not None else None
@@ -53,6 +78,10 @@ def load_application(text: str) -> Application:
         raw["supersedes"] = Supersedes(
             earlier["card_id"], earlier["document_number"],
             date.fromisoformat(earlier["issue_date"]) if earlier["issue_date"] else None)
+    fingers = raw.get("fingerprints")
+    if fingers is not None:
+        raw["fingerprints"] = Fingerprints(_load_finger(fingers["right_index"]),
+                                           _load_finger(fingers["left_index"]))
     return Application(**raw)
 
 
