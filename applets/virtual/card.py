@@ -1,9 +1,14 @@
 """The virtual eMRTD: a card-side ICAO 9303 LDS1 applet with a JMRTD-style perso profile.
 
 Lifecycle: BLANK → PERSONALIZING (plain CREATE / SELECT / UPDATE / READ, GET DATA 7F66,
-GENERATE KEY, PUT DATA, LOCK) → LOCKED (reads only after BAC, everything under secure
-messaging). The ATR is a PC/SC Part 3 contactless ATR with a fixed historical part: the chip
-serial is deliberately not in it, so a card cannot be traced without access control.
+GENERATE KEY, PUT DATA, LOCK) → LOCKED (reads under secure messaging opened by BAC or PACE;
+the rules per file are :mod:`applets.virtual.access`'s). Two directories: the master file,
+current at power-on, holds EF.CardAccess (011C, read always, selectable by FID without an MF
+SELECT); SELECT of the eMRTD AID enters the application. PACE, Chip Authentication and
+Terminal Authentication are :mod:`applets.virtual.eac_chip`'s; the EAC perso commands are
+:mod:`applets.virtual.eac_perso`'s. The ATR is a PC/SC Part 3 contactless ATR with a fixed
+historical part: the chip serial is deliberately not in it, so a card cannot be traced without
+access control.
 """
 
 from __future__ import annotations
@@ -12,56 +17,41 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import replace
 from typing import ClassVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from applets.emrtd import aa, bac
 from applets.emrtd.errors import SMCheck, SMError
-from applets.emrtd.lds.files import BY_FID, LDS1_AID
+from applets.emrtd.pace import CHAINING
+from applets.emrtd.perso import CA_KEY_REFERENCE
 from applets.emrtd.sm import SM_CLA_BITS, SecureMessaging
 from applets.errors import CardError
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
-from applets.virtual import hostile
+from applets.virtual import eac_perso, hostile
+from applets.virtual.access import Directory, SecurityStatus, Session
+from applets.virtual.eac_chip import EACChip
+from applets.virtual.filesystem import FileSystem
 from applets.virtual.hostile import Hostile
+from applets.virtual.memory import (
+    AccessProtocols,
+    ChipMemory,
+    Lifecycle,
+)
 from common.curves import SECP256R1 as AA_CURVE
 
 HISTORICAL = b"cardline eMRTD"
-FILE_HEADER_BYTES = 16  # EEPROM written to allocate one file (modelled, not measured)
 KEY_BYTES = 32
 _SEED_TAG = 0x62
 RNG = Callable[[int], bytes]
-
-
-class Lifecycle(Enum):
-    """Where the chip is in its life."""
-
-    BLANK = "blank"
-    PERSONALIZING = "personalizing"
-    LOCKED = "locked"
-
-
-@dataclass
-class ChipMemory:
-    """Everything the chip keeps across power cycles (its EEPROM)."""
-
-    files: dict[int, bytearray] = field(default_factory=dict)
-    bac_keys: tuple[bytes, bytes] | None = None
-    aa_scalar: bytes | None = None  # the AA private key: never returned by any command
-    locked: bool = False
-    hostile: Hostile | None = None  # a test mode: how the chip misbehaves once locked
-
-    @property
-    def lifecycle(self) -> Lifecycle:
-        """BLANK until the first write, LOCKED after LOCK."""
-        if self.locked:
-            return Lifecycle.LOCKED
-        written = self.files or self.bac_keys or self.aa_scalar
-        return Lifecycle.PERSONALIZING if written else Lifecycle.BLANK
+CHAINING_NOT_SUPPORTED = 0x6884  # ISO 7816-4 §5.6: command chaining not supported
+MAX_CHAIN = 4096  # bytes a chained command may gather (a CV certificate or a trust point)
+_CHAINED_INS = frozenset({0x2A, 0xDA})  # PSO:Verify Certificate, PUT DATA (trust point)
+_MF_INS = frozenset({0xA4, 0xB0, 0xB1, 0x22, 0x86, 0xE0, 0xD6})  # what the MF answers
+__all__ = ["AccessProtocols", "ChipMemory", "Lifecycle", "VirtualEMRTD", "contactless_atr"]
 
 
 def _sw(code: int, data: bytes = b"") -> ResponseAPDU:
@@ -96,10 +86,7 @@ class VirtualEMRTD:
         self._dirty = False
         self._lock = threading.RLock()  # the bridge thread executes, the host thread may flush
         self.last_eeprom_bytes = 0
-        self._applet = False
-        self._current: int | None = None
-        self._sm: SecureMessaging | None = None
-        self._bac: bac.BACCard | None = None
+        self.power_on()
 
     # -- CardLike ---------------------------------------------------------------------
     def atr(self) -> bytes:
@@ -107,8 +94,13 @@ class VirtualEMRTD:
         return contactless_atr(HISTORICAL)
 
     def power_on(self) -> None:
-        """Field on: volatile state starts fresh."""
-        self._applet, self._current, self._sm, self._bac = False, None, None, None
+        """Field on: volatile state starts fresh, in the master file."""
+        self._sm: SecureMessaging | None = None
+        self._bac: bac.BACCard | None = None
+        self._chain: bytes | None = None  # data gathered by command chaining (CLA 10)
+        self.status = SecurityStatus()
+        self._fs = FileSystem(self.memory, self.status, self._changed)
+        self._eac = EACChip(self.memory, self.status, self.rng, self._changed)
 
     def power_off(self) -> None:
         """Field off: session keys and selections are lost; memory is persisted."""
@@ -148,8 +140,29 @@ class VirtualEMRTD:
 
     @property
     def secure_session(self) -> bool:
-        """True while a BAC secure-messaging session is open."""
+        """True while a secure-messaging session (BAC, PACE, after CA) is open."""
         return self._sm is not None
+
+    @property
+    def _applet(self) -> bool:
+        return self._fs.directory is Directory.APPLICATION
+
+    def _open_session(self, session: SecureMessaging, opened_by: Session) -> None:
+        self._sm, self._fs.current = session, None
+        self.status.open(opened_by)
+        self._eac.reset()
+
+    def _end_session(self) -> None:
+        """ICAO 9303-11 §9.8.6: the session keys and every right they carried are gone."""
+        self._sm = None
+        self.status.close()
+        self._eac.reset()
+
+    def _switch_session(self) -> None:
+        """After PACE's last step or CA's answer, the next command uses the new keys."""
+        session = self._eac.take_session()
+        if session is not None:
+            self._sm = session
 
     # -- dispatch ---------------------------------------------------------------------
     def _execute(self, raw: bytes) -> ResponseAPDU:
@@ -164,11 +177,13 @@ class VirtualEMRTD:
         if command.cla & SM_CLA_BITS == SM_CLA_BITS:
             return self._secure(command)
         if self._sm is not None:  # ICAO 9303-11 §9.8.6: a plain APDU aborts secure messaging
-            self._sm = None
+            self._end_session()
             return _sw(SW.SM_DATA_OBJECTS_MISSING)
-        if command.cla != 0x00:
+        if command.cla not in (0x00, CHAINING):
             return _sw(SW.CLA_NOT_SUPPORTED)
-        return self._dispatch(command)
+        response = self._dispatch(command)
+        self._switch_session()  # PACE: its last answer is plain, what follows is not
+        return response
 
     def _secure(self, command: CommandAPDU) -> ResponseAPDU:
         session = self._sm
@@ -177,12 +192,14 @@ class VirtualEMRTD:
         try:
             plain = session.unwrap_command(command)
         except SMError as exc:  # ICAO 9303-11 §9.8.6: end the session, answer without SM
-            self._sm = None
+            self._end_session()
             missing = exc.check is SMCheck.MISSING_DO
             return _sw(SW.SM_DATA_OBJECTS_MISSING if missing else SW.SM_DATA_OBJECTS_INCORRECT)
-        if plain.cla != 0x00:
+        if plain.cla not in (0x00, CHAINING):
             return session.wrap_response(_sw(SW.CLA_NOT_SUPPORTED))
-        return session.wrap_response(self._dispatch(plain))
+        response = session.wrap_response(self._dispatch(plain))
+        self._switch_session()  # ICAO 9303-11 §6.2.3: CA's answer still under the old keys
+        return response
 
     def _dispatch(self, command: CommandAPDU) -> ResponseAPDU:
         answer = self._hostile_answer(command)
@@ -191,9 +208,30 @@ class VirtualEMRTD:
         handler = self._HANDLERS.get(command.ins)
         if handler is None:
             return _sw(SW.INS_NOT_SUPPORTED)
-        if command.ins != 0xA4 and not self._applet:
+        if command.ins not in _MF_INS and not self._applet:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
-        return handler(self, command)
+        gathered = self._gather(command)
+        if isinstance(gathered, ResponseAPDU):
+            return gathered
+        return handler(self, gathered)
+
+    def _gather(self, command: CommandAPDU) -> CommandAPDU | ResponseAPDU:
+        """ISO 7816-4 §5.1.1.1 command chaining: gather CLA 10 parts until the last one.
+
+        GENERAL AUTHENTICATE keeps its CLA: PACE's steps are chained by protocol, not by data.
+        """
+        chain, self._chain = self._chain, None
+        if command.ins == 0x86:
+            return command
+        if command.ins not in _CHAINED_INS:
+            return _sw(CHAINING_NOT_SUPPORTED) if command.cla & CHAINING else command
+        data = (chain or b"") + command.data
+        if len(data) > MAX_CHAIN:
+            return _sw(SW.WRONG_LENGTH)
+        if command.cla & CHAINING:
+            self._chain = data
+            return _sw(SW.OK)
+        return replace(command, data=data, extended=command.extended or len(data) > 255)
 
     def _hostile_answer(self, command: CommandAPDU) -> ResponseAPDU | None:
         """get_response_forever: after BAC, reads and GET RESPONSE always have "more" (61xx)."""
@@ -207,109 +245,21 @@ class VirtualEMRTD:
         if self.write_through:
             self.flush()
 
-    def _guarded(self) -> ResponseAPDU | None:
-        """Reads need BAC once the chip is locked (ICAO 9303-11 §4.3)."""
-        if self.memory.locked and self._sm is None:
-            return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
-        return None
-
-    # -- file system ------------------------------------------------------------------
+    # -- file system (applets.virtual.filesystem) ---------------------------------------
     def _select(self, command: CommandAPDU) -> ResponseAPDU:
-        if command.p1 == 0x04:
-            if command.data != LDS1_AID:
-                return _sw(SW.FILE_NOT_FOUND)
-            self._applet, self._current = True, None
-            return _sw(SW.OK)
-        if not self._applet:
-            return _sw(SW.CONDITIONS_NOT_SATISFIED)
-        if command.p1 not in (0x00, 0x02) or len(command.data) != 2:
-            return _sw(SW.WRONG_LENGTH if command.p1 in (0x00, 0x02) else SW.INCORRECT_P1P2)
-        refused = self._guarded()
-        if refused is not None:
-            return refused
-        fid = int.from_bytes(command.data, "big")
-        if fid not in self.memory.files:
-            return _sw(SW.FILE_NOT_FOUND)
-        self._current = fid
-        return _sw(SW.OK)
-
-    def _read_target(self, command: CommandAPDU) -> tuple[int, int] | ResponseAPDU:
-        if command.p1 & 0x80:  # ISO 7816-4 §7.2.2: P1 = 100 SFI, P2 = offset
-            fid = 0x0100 | (command.p1 & 0x1F)
-            if fid not in self.memory.files:
-                return _sw(SW.FILE_NOT_FOUND)
-            self._current = fid
-            return fid, command.p2
-        if self._current is None:
-            return _sw(SW.COMMAND_NOT_ALLOWED)
-        return self._current, (command.p1 << 8) | command.p2
+        return self._fs.select(command)
 
     def _read(self, command: CommandAPDU) -> ResponseAPDU:
-        refused = self._guarded()
-        if refused is not None:
-            return refused
-        target = self._read_target(command)
-        if isinstance(target, ResponseAPDU):
-            return target
-        return self._read_at(target[0], target[1], command.ne, wrap=False)
+        return self._fs.read(command, self._hostile)
 
     def _read_odd(self, command: CommandAPDU) -> ResponseAPDU:
-        refused = self._guarded()
-        if refused is not None:
-            return refused
-        if command.p1 or command.p2 or self._current is None:  # only the current EF
-            return _sw(SW.COMMAND_NOT_ALLOWED if self._current is None else SW.INCORRECT_P1P2)
-        try:  # ISO 7816-4 §7.2.3: offset in DO54
-            offset = int.from_bytes(tlv.decode_single(command.data, 0x54).value, "big")
-        except CardError:
-            return _sw(SW.WRONG_DATA)
-        return self._read_at(self._current, offset, command.ne, wrap=True)
-
-    def _read_at(self, fid: int, offset: int, ne: int | None, wrap: bool) -> ResponseAPDU:
-        content = hostile.served(self._hostile, fid, self.memory.files[fid])
-        if ne is None:
-            return _sw(SW.WRONG_LENGTH)
-        if offset > len(content):
-            return _sw(SW.WRONG_P1P2)
-        count = ne
-        while wrap and count > 0 and len(tlv.encode(0x53, bytes(count))) > ne:
-            count -= 1
-        data = bytes(content[offset : offset + count])
-        status = SW.OK if len(data) == count else 0x6282  # 6282: end of file first
-        if self._hostile is Hostile.LONGER_THAN_LE:
-            data = hostile.overlong(data, count)
-        return _sw(status, tlv.encode(0x53, data) if wrap else data)
+        return self._fs.read_odd(command, self._hostile)
 
     def _create(self, command: CommandAPDU) -> ResponseAPDU:
-        if self.memory.locked:
-            return _sw(SW.CONDITIONS_NOT_SATISFIED)
-        data = command.data
-        if len(data) < 6:
-            return _sw(SW.WRONG_LENGTH)
-        if data[0] != 0x63 or data[1] < 4:  # JMRTD profile: 63 04 size(2) fid(2)
-            return _sw(SW.DATA_INVALID)
-        size, fid = int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:6], "big")
-        if fid not in BY_FID:
-            return _sw(SW.WRONG_DATA)
-        existing = self.memory.files.get(fid)
-        if existing is not None:  # the first CREATE fixes the size
-            return _sw(SW.OK if size <= len(existing) else SW.NOT_ENOUGH_MEMORY)
-        self.memory.files[fid] = bytearray(size)
-        self._changed(FILE_HEADER_BYTES)
-        return _sw(SW.OK)
+        return self._fs.create(command)
 
     def _update(self, command: CommandAPDU) -> ResponseAPDU:
-        if self.memory.locked or self._current is None:
-            return _sw(SW.CONDITIONS_NOT_SATISFIED)
-        if command.p1 & 0x80:
-            return _sw(SW.INCORRECT_P1P2)
-        offset = (command.p1 << 8) | command.p2
-        content = self.memory.files[self._current]
-        if offset + len(command.data) > len(content):
-            return _sw(SW.NOT_ENOUGH_MEMORY)
-        content[offset : offset + len(command.data)] = command.data
-        self._changed(len(command.data))
-        return _sw(SW.OK)
+        return self._fs.update(command)
 
     # -- personalization data -----------------------------------------------------------
     def _get_data(self, command: CommandAPDU) -> ResponseAPDU:
@@ -325,7 +275,14 @@ class VirtualEMRTD:
         return _sw(SW.OK, tlv.encode(0x7F66, body))
 
     def _generate(self, command: CommandAPDU) -> ResponseAPDU:
-        if self.memory.locked or self.memory.aa_scalar is not None:
+        if self.memory.locked:
+            return _sw(SW.CONDITIONS_NOT_SATISFIED)
+        if (command.p1, command.p2) == (0x00, CA_KEY_REFERENCE):
+            answer, written = eac_perso.generate_ca_key(self.memory, command, self.rng)
+            if written:
+                self._changed(written)
+            return answer
+        if self.memory.aa_scalar is not None:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)  # one key per chip, never replaced
         if command.p1 or command.p2:
             return _sw(SW.INCORRECT_P1P2)
@@ -345,11 +302,16 @@ class VirtualEMRTD:
         if self.memory.locked:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
         if (command.p1, command.p2) == (0xDE, 0xAD):
-            if self.memory.bac_keys is None:  # a chip locked without BAC keys is unreadable
+            if not self.memory.ready_to_lock():  # a chip locked without its keys is unreadable
                 return _sw(SW.CONDITIONS_NOT_SATISFIED)
             self.memory.locked = True
             self._changed(1)
             return _sw(SW.OK)
+        if command.p1 == 0x00 and command.p2 in eac_perso.EAC_TAGS:
+            answer, written = eac_perso.put_data(self.memory, command)
+            if written:
+                self._changed(written)
+            return answer
         if (command.p1, command.p2) != (0x00, _SEED_TAG):
             return _sw(SW.INCORRECT_P1P2)
         try:
@@ -361,13 +323,18 @@ class VirtualEMRTD:
         except (CardError, UnicodeDecodeError):
             return _sw(SW.WRONG_DATA)
         self.memory.bac_keys = bac.document_keys(mrz_info)
-        self._changed(2 * KEY_BYTES)
+        self.memory.document_number = fields[0].strip().upper().ljust(9, "<")
+        self._changed(2 * KEY_BYTES + len(fields[0]))
         return _sw(SW.OK)
 
     # -- access control -----------------------------------------------------------------
     def _challenge(self, command: CommandAPDU) -> ResponseAPDU:
+        if not self.memory.locked:
+            return _sw(SW.CONDITIONS_NOT_SATISFIED)
+        if self._sm is not None:  # under secure messaging: r_PICC of Terminal Authentication
+            return self._eac.get_challenge(command)
         keys = self.memory.bac_keys
-        if not self.memory.locked or keys is None:
+        if keys is None or not self.memory.access.bac:  # a PACE-only chip refuses BAC
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
         self._bac = bac.BACCard(keys[0], keys[1], self.rng)
         return self._bac.get_challenge(command)
@@ -375,13 +342,26 @@ class VirtualEMRTD:
     def _external_authenticate(self, command: CommandAPDU) -> ResponseAPDU:
         if not self.memory.locked:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
+        if self._sm is not None:
+            return self._eac.external_authenticate(command)
         if self._bac is None:
             return _sw(SW.CONDITIONS_NOT_SATISFIED)
         response, session = self._bac.external_authenticate(command)
         self._bac = None
         if session is not None:
-            self._sm, self._current = session, None
+            self._open_session(session, Session.BAC)
         return response
+
+    def _manage(self, command: CommandAPDU) -> ResponseAPDU:
+        return self._eac.manage(command, secure=self._sm is not None)
+
+    def _general_authenticate(self, command: CommandAPDU) -> ResponseAPDU:
+        return self._eac.general_authenticate(command, secure=self._sm is not None)
+
+    def _verify_certificate(self, command: CommandAPDU) -> ResponseAPDU:
+        if not self.memory.locked or self._sm is None:
+            return _sw(SW.SECURITY_STATUS_NOT_SATISFIED)
+        return self._eac.verify_certificate(command)
 
     def _internal_authenticate(self, command: CommandAPDU) -> ResponseAPDU:
         if not self.memory.locked:
@@ -395,5 +375,6 @@ class VirtualEMRTD:
     _HANDLERS: ClassVar[Mapping[int, Callable[[VirtualEMRTD, CommandAPDU], ResponseAPDU]]] = {
         0xA4: _select, 0xB0: _read, 0xB1: _read_odd, 0xD6: _update, 0xE0: _create,
         0xCA: _get_data, 0x46: _generate, 0xDA: _put_data, 0x84: _challenge,
-        0x82: _external_authenticate, 0x88: _internal_authenticate,
+        0x82: _external_authenticate, 0x88: _internal_authenticate, 0x22: _manage,
+        0x86: _general_authenticate, 0x2A: _verify_certificate,
     }

@@ -14,12 +14,17 @@ import os
 import re
 import secrets
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from applets.emrtd import curves
+from applets.emrtd.cvc import CHAT, Reference, Role
+from applets.emrtd.ta import ChainKey
 from applets.errors import CardError
 from applets.virtual.card import RNG, ChipMemory, VirtualEMRTD
 from applets.virtual.hostile import Hostile
+from applets.virtual.memory import AccessProtocols, CAKey
 
 SUFFIX = ".chip"
 FORMAT = 1
@@ -45,7 +50,57 @@ def dump_memory(serial: str, memory: ChipMemory) -> bytes:
     }
     if memory.hostile is not None:  # absent for every well-behaved chip
         document["hostile"] = memory.hostile.value
+    document.update(_dump_eac(memory))
     return json.dumps(document, separators=(",", ":")).encode("ascii")
+
+
+def _dump_trust_point(key: ChainKey) -> dict[str, Any]:
+    return {"reference": str(key.reference), "point": key.point.hex(), "curve": key.curve.oid,
+            "algorithm": key.algorithm, "role": int(key.role), "chat_oid": key.chat.oid,
+            "chat": key.chat.template.hex(),
+            "issuer_role": None if key.issuer_role is None else int(key.issuer_role)}
+
+
+def _load_trust_point(raw: dict[str, Any]) -> ChainKey:
+    issuer = raw["issuer_role"]
+    return ChainKey(Reference.parse(raw["reference"]), bytes.fromhex(raw["point"]),
+                    curves.by_oid(raw["curve"]), raw["algorithm"], Role(raw["role"]),
+                    CHAT(raw["chat_oid"], bytes.fromhex(raw["chat"])),
+                    None if issuer is None else Role(issuer))
+
+
+def _dump_eac(memory: ChipMemory) -> dict[str, Any]:
+    """The PACE/EAC state, each key only when set (a BAC-only chip's file is unchanged)."""
+    values: dict[str, Any] = {
+        "mf_files": {f"{fid:04X}": content.hex() for fid, content in memory.mf_files.items()}
+        or None,
+        "access": None if memory.access is AccessProtocols.BAC else memory.access.value,
+        "document_number": memory.document_number,
+        "pace_mrz": memory.pace_mrz.hex() if memory.pace_mrz else None,
+        "pace_can": memory.pace_can,
+        "ca_key": [memory.ca_key.curve_oid, memory.ca_key.scalar.hex()]
+        if memory.ca_key else None,
+        "trust_point": _dump_trust_point(memory.trust_point) if memory.trust_point else None,
+        "chip_date": memory.chip_date.isoformat() if memory.chip_date else None,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _load_eac(document: dict[str, Any], memory: ChipMemory) -> None:
+    """Fill ``memory`` with the PACE/EAC state of a snapshot (absent keys keep defaults)."""
+    get = document.get
+    memory.mf_files = {int(fid, 16): bytearray.fromhex(v)
+                       for fid, v in (get("mf_files") or {}).items()}
+    memory.access = AccessProtocols(get("access") or AccessProtocols.BAC.value)
+    memory.document_number = get("document_number")
+    mrz, day = get("pace_mrz"), get("chip_date")
+    memory.pace_mrz = bytes.fromhex(mrz) if mrz else None
+    memory.pace_can = get("pace_can")
+    key = get("ca_key")
+    memory.ca_key = CAKey(key[0], bytes.fromhex(key[1])) if key else None
+    point = get("trust_point")
+    memory.trust_point = _load_trust_point(point) if point else None
+    memory.chip_date = date.fromisoformat(day) if day else None
 
 
 def load_memory(serial: str, raw: bytes) -> ChipMemory:
@@ -57,14 +112,16 @@ def load_memory(serial: str, raw: bytes) -> ChipMemory:
         keys = document["bac_keys"]
         scalar = document["aa_scalar"]
         mode = document.get("hostile")
-        return ChipMemory(
+        memory = ChipMemory(
             files={int(fid, 16): bytearray.fromhex(v) for fid, v in document["files"].items()},
             bac_keys=(bytes.fromhex(keys[0]), bytes.fromhex(keys[1])) if keys else None,
             aa_scalar=bytes.fromhex(scalar) if scalar else None,
             locked=bool(document["locked"]),
             hostile=Hostile(mode) if mode is not None else None,
         )
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        _load_eac(document, memory)
+        return memory
+    except (ValueError, KeyError, TypeError, IndexError, CardError) as exc:
         raise ChipStoreError(serial, f"memory file is malformed: {exc}") from exc
 
 
