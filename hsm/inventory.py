@@ -1,8 +1,8 @@
-"""The durable key inventory: CSCA and DS keys, their certificates, usage bounds and counts,
-and an append-only audit trail of ceremonies. :class:`InventoryPort` is what the signer and
-the ceremonies use; :class:`KeyInventory` keeps it in one SQLite file,
-``<data_dir>/hsm/inventory.db`` (one line); lines sharing a PostgreSQL journal keep it in
-that database instead (``personalization.journal.pg_inventory``).
+"""The durable key inventory: CSCA and DS keys and the EAC keys (CVCA, DV, IS), their
+certificates, usage bounds and counts, and an append-only audit trail of ceremonies.
+:class:`InventoryPort` is what the signer and the ceremonies use; :class:`KeyInventory`
+keeps it in one SQLite file, ``<data_dir>/hsm/inventory.db`` (one line); lines sharing a
+PostgreSQL journal keep it in that database instead (``personalization.journal.pg_inventory``).
 
 Durability: WAL with ``synchronous=FULL`` (WAL + NORMAL may lose the last commits on power
 loss) and ``BEGIN IMMEDIATE`` for every writer. Signature counts are reserved in blocks
@@ -46,6 +46,23 @@ MIGRATIONS: list[Migration] = [
         """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
             BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
     )),
+    # SQLite cannot change a CHECK in place: the table is copied into one with the new rule.
+    (2, "the keys of the EAC PKI: CVCA, document verifier, inspection system", (
+        """CREATE TABLE keys_v2 (
+            label TEXT PRIMARY KEY, key_id TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('CSCA','DS','CVCA','DV','IS')),
+            algorithm TEXT NOT NULL, certificate BLOB NOT NULL,
+            not_before TEXT NOT NULL, not_after TEXT NOT NULL, max_documents INTEGER,
+            signed INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('active','retired','revoked')),
+            created_at TEXT NOT NULL, officers TEXT NOT NULL)""",
+        "INSERT INTO keys_v2 (label, key_id, role, algorithm, certificate, not_before, "
+        "not_after, max_documents, signed, status, created_at, officers) SELECT label, key_id, "
+        "role, algorithm, certificate, not_before, not_after, max_documents, signed, status, "
+        "created_at, officers FROM keys",
+        "DROP TABLE keys",
+        "ALTER TABLE keys_v2 RENAME TO keys",
+    )),
 ]
 _COLUMNS = ("label, key_id, role, algorithm, certificate, not_before, not_after, "
             "max_documents, signed, status, created_at, officers")
@@ -66,7 +83,7 @@ class KeyRecord:
 
     label: str
     key_id: bytes
-    role: str  # "CSCA" | "DS"
+    role: str  # "CSCA" | "DS" | "CVCA" | "DV" | "IS" (EAC keys: certificate is a CV certificate)
     algorithm: str
     certificate: bytes
     not_before: datetime  # private key usage window

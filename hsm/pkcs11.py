@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
+from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from pkcs11 import (
@@ -427,6 +428,41 @@ class HSM:
             )
             return _spki(pub)
 
+    def generate_ec_keypair(self, label: str, key_id: bytes, curve_oid: str) -> bytes:
+        """Generate an EC signing key pair on the named curve ``curve_oid`` (dotted OID, e.g.
+        brainpoolP256r1) IN the HSM, private key sensitive and never extractable; returns the
+        uncompressed public point (the value of a CV certificate's tag 86)."""
+        private = {
+            Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False, Attribute.SIGN: True, Attribute.DERIVE: False,
+        }
+        public = {Attribute.TOKEN: True, Attribute.VERIFY: True,
+                  Attribute.EC_PARAMS: encode_named_curve_parameters(curve_oid)}
+        with self._checkout() as pooled, translate_errors(label):
+            pub, _ = pooled.session.generate_keypair(
+                KeyType.EC, None, id=key_id, label=label, store=True,
+                capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                private_template=private, public_template=public,
+            )
+            return _ec_point(pub)
+
+    def public_point(self, label: str, key_id: bytes | None = None) -> bytes:
+        """The uncompressed point of the EC public key object ``label`` (+ ``key_id``)."""
+        with self._checkout() as pooled, translate_errors(label):
+            return _ec_point(_find(pooled.session, ObjectClass.PUBLIC_KEY, label, key_id))
+
+    def sign_digest_ecdsa(self, label: str, digest: bytes, key_id: bytes | None = None) -> bytes:
+        """CKM_ECDSA over a digest the caller computed: the plain r ‖ s the HSM returns
+        (PKCS#11 v2.40 Current Mechanisms §2.3.6; BSI TR-03111 §5.2.1 plain format)."""
+        with self._checkout() as pooled:
+            try:
+                with translate_errors(label):
+                    key = pooled.private_key(label, key_id)
+                    return bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
+            except BaseException:
+                pooled.keys.pop((label, key_id), None)  # the handle may be stale
+                raise
+
     def public_key_info(self, label: str, key_id: bytes | None = None) -> bytes:
         """The DER SubjectPublicKeyInfo of the public key object ``label`` (+ ``key_id``)."""
         with self._checkout() as pooled, translate_errors(label):
@@ -580,6 +616,18 @@ def _sign_raw(key: Any, data: bytes, spec: AlgorithmSpec, *, ecdsa_sha256: bool)
         return bytes(key.sign(hashlib.sha256(data).digest(), mechanism=Mechanism.ECDSA))
     mechanism = Mechanism.SHA256_RSA_PKCS_PSS
     return bytes(key.sign(data, mechanism=mechanism, mechanism_param=_PSS_PARAMS))
+
+
+def _ec_point(public_key: Any) -> bytes:
+    """CKA_EC_POINT is the DER OCTET STRING of the point (PKCS#11 v2.40 §2.3.3); unwrap it."""
+    value = bytes(public_key[Attribute.EC_POINT])
+    try:
+        point = bytes(asn1_core.OctetString.load(value).native)
+    except ValueError:
+        point = value  # some modules return the bare point
+    if not point or point[0] != 0x04:
+        raise KeyPolicyViolation(str(public_key.label), "EC public point is not uncompressed")
+    return point
 
 
 def _spki(public_key: Any) -> bytes:

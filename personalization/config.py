@@ -140,6 +140,49 @@ class KeysConfig(_Frozen):
                              description="the key on the line token that signs checkpoints")
 
 
+# Hard upper bounds of the EAC certificate policy (days); line.yaml may set lower limits.
+# TR-03110 leaves validity to the national policy; common practice is a CVCA of about
+# three years, a DV of about three months and an inspection system of about one month.
+CVCA_DAYS_BOUND = 3 * 366 + 365  # four years at most
+DV_DAYS_BOUND = 366
+IS_DAYS_BOUND = 93
+_MNEMONIC = r"^[A-Z0-9]{1,9}$"
+Right = Literal["dg3", "dg4"]  # TR-03110-3 A.6.1: holder mnemonic of a CAR/CHR
+
+
+class EACConfig(_Frozen):
+    """The EAC PKI's policy: the curve of its keys, the country code and holder mnemonics of
+    the CV certificates' CAR/CHR, and how long each kind of certificate may be valid."""
+
+    curve: Literal["brainpoolP256r1", "P-256"] = Field(
+        "brainpoolP256r1", description="curve of the CVCA, DV and IS keys (id-TA-ECDSA-SHA-256)")
+    country: str = Field("VN", pattern=r"^[A-Z]{2}$",
+                         description="ISO 3166-1 alpha-2 country code of every CAR/CHR")
+    cvca_mnemonic: str = Field("CVCACCCD", pattern=_MNEMONIC,
+                               description="holder mnemonic of the CVCA")
+    dv_mnemonic: str = Field("DVCCCD", pattern=_MNEMONIC,
+                             description="holder mnemonic of the domestic DV")
+    qa_mnemonic: str = Field("ISQADESK", pattern=_MNEMONIC,
+                             description="holder mnemonic of the QA desk's inspection system")
+    partner_mnemonic: str = Field("ISPARTNER", pattern=_MNEMONIC,
+                                  description="default holder mnemonic of an outside "
+                                  "inspection system certified by `keys issue-is`")
+    cvca_days: int = Field(1095, ge=1, le=CVCA_DAYS_BOUND,
+                           description="validity of a CVCA certificate (days)")
+    dv_days: int = Field(90, ge=1, le=DV_DAYS_BOUND,
+                         description="validity of a DV certificate (days)")
+    is_days: int = Field(30, ge=1, le=IS_DAYS_BOUND,
+                         description="the longest validity of an IS certificate (days)")
+    qa_rights: list[Right] = Field(
+        default_factory=lambda: list[Right](["dg3"]), min_length=1,
+        description="what the QA desk's inspection system may read")
+
+    @field_validator("qa_rights")
+    @classmethod
+    def _once_each(cls, value: list[Right]) -> list[Right]:
+        return sorted(set(value))
+
+
 class RegistryConfig(_Frozen):
     """The population registry's side: whose signature on an application batch the factory
     trusts, and how large a batch file may be."""
@@ -170,6 +213,7 @@ class LineConfig(_Frozen):
     controller: ControllerConfig = ControllerConfig()
     people: PeopleConfig = PeopleConfig()
     keys: KeysConfig = KeysConfig()
+    eac: EACConfig = EACConfig()
     registry: RegistryConfig = RegistryConfig()
     stations: list[StationConfig] = Field(default_factory=list)
     simulation: SimulationConfig = SimulationConfig()

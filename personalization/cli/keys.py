@@ -19,15 +19,16 @@ from personalization.cli.common import (
     reported,
 )
 from personalization.config import DEFAULT_CONFIG, LineConfig
-from personalization.service import ceremony, keys, results
+from personalization.service import ceremony, eac, keys, results
 from personalization.service.keys import CSCAName
 from personalization.service.people import Person, acting
 
 app = command_group(
     help="Key ceremonies in the HSM: the CSCA on its own token (creation, rollover), Document "
-    "Signer (DS) keys, revocation, CRLs and master lists; listing keys and exporting the CSCA "
-    "certificate. Each ceremony needs keys.quorum different officers, each with their own "
-    "passphrase: `--officer NAME:PASSPHRASE_FILE`, repeated.",
+    "Signer (DS) keys, revocation, CRLs and master lists; the EAC keys for fingerprints (CVCA, "
+    "DV, the QA desk's inspection system; certifying outside inspection systems); listing keys "
+    "and exporting the CSCA and CVCA certificates. Each ceremony needs keys.quorum different "
+    "officers, each with their own passphrase: `--officer NAME:PASSPHRASE_FILE`, repeated.",
     no_args_is_help=True,
 )
 
@@ -230,3 +231,91 @@ def export_csca(out: Annotated[Path, typer.Option("--out", help="PEM file to wri
         pem_text = keys.export_csca_pem(config)
     out.write_text(pem_text, encoding="ascii")
     console.print(f"CSCA certificate written to {out}", markup=False)
+
+
+@app.command("eac-init")
+def eac_init(officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Create the EAC keys: the CVCA (self-signed CV certificate with domain parameters, on
+    the CSCA's token), the domestic DV it certifies, and the QA desk's inspection-system key
+    the DV certifies (both on the line token). Curve, holder names and validity come from
+    the eac section of line.yaml. Run `keys init` first."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        made = eac.init(config, person, _officers(officer))
+    for record in (made.cvca, made.dv, made.qa_is):
+        if record is not None:
+            console.print(f"{record.role} {record.label!r} valid until "
+                          f"{record.not_after:%Y-%m-%d}", markup=False)
+
+
+@app.command("eac-renew")
+def eac_renew(officer: OfficerOption, config_path: ConfigOption = DEFAULT_CONFIG,
+              is_only: Annotated[bool, typer.Option("--is-only", help="renew only the QA "
+                                                    "desk's inspection-system key")] = False,
+              ) -> None:
+    """Renew the DV (certified by the CVCA) and the QA desk's inspection-system key (certified
+    by the new DV) before their certificates expire; the previous ones retire."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        made = eac.renew(config, person, _officers(officer), dv=not is_only)
+    for record in (made.dv, made.qa_is):
+        if record is not None:
+            console.print(f"{record.role} {record.label!r} valid until "
+                          f"{record.not_after:%Y-%m-%d}", markup=False)
+
+
+@app.command("eac-rollover")
+def eac_rollover(officer: OfficerOption,
+                 out: Annotated[Path, typer.Option("--out", help="folder for the new CVCA "
+                                                   "certificate and the link certificate")],
+                 config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Replace the CVCA: a new CVCA key and self-signed certificate (cvca.cvcert), the link
+    certificate signed by the old CVCA key (link.cvcert, for chips that trust the old one),
+    then a new DV and QA inspection-system key under it; the old CVCA retires."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        made = eac.rollover(config, person, _officers(officer), out)
+    label = made.cvca.label if made.cvca is not None else "?"
+    console.print(f"CVCA {label!r} active; cvca.cvcert and link.cvcert written to {out}",
+                  markup=False)
+
+
+@app.command("export-cvca")
+def export_cvca(out: Annotated[Path, typer.Option("--out", help="file to write (DER CV "
+                                                  "certificate)")],
+                config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Write the active CVCA certificate (DER CV certificate): the trust point of the chips
+    and of every inspection system that reads their fingerprints."""
+    config = line_setup(config_path).config
+    with reported():
+        der = eac.export_cvca(config)
+    out.write_bytes(der)
+    console.print(f"CVCA certificate written to {out}", markup=False)
+
+
+@app.command("issue-is")
+def issue_is(
+    officer: OfficerOption,
+    public_key: Annotated[Path, typer.Option("--public-key", help="the inspection system's EC "
+                                             "public key (PEM), on the CVCA's curve")],
+    rights: Annotated[str, typer.Option(help="what it may read: dg3, dg4 or dg3,dg4")],
+    days: Annotated[int, typer.Option(help="validity in days, at most eac.is_days")],
+    out: Annotated[Path, typer.Option("--out", help="folder for cvca.cvcert, dv.cvcert and "
+                                      "is.cvcert")],
+    holder: Annotated[str | None, typer.Option(help="holder mnemonic of its CHR (default "
+                                               "eac.partner_mnemonic)")] = None,
+    config_path: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Certify an outside inspection system's public key with the DV (a border authority or a
+    partner QA lab that reads fingerprints): writes the CVCA and DV certificates as they are
+    and the new IS certificate."""
+    config = line_setup(config_path).config
+    with reported():
+        person = _acting(config)
+        holder_ref = eac.issue_is(config, person, _officers(officer),
+                                  eac.ISOrder(public_key, rights, days, holder), out)
+    console.print(f"IS certificate {holder_ref} ({rights}, {days} days) written to {out}, "
+                  f"with its chain", markup=False)

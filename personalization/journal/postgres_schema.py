@@ -647,6 +647,12 @@ MIGRATIONS: list[Migration] = [
         _MOVE_SUPERSEDING,
         _BEGIN_WITH_HOLDER,
     )),
+    (13, "the EAC keys in the shared inventory: CVCA, DV and the inspection systems' keys", (
+        # PostgreSQL named the column's CHECK of migration 1 after its table and column
+        "ALTER TABLE hsm_keys DROP CONSTRAINT hsm_keys_role_check",
+        "ALTER TABLE hsm_keys ADD CONSTRAINT hsm_keys_role_check "
+        "CHECK (role IN ('CSCA', 'DS', 'CVCA', 'DV', 'IS'))",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -137,6 +137,26 @@ def _csca_token(config: LineConfig, pin: str) -> Iterator[HSM]:
         yield hsm
 
 
+@contextmanager
+def csca_token(config: LineConfig, q: Quorum, what: str) -> Iterator[HSM]:
+    """The CSCA's own token, opened with the PIN the quorum's shares reassemble (also the
+    home of the CVCA key); the PIN is dropped once the token is open."""
+    pin = _csca_pin(config, q, what)
+    with _csca_token(config, pin) as hsm:
+        del pin
+        yield hsm
+
+
+def refuse(q: Quorum, what: str, reason: str) -> Refused:
+    """A refusal of ceremony ``what`` by the quorum's acting officer, in the journal."""
+    return _refuse(q.journal, q.acting, what, reason)
+
+
+def now() -> datetime:
+    """This second, in UTC: when a ceremony happens."""
+    return _now()
+
+
 def _new_csca_pin(config: LineConfig) -> str:
     """The PIN of a CSCA token made for this ceremony (embedded SoftHSM), or of one a real
     HSM's own tools initialised (``CARDLINE_CSCA_PIN``, read once, then split)."""

@@ -83,6 +83,18 @@ def test_a_key_is_stored_read_and_superseded(opened: InventoryPort) -> None:
         opened.get("DS-9")
 
 
+def test_the_eac_keys_are_kept_beside_csca_and_ds(opened: InventoryPort) -> None:
+    """CVCA, DV and inspection-system keys are inventory roles on both adapters; a role
+    nobody defined is still refused."""
+    for role in ("CVCA", "DV", "IS"):
+        opened.add_key(replace(RECORD, label=f"{role}-1", role=role, max_documents=None),
+                       replace(ENTRY, key_label=f"{role}-1"))
+        assert opened.active(role) is not None
+    with pytest.raises(InventoryError):
+        opened.add_key(replace(RECORD, label="XX-1", role="XX"), replace(ENTRY, key_label="XX-1"))
+    assert opened.active("DS") is None
+
+
 def test_a_label_is_stored_once(opened: InventoryPort) -> None:
     """A second key under a label in use is refused, and nothing of it is kept."""
     opened.add_key(RECORD, ENTRY)
