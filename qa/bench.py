@@ -13,6 +13,7 @@ from datetime import datetime
 
 from applets.transport.base import Transport
 from qa.checks import Expected
+from qa.eac import EACAccess
 from qa.errors import QAError
 from qa.passive_auth import TrustStore
 from qa.readback import DocumentKeys
@@ -21,10 +22,12 @@ from qa.verify import Verdict, verify_card
 WARM_UP = 2  # first checks pay for imports, the DS certificate check and the cipher set-up
 
 
-def measure(transport: Transport, keys: DocumentKeys, trust: TrustStore, *, at: datetime,
-            cards: int = 20, expected: Expected | None = None,
-            card_ms: Callable[[], float] | None = None) -> dict[str, float]:
-    """Check the card in ``transport`` ``cards`` times; median ms and APDUs per check.
+def measure(transport: Transport, keys: DocumentKeys | None, trust: TrustStore, *,
+            at: datetime, cards: int = 20, expected: Expected | None = None,
+            card_ms: Callable[[], float] | None = None,
+            access: EACAccess | None = None) -> dict[str, float]:
+    """Check the card in ``transport`` ``cards`` times; median ms and APDUs per check
+    (``access``: the EAC check, PACE to DG3, instead of BAC).
 
     ``card_ms`` (read between checks, outside the timing) gives the card's own processing time
     so far; with it the result also holds ``qa_card_ms``, the median per check.
@@ -35,7 +38,8 @@ def measure(transport: Transport, keys: DocumentKeys, trust: TrustStore, *, at: 
     card: list[float] = []
     for index in range(WARM_UP + cards):
         before = card_ms() if card_ms is not None else 0.0
-        verdict = verify_card(transport, keys, trust, at=at, expected=expected)
+        verdict = verify_card(transport, keys, trust, at=at, expected=expected,
+                              access=access)
         if not verdict.passed:
             raise QAError("the bench card fails QA: " + ", ".join(verdict.codes))
         if index >= WARM_UP:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from applets.emrtd.lds.dg1 import decode_dg1
 from applets.emrtd.lds.dg2 import decode_dg2
+from applets.emrtd.lds.dg3 import Compression, decode_dg3
 from applets.emrtd.lds.dg13 import DG13, decode_dg13
 from applets.emrtd.lds.files import DATA_GROUPS, EF_COM
 from applets.emrtd.lds.mrz import TD1, parse_td1
@@ -49,11 +50,16 @@ def probe_lock(transport: Transport) -> list[Finding]:
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """What the chip must hold, as plain values (a QA desk has none of them)."""
+    """What the chip must hold, as plain values (a QA desk has none of them).
+
+    ``fingerprints``: the WSQ image prep wrote for each finger, by ISO/IEC 19794-4 finger
+    position (2 right index, 7 left index); a finger missing with a reason is not a key.
+    """
 
     mrz: str | None = field(default=None, repr=False)
     dg13: DG13 | None = field(default=None, repr=False)
     dg2_image: bytes | None = field(default=None, repr=False)
+    fingerprints: Mapping[int, bytes] | None = field(default=None, repr=False)
 
 
 def read_td1(dg1: bytes | None) -> TD1 | Finding | None:
@@ -66,12 +72,14 @@ def read_td1(dg1: bytes | None) -> TD1 | Finding | None:
         return Finding(Reason.DG_MALFORMED, f"DG1: {exc.reason}")
 
 
-def check_dg1(td1: TD1, keys: DocumentKeys, expected: Expected) -> list[Finding]:
-    """DG1 against the access keys (always) and the prepared MRZ (in line)."""
+def check_dg1(td1: TD1, keys: DocumentKeys | None, expected: Expected) -> list[Finding]:
+    """DG1 against the access keys (when the MRZ opened the chip) and the prepared MRZ (in
+    line)."""
     findings: list[Finding] = []
-    pairs = (("document number", td1.document_number, keys.document_number),
-             ("date of birth", td1.date_of_birth, keys.date_of_birth),
-             ("date of expiry", td1.date_of_expiry, keys.date_of_expiry))
+    pairs = () if keys is None else (
+        ("document number", td1.document_number, keys.document_number),
+        ("date of birth", td1.date_of_birth, keys.date_of_birth),
+        ("date of expiry", td1.date_of_expiry, keys.date_of_expiry))
     differing = [name for name, chip, key in pairs if chip != key]
     if differing:
         findings.append(Finding(Reason.DG1_MISMATCH, "differs from the access keys in "
@@ -108,7 +116,42 @@ def check_dg2(dg2: bytes | None, expected_image: bytes) -> list[Finding]:
     return []
 
 
-def check_data(files: Mapping[str, bytes], keys: DocumentKeys,
+def _fingers(dg3: bytes) -> dict[int, bytes] | Finding:
+    """The WSQ image of each finger position in DG3; a finding when it does not decode, a
+    finger is not WSQ or a position repeats."""
+    try:
+        records = decode_dg3(dg3).records
+    except LDSError as exc:
+        return Finding(Reason.DG_MALFORMED, f"DG3: {exc.reason}")
+    found: dict[int, bytes] = {}
+    for record in records:
+        for finger in record.fingers:
+            if record.compression is not Compression.WSQ or finger.position in found:
+                return Finding(Reason.DG3_MISMATCH, f"finger position {finger.position}: "
+                               "not WSQ or more than one image")
+            found[finger.position] = finger.image
+    return found
+
+
+def check_dg3(dg3: bytes | None, expected: Mapping[int, bytes]) -> list[Finding]:
+    """DG3 holds exactly the expected fingers, each image byte for byte the prepared WSQ
+    (positions only in the detail)."""
+    if dg3 is None:
+        return [Finding(Reason.DG3_MISMATCH, "DG3 not on the chip")]
+    chip = _fingers(dg3)
+    if isinstance(chip, Finding):
+        return [chip]
+    if set(chip) != set(expected):
+        return [Finding(Reason.DG3_MISMATCH, f"finger positions {sorted(chip)} on the chip, "
+                        f"{sorted(expected)} expected")]
+    differing = [str(p) for p in sorted(expected) if chip[p] != expected[p]]
+    if differing:
+        return [Finding(Reason.DG3_MISMATCH, "image differs at finger position "
+                        + ", ".join(differing))]
+    return []
+
+
+def check_data(files: Mapping[str, bytes], keys: DocumentKeys | None,
                expected: Expected | None) -> tuple[list[Finding], list[str], str | None]:
     """(findings, skipped checks, MRZ document code) of the Data checks."""
     findings: list[Finding] = []
@@ -120,8 +163,11 @@ def check_data(files: Mapping[str, bytes], keys: DocumentKeys,
         findings.append(Finding(Reason.DG_MISSING, "DG1"))  # ICAO 9303-10 §4.7: mandatory
     else:
         findings += check_dg1(td1, keys, expected or Expected())
+    if keys is None:
+        skipped.append("DG1 against the access keys (the chip was opened with its CAN)")
     if expected is None or expected.mrz is None:
-        skipped.append("DG1 against the prepared MRZ (checked against the access keys only)")
+        skipped.append("DG1 against the prepared MRZ (no MRZ given)" if keys is None else
+                       "DG1 against the prepared MRZ (checked against the access keys only)")
     if expected is None or expected.dg13 is None:
         skipped.append("DG13 against the application (no application given)")
     else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from applets.emrtd import bac, reader
-from applets.emrtd.errors import FileStructureError
+from applets.emrtd.errors import FileStructureError, SMError
 from applets.emrtd.lds.files import DATA_GROUPS, EF_SOD, EFInfo
 from applets.emrtd.lds.mrz import NO_EXPIRY, parse_td1
 from applets.emrtd.perso import parse_length_info, select_applet_command
@@ -162,12 +162,15 @@ def reason_for(exc: Exception) -> Reason:
 
     Past the deadline: ``deadline``; more data than Le: ``response_too_long``; bytes that do
     not parse (a file that is not a TLV or is shorter than declared, an LDS or ASN.1 structure,
-    an unknown algorithm OID surfacing as a library's KeyError): ``malformed``; any other chip
-    or protocol refusal (status words, secure messaging, endless 61xx, an oversized file):
+    an unknown algorithm OID surfacing as a library's KeyError): ``malformed``; a protected
+    response whose MAC or data objects do not hold (ICAO 9303-11 §9.8.6): ``sm_failed``; any
+    other chip or protocol refusal (status words, endless 61xx, an oversized file):
     ``read_failed``.
     """
     if isinstance(exc, DeadlineError):
         return Reason.DEADLINE
+    if isinstance(exc, SMError) and (exc.sw is None or exc.sw in _SM_ABORTED):
+        return Reason.SM_FAILED  # a plain 6987/6988: the chip found the SM error
     if isinstance(exc, ResponseTooLongError):
         return Reason.RESPONSE_TOO_LONG
     if isinstance(exc, FileStructureError | TLVError | LDSError):

@@ -42,6 +42,15 @@ class Reason(StrEnum):
     MALFORMED = "malformed"
     RESPONSE_TOO_LONG = "response_too_long"
     DEADLINE = "deadline"
+    CARD_ACCESS_UNREADABLE = "card_access_unreadable"
+    PACE_REFUSED = "pace_refused"
+    BAC_REFUSED = "bac_refused"
+    SM_FAILED = "sm_failed"
+    CA_FAILED = "ca_failed"
+    TA_REFUSED = "ta_refused"
+    DG3_UNREADABLE = "dg3_unreadable"
+    DG3_HASH_MISMATCH = "dg3_hash_mismatch"
+    DG3_MISMATCH = "dg3_mismatch"
 
     @property
     def message(self) -> str:
@@ -82,6 +91,21 @@ MESSAGES: dict[Reason, str] = {
                       "that disagrees with the content, an unknown structure).",
     Reason.RESPONSE_TOO_LONG: "The chip answered with more data than the command asked for.",
     Reason.DEADLINE: "The check did not finish in the time allowed for one card.",
+    Reason.CARD_ACCESS_UNREADABLE:
+        "The chip offers no PACE: EF.CardAccess is missing, unreadable or names no usable "
+        "PACE protocol.",
+    Reason.PACE_REFUSED: "The chip refused PACE with the CAN or MRZ given (wrong password?).",
+    Reason.BAC_REFUSED: "The chip offers no PACE and refused the BAC fallback with the MRZ keys.",
+    Reason.SM_FAILED: "A secure-messaging response failed its integrity check (MAC or "
+                      "structure): the session was tampered with or broken.",
+    Reason.CA_FAILED: "Chip Authentication failed: the chip did not prove the key in DG14.",
+    Reason.TA_REFUSED: "The chip refused Terminal Authentication with this inspection "
+                       "system's certificates.",
+    Reason.DG3_UNREADABLE: "The fingerprints (DG3) could not be read after Terminal "
+                           "Authentication.",
+    Reason.DG3_HASH_MISMATCH: "The fingerprints on the chip (DG3) differ from the ones that "
+                              "were signed.",
+    Reason.DG3_MISMATCH: "The fingerprints on the chip (DG3) differ from the application's.",
 }
 
 
@@ -118,6 +142,19 @@ MESSAGES_VI: dict[Reason, str] = {
                       "khớp nội dung, cấu trúc lạ).",
     Reason.RESPONSE_TOO_LONG: "Chip trả về nhiều dữ liệu hơn lệnh yêu cầu.",
     Reason.DEADLINE: "Việc kiểm tra không xong trong thời gian cho phép cho một thẻ.",
+    Reason.CARD_ACCESS_UNREADABLE:
+        "Chip không hỗ trợ PACE: EF.CardAccess bị thiếu, không đọc được hoặc không nêu giao "
+        "thức PACE dùng được.",
+    Reason.PACE_REFUSED: "Chip từ chối PACE với CAN hoặc MRZ đã nhập (sai mật khẩu?).",
+    Reason.BAC_REFUSED: "Chip không hỗ trợ PACE và từ chối BAC dự phòng bằng khóa lấy từ MRZ.",
+    Reason.SM_FAILED: "Một phản hồi của kênh bảo mật không qua được kiểm tra toàn vẹn (MAC "
+                      "hoặc cấu trúc): phiên đã bị can thiệp hoặc bị hỏng.",
+    Reason.CA_FAILED: "Xác thực chip (CA) thất bại: chip không chứng minh được khóa trong DG14.",
+    Reason.TA_REFUSED: "Chip từ chối Xác thực thiết bị đọc (TA) với chứng thư của hệ thống "
+                       "kiểm tra này.",
+    Reason.DG3_UNREADABLE: "Không đọc được vân tay (DG3) sau Xác thực thiết bị đọc.",
+    Reason.DG3_HASH_MISMATCH: "Vân tay trên chip (DG3) khác với vân tay đã được ký.",
+    Reason.DG3_MISMATCH: "Vân tay trên chip (DG3) khác với vân tay trong hồ sơ.",
 }
 
 

@@ -1,4 +1,5 @@
-"""The batch QA report: counts, failures by reason, each failed card with its reasons.
+"""The batch QA report: counts, failures by reason, the protocols the cards ran, each failed card
+with its reasons.
 
 Built from the verdicts' dictionary form (:meth:`qa.verify.Verdict.as_dict`, as the journal
 stores it), so a report can be made long after the cards left. Two renderings: JSON for
@@ -25,15 +26,18 @@ def build_report(
     """The report as a JSON-ready dictionary."""
     failed: list[dict[str, Any]] = []
     by_reason: Counter[str] = Counter()
+    protocols: Counter[str] = Counter()
     total = 0
     apdus = 0
     for card, verdict in cards:
         total += 1
         apdus += int(verdict.get("apdus", 0))
+        ran = _protocols(verdict)
+        protocols[ran] += 1
         if verdict.get("verdict") != "pass":
             reasons = list(verdict.get("reasons", []))
             by_reason.update({str(r["code"]) for r in reasons})
-            failed.append({"card": card, "reasons": reasons})
+            failed.append({"card": card, "reasons": reasons, "protocols": ran})
     return {
         "batch": batch,
         "generated_at": generated_at.isoformat(),
@@ -43,8 +47,16 @@ def build_report(
         "pass_rate": round((total - len(failed)) / total, 4) if total else None,
         "apdus_per_card": round(apdus / total, 1) if total else None,
         "failures_by_reason": dict(by_reason.most_common()),
+        # the protocols each card ran and passed ("PACE PA CA TA AA"), with how many cards
+        "protocols": dict(protocols.most_common()),
         "failed_cards": failed,
     }
+
+
+def _protocols(verdict: Mapping[str, Any]) -> str:
+    """The protocols a verdict lists, as one space-separated string ("" for an old verdict)."""
+    ran = verdict.get("protocols", [])
+    return " ".join(str(p) for p in ran) if isinstance(ran, list) else ""
 
 
 _STYLE = """body{font-family:sans-serif;margin:2em;color:#222}
@@ -83,14 +95,23 @@ def _by_reason(report: Mapping[str, Any]) -> str:
     return "<h2>Failures by reason</h2><table>" + "".join(rows) + "</table>"
 
 
+def _protocols_run(report: Mapping[str, Any]) -> str:
+    if not report.get("protocols"):
+        return ""
+    rows = [_row("protocols run and passed", "cards", header=True)]
+    rows += [_row(html.escape(ran or "(none)"), str(n)) for ran, n in report["protocols"].items()]
+    return "<h2>Protocols</h2><table>" + "".join(rows) + "</table>"
+
+
 def _failed_cards(report: Mapping[str, Any]) -> str:
     if not report["failed_cards"]:
         return ""
-    rows = [_row("card", "reasons", header=True)]
+    rows = [_row("card", "protocols passed", "reasons", header=True)]
     for entry in report["failed_cards"]:
         items = "".join(f"<li><code>{html.escape(str(r['code']))}</code> "
                         f"{html.escape(str(r['message']))}</li>" for r in entry["reasons"])
-        rows.append(_row(html.escape(str(entry["card"])), f"<ul>{items}</ul>"))
+        ran = html.escape(str(entry.get("protocols") or "(none)"))
+        rows.append(_row(html.escape(str(entry["card"])), ran, f"<ul>{items}</ul>"))
     return "<h2>Failed cards</h2><table>" + "".join(rows) + "</table>"
 
 
@@ -101,5 +122,6 @@ def render_html(report: Mapping[str, Any]) -> str:
             f"<title>QA report {batch}</title><style>{_STYLE}</style></head><body>"
             f"<h1>QA report — batch {batch}</h1>"
             f"<p>Generated {html.escape(str(report['generated_at']))}</p>"
-            + _summary(report) + _by_reason(report) + _failed_cards(report)
+            + _summary(report) + _protocols_run(report) + _by_reason(report)
+            + _failed_cards(report)
             + "</body></html>\n")

@@ -53,6 +53,13 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 WaitOption = Annotated[float, typer.Option("--wait", help="seconds to wait for a card")]
 AAOption = Annotated[bool, typer.Option(
     "--require-aa/--no-require-aa", help="fail chips without Active Authentication (DG15)")]
+CANOption = Annotated[str | None, typer.Option(
+    "--can", help="an EAC chip's card access number (6 digits): PACE, then Chip and Terminal "
+    "Authentication with the desk's inspection-system key, and DG3")]
+PACEOption = Annotated[bool, typer.Option(
+    "--pace", help="an EAC chip opened with PACE and the MRZ (--mrz or its fields) instead of BAC")]
+AllowBACOption = Annotated[bool, typer.Option(
+    "--allow-bac", help="with --can or --pace: use BAC (the MRZ keys) on a chip without PACE")]
 DeadlineOption = Annotated[float | None, typer.Option(
     "--deadline", min=0.0, help="seconds the check may take; past them the card fails 'deadline'")]
 
@@ -74,6 +81,7 @@ def _show(verdict: Verdict, reader: str, trust_paths: tuple[Path, ...]) -> None:
     for note in verdict.skipped:
         console.print(f"[dim]skipped: {note}[/]", highlight=False)
     files = ", ".join(f"{name} ({len(data)} B)" for name, data in verdict.files.items())
+    console.print(f"protocols {', '.join(verdict.protocols) or 'none'}", highlight=False)
     console.print(f"reader {reader}; trust {', '.join(map(str, trust_paths))}", highlight=False)
     console.print(f"read {files or 'nothing'}; {verdict.apdus} APDUs in "
                   f"{verdict.timings_ms['total']:.1f} ms", highlight=False)
@@ -81,17 +89,21 @@ def _show(verdict: Verdict, reader: str, trust_paths: tuple[Path, ...]) -> None:
 
 @app.command("verify")
 def verify(reader: ReaderOption, mrz: MRZOption = None, document_number: NumberOption = None,
-           birth: BirthOption = None, expiry: ExpiryOption = None, trust: TrustOption = None,
-           config: ConfigOpt = None, wait: WaitOption = 0.0, require_aa: AAOption = True,
-           deadline: DeadlineOption = None, as_json: JsonOption = False) -> None:
-    """Check the chip in READER: access, passive and active authentication, lock, DG1."""
+           birth: BirthOption = None, expiry: ExpiryOption = None, can: CANOption = None,
+           pace: PACEOption = False, allow_bac: AllowBACOption = False,
+           trust: TrustOption = None, config: ConfigOpt = None, wait: WaitOption = 0.0,
+           require_aa: AAOption = True, deadline: DeadlineOption = None,
+           as_json: JsonOption = False) -> None:
+    """Check the chip in READER: access (BAC; PACE, CA and TA with --can or --pace), passive
+    and active authentication, lock, DG1, DG3."""
     with reported():  # what was typed is checked first; then who types it
-        access = access_keys(mrz, document_number, birth, expiry)
+        access = access_keys(mrz, document_number, birth, expiry, can=can, pace=pace,
+                             allow_bac=allow_bac)
         trusted = trust_store(trust or (), config=config)
     person_for(config, "qa.verify")
     with reported():
         verdict = verify_chip(reader, access, trusted.store, wait=wait, require_aa=require_aa,
-                              deadline_s=deadline)
+                              deadline_s=deadline, config=config)
     if as_json:
         print(json.dumps({**verdict.as_dict(), "reader": reader}, ensure_ascii=False))
     else:
@@ -104,15 +116,17 @@ def verify(reader: ReaderOption, mrz: MRZOption = None, document_number: NumberO
 def dump(reader: ReaderOption,
          out: Annotated[Path, typer.Option("--out", help="folder for EF.*.bin and summary.json")],
          mrz: MRZOption = None, document_number: NumberOption = None, birth: BirthOption = None,
-         expiry: ExpiryOption = None, trust: TrustOption = None, config: ConfigOpt = None,
-         wait: WaitOption = 0.0, as_json: JsonOption = False) -> None:
+         expiry: ExpiryOption = None, can: CANOption = None, pace: PACEOption = False,
+         allow_bac: AllowBACOption = False, trust: TrustOption = None,
+         config: ConfigOpt = None, wait: WaitOption = 0.0, as_json: JsonOption = False) -> None:
     """Read every file of the chip in READER into OUT (exact bytes) with a summary.json."""
     with reported():
-        access = access_keys(mrz, document_number, birth, expiry)
+        access = access_keys(mrz, document_number, birth, expiry, can=can, pace=pace,
+                             allow_bac=allow_bac)
         trusted = trust_store(trust or (), config=config)
     person_for(config, "qa.dump")
     with reported():
-        done = dump_card(reader, out, access, trusted.store, wait=wait)
+        done = dump_card(reader, out, access, trusted.store, wait=wait, config=config)
     if as_json:
         print(json.dumps(done.summary))
     else:
