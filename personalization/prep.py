@@ -7,6 +7,7 @@ the full 12 digits, two fillers and the check digit of the 12 digits.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,14 +20,34 @@ from applets.emrtd.lds.checkdigit import check_digit
 from applets.emrtd.lds.com import encode_com
 from applets.emrtd.lds.dg1 import encode_dg1
 from applets.emrtd.lds.dg2 import encode_dg2
+from applets.emrtd.lds.dg3 import FingerImage as DG3Finger
+from applets.emrtd.lds.dg3 import FingerRecord, encode_dg3
 from applets.emrtd.lds.dg13 import DG13, encode_dg13
 from applets.emrtd.lds.mrz import TD1, name_field
 from applets.emrtd.lds.sod import SODBuilder, SODSigner, UnsignedSOD
 from hsm.errors import KeyRetired
+from personalization.applications.fingerprint import PPI
 from personalization.applications.model import Application
+from personalization.errors import PersonalizationError
 from personalization.profile import DocumentProfile
 
 NO_EXPIRY_MRZ = "<<<<<<"  # see README "A card without expiry"
+CAN_DIGITS = 6
+# ISO/IEC 19794-4:2005 finger quality (0-100): intake computes no quality score, so none is
+# claimed.
+FINGER_QUALITY = 0
+RandomBelow = Callable[[int], int]  # a uniform integer in [0, n): ``secrets.randbelow``
+
+
+class NoFingerprintsError(PersonalizationError):
+    """The profile writes DG3 but the application has no finger image to put in it."""
+
+    code = "no_fingerprints"
+
+    def __init__(self, application_id: str) -> None:
+        self.application_id = application_id
+        super().__init__(f"application {application_id}: the profile writes DG3 but no finger "
+                         "image was captured")
 
 
 def yymmdd(day: date | None) -> str:
@@ -121,6 +142,9 @@ class CardData:
     mrz: TD1
     data_groups: dict[int, bytes]
     com_tags: tuple[int, ...]
+    # The card access number of an EAC chip (PACE password), None for a BAC-only chip; a
+    # printed random CAN lives only here (never in a log line or a repr).
+    can: str | None = field(default=None, repr=False)
 
     @property
     def bac_key(self) -> tuple[str, str, str]:
@@ -152,10 +176,33 @@ def _dg13(application: Application, mrz: TD1, profile: DocumentProfile) -> bytes
     return encode_dg13(build_dg13(application, profile))
 
 
+def _dg3(application: Application, mrz: TD1, profile: DocumentProfile) -> bytes:
+    """EF.DG3: one ISO/IEC 19794-4 record (WSQ, 500 ppi) per finger captured, right index
+    first; a finger missing with a reason is simply absent."""
+    images = application.fingerprints.images() if application.fingerprints else ()
+    if not images:
+        raise NoFingerprintsError(application.application_id)
+    return encode_dg3([FingerRecord((DG3Finger(f.position, f.wsq, f.width, f.height,
+                                               FINGER_QUALITY),),
+                                    scan_resolution=(PPI, PPI), image_resolution=(PPI, PPI))
+                       for f in images])
+
+
+def card_access_number(application: Application, profile: DocumentProfile,
+                       rng: RandomBelow = secrets.randbelow) -> str | None:
+    """The CAN of an EAC chip: the last 6 digits of the personal ID (CCCD, not printed), or
+    6 random digits to print on the card; None for a BAC-only chip."""
+    if not profile.chip.eac:
+        return None
+    if profile.chip.can == "personal-id-last6":
+        return application.personal_id[-CAN_DIGITS:]
+    return f"{rng(10 ** CAN_DIGITS):0{CAN_DIGITS}d}"
+
+
 _DG_NAMES = {n: ef.name for n, ef in files.DATA_GROUPS.items()}  # 1 → "EF.DG1"
 # The data groups preparation writes, by number; the profile picks among them.
 _ENCODERS: dict[int, Callable[[Application, TD1, DocumentProfile], bytes]] = {
-    1: _dg1, 2: _dg2, 13: _dg13,
+    1: _dg1, 2: _dg2, 3: _dg3, 13: _dg13,
 }
 
 
@@ -192,8 +239,10 @@ class Preparer:
     """
 
     def __init__(self, profile: DocumentProfile, signer: SODSigner,
-                 on_signed: OnSigned | None = None) -> None:
+                 on_signed: OnSigned | None = None,
+                 rng: RandomBelow = secrets.randbelow) -> None:
         self._profile = profile
+        self._rng = rng
         self._signer = signer
         self._on_signed = on_signed
         self._rotation = threading.Lock()
@@ -201,18 +250,22 @@ class Preparer:
         self._sod = SODBuilder(self._key, profile.hash_algorithm)
         self._com_cache: dict[tuple[int, ...], bytes] = {}
         self._com_by_groups: dict[tuple[int, ...], bytes] = {}
-        tags = [files.DATA_GROUPS[n].tag for n in profile.data_groups]
-        if profile.active_authentication:
-            tags += [files.DATA_GROUPS[14].tag, files.DATA_GROUPS[15].tag]
+        tags = [files.DATA_GROUPS[n].tag for n in (*profile.data_groups, *profile.chip_groups)]
         self._com_tags = tuple(t for t in tags if t is not None)  # the profile's, for every card
 
     def card_data(self, application: Application) -> CardData:
-        """MRZ, DG1, DG2, DG13 (what the profile lists) — everything but the signature."""
+        """MRZ, DG1, DG2, DG3, DG13 (what the profile lists) and the CAN of an EAC chip —
+        everything but the signature."""
         profile = self._profile
         mrz = build_mrz(application, profile)
         groups = {n: _ENCODERS[n](application, mrz, profile) for n in profile.data_groups}
         return CardData(application.application_id, mrz.document_number, mrz, groups,
-                        self._com_tags)
+                        self._com_tags, card_access_number(application, profile, self._rng))
+
+    @property
+    def profile(self) -> DocumentProfile:
+        """The profile cards are prepared for."""
+        return self._profile
 
     def _signed(self, unsigned: UnsignedSOD) -> tuple[bytes, str]:
         """The EF.SOD signed, and the label of the DS key that signed it; once more with the

@@ -1,5 +1,5 @@
 """Document profiles: which DGs, which hash, the DG2 and DG3 budgets, the MRZ numbering, the
-card face.
+chip's access control (BAC, PACE, EAC), the card face.
 
 A profile is a YAML file (``personalization/profiles/<name>.yaml`` or a path), so another
 ICAO 9303 document is a new file, not new code.
@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from applets.emrtd import curves
+from applets.emrtd.perso import AccessProtocols
 from personalization.applications.fingerprint import DG3_WRAPPING, MISSING_REASONS, FingerSpec
 from personalization.applications.intake import MAX_LINE_BYTES, IntakeRules
 from personalization.applications.photo import (
@@ -92,6 +94,55 @@ class DG3Spec(_Frozen):
             missing_reasons=self.missing_reasons)
 
 
+PACECurve = Literal["brainpoolP256r1", "P-256"]  # TR-03110-3 Table 4 ids 13 and 12 (AES-128)
+CACurve = Literal["brainpoolP256r1", "P-256", "brainpoolP384r1", "P-384", "brainpoolP512r1"]
+
+
+class ChipSpec(_Frozen):
+    """How a reader gets into the chip. ``bac`` is a BAC-only chip (no DG14 SecurityInfos
+    beyond AA, no EF.CardAccess); ``pace`` and ``pace+bac`` make an EAC chip: PACE (ECDH
+    generic mapping, AES-128) with the MRZ and the CAN, Chip Authentication with a key
+    generated on the chip, Terminal Authentication against the CVCA trust point."""
+
+    access: Literal["bac", "pace", "pace+bac"] = "bac"
+    # the PACE domain parameters EF.CardAccess and DG14 offer (a DER SET OF: the files list
+    # them sorted, whatever the order here)
+    pace_parameters: tuple[PACECurve, ...] = ("brainpoolP256r1", "P-256")
+    ca_curve: CACurve = "brainpoolP256r1"  # the Chip Authentication key, made on the chip
+    # personal-id-last6: the last 6 digits of the personal ID (CCCD; not printed);
+    # printed-random: 6 random digits, printed on the front
+    can: Literal["personal-id-last6", "printed-random"] = "personal-id-last6"
+
+    @field_validator("pace_parameters")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list one or more distinct curves")
+        return value
+
+    @property
+    def protocols(self) -> AccessProtocols:
+        """The access protocols as the chip's PUT DATA 66 takes them."""
+        return AccessProtocols(self.access)
+
+    @property
+    def eac(self) -> bool:
+        """True when the chip is an EAC chip (PACE, CA, TA)."""
+        return self.protocols.pace
+
+    def pace_curves(self) -> tuple[curves.Curve, ...]:
+        """The PACE domain parameters, as curves (each has its standardized parameter id)."""
+        return tuple(_curve(name) for name in self.pace_parameters)
+
+    def ca(self) -> curves.Curve:
+        """The curve of the Chip Authentication key."""
+        return _curve(self.ca_curve)
+
+
+def _curve(name: str) -> curves.Curve:
+    return next(c for c in curves.CURVES if c.name == name)
+
+
 class IntakeSpec(_Frozen):
     """How much of a registry file intake holds at once."""
 
@@ -123,6 +174,7 @@ class DocumentProfile(_Frozen):
     hash_algorithm: Literal["sha256", "sha384", "sha512"] = "sha256"
     dg2: DG2Spec
     dg3: DG3Spec | None = None  # None: the document carries no fingerprints
+    chip: ChipSpec = ChipSpec()
     expiry: ExpirySpec = ExpirySpec()
     min_age: int = Field(14, ge=0, le=30)
     intake: IntakeSpec = IntakeSpec()
@@ -136,6 +188,29 @@ class DocumentProfile(_Frozen):
         if any(not 1 <= n <= 16 for n in value) or len(set(value)) != len(value):
             raise ValueError("data groups are distinct numbers 1–16")
         return tuple(sorted(value))
+
+    @model_validator(mode="after")
+    def _fingerprints_behind_eac(self) -> DocumentProfile:
+        # BSI TR-03110-1 §1.1, ICAO 9303-11 §7: fingerprints are readable only after Terminal
+        # Authentication; a chip that opens to BAC and holds DG3 is refused here.
+        if 3 not in self.data_groups:
+            return self
+        if not self.chip.eac:
+            raise ValueError("data_groups lists 3 (fingerprints) but chip.access is 'bac': "
+                             "DG3 needs an EAC chip; set chip.access to 'pace' or 'pace+bac', "
+                             "or take 3 out of data_groups")
+        if self.dg3 is None:
+            raise ValueError("data_groups lists 3 (fingerprints) but the profile has no dg3 "
+                             "section: add one (the fingers' sizes and budget)")
+        return self
+
+    @property
+    def chip_groups(self) -> tuple[int, ...]:
+        """The data groups the chip contributes at encoding: DG14 (AA info, and the PACE, CA
+        and TA SecurityInfos of an EAC chip) and DG15 (the AA public key)."""
+        if self.active_authentication:
+            return (14, 15)
+        return (14,) if self.chip.eac else ()
 
     @model_validator(mode="after")
     def _inline_images_fit_a_line(self) -> DocumentProfile:
@@ -175,6 +250,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _with_base(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """``extends: <name>``: the bundled profile of that name with this file's top-level keys
+    in place of its own (one level: a base cannot extend another)."""
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not (PROFILES_DIR / f"{base}.yaml").is_file():
+        raise ConfigError(f"profile {path}: extends: {base!r} names no bundled profile")
+    inherited = _read_yaml(PROFILES_DIR / f"{base}.yaml")
+    if "extends" in inherited:
+        raise ConfigError(f"profile {path}: extends: {base!r} extends another profile itself")
+    if isinstance(inherited.get("card_face"), str) and "card_face" not in raw:
+        inherited["card_face"] = _read_yaml(PROFILES_DIR / inherited["card_face"])
+    return {**inherited, **raw}
+
+
 def load_profile(name_or_path: str, base: Path | None = None) -> DocumentProfile:
     """Load a profile by name (bundled) or by path; the card face file is read alongside."""
     path = Path(name_or_path)
@@ -182,7 +273,7 @@ def load_profile(name_or_path: str, base: Path | None = None) -> DocumentProfile
         path = PROFILES_DIR / f"{name_or_path}.yaml"
     elif not path.is_absolute() and base is not None:
         path = base / path
-    raw = _read_yaml(path)
+    raw = _with_base(path, _read_yaml(path))
     face = raw.get("card_face")
     if isinstance(face, str):
         raw["card_face"] = _read_yaml(path.parent / face)

@@ -91,6 +91,12 @@ _STEPS_VI = {
     "sign EF.SOD in the HSM": "ký EF.SOD trong HSM",
     "set BAC seed": "ghi khoá BAC",
     "lock": "khoá chip",
+    "set access protocols": "đặt giao thức truy cập",
+    "generate Chip Authentication key": "sinh khoá Chip Authentication",
+    "set PACE MRZ password": "ghi mật khẩu PACE (MRZ)",
+    "set CAN": "ghi số truy cập thẻ (CAN)",
+    "set trust point": "ghi điểm tin cậy (CVCA)",
+    "set chip date": "đặt ngày của chip",
 }
 _STATES_VI = {
     "feeding": "đang nạp thẻ", "encoding": "đang ghi chip", "verifying": "đang kiểm tra",

@@ -21,6 +21,7 @@ For EAC chips cardline adds (all refused once the chip is locked):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
@@ -35,6 +36,10 @@ from applets.transport.base import Transport
 
 MAX_OFFSET = 0x7FFF  # UPDATE BINARY B0/D6: P1P2 offset is 15 bits (ISO 7816-4 §7.2.2)
 FIXED_APDUS = 4  # select applet, generate key, PUT DATA 62, LOCK
+# An EAC chip adds: PUT DATA 66 (access protocols), GENERATE CA KEY, SELECT MF and SELECT
+# applet again around EF.CardAccess, PUT DATA 64 (PACE MRZ), 65 (CAN), 68 (chip date); the
+# trust point (PUT DATA 67) and EF.CardAccess count by their length.
+EAC_FIXED_APDUS = 7
 MASTER_FILE = b"\x3f\x00"
 TAG_PACE_MRZ = 0x64
 TAG_CAN = 0x65
@@ -181,10 +186,30 @@ def lock_command() -> CommandAPDU:
     return CommandAPDU(0x00, 0xDA, 0xDE, 0xAD)
 
 
-def min_apdus(files: Mapping[int, bytes], chunk: int) -> int:
-    """Fewest APDUs to personalize ``files`` at ``chunk`` bytes per UPDATE BINARY."""
-    per_file = sum(2 + -(-len(data) // chunk) for data in files.values())
-    return per_file + FIXED_APDUS
+@dataclass(frozen=True, slots=True)
+class EACPerso:
+    """What an EAC chip gets beyond the application's files, as :func:`min_apdus` counts it."""
+
+    card_access: bytes
+    trust_point: cvc.CVCertificate
+    bac: bool  # False: BAC refused, so no PUT DATA 62
+    active_authentication: bool = True  # False: no AA key generated
+
+
+def _file_apdus(data: bytes, chunk: int) -> int:
+    """CREATE, SELECT and the UPDATE BINARY commands of one file."""
+    return 2 + -(-len(data) // chunk)
+
+
+def min_apdus(files: Mapping[int, bytes], chunk: int, eac: EACPerso | None = None) -> int:
+    """Fewest APDUs to personalize ``files`` (in the application) at ``chunk`` bytes per
+    command, and for an EAC chip its EF.CardAccess, trust point and secrets too."""
+    per_file = sum(_file_apdus(data, chunk) for data in files.values())
+    if eac is None:
+        return per_file + FIXED_APDUS
+    fixed = FIXED_APDUS + EAC_FIXED_APDUS - (not eac.bac) - (not eac.active_authentication)
+    trust_point = len(chained(trust_point_command(eac.trust_point), chunk))
+    return per_file + fixed + _file_apdus(eac.card_access, chunk) + trust_point
 
 
 def parse_length_info(data: bytes) -> tuple[int, int]:

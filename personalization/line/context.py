@@ -9,9 +9,11 @@ from pathlib import Path
 
 import structlog
 
+from applets.emrtd.eac_reader import TerminalCredentials
 from applets.emrtd.lds.dg13 import DG13
 from applets.errors import CardError
 from personalization.applications.model import Application
+from personalization.encoder import EACMaterial
 from personalization.errors import PersonalizationError
 from personalization.journal.port import JournalPort
 from personalization.line.dispatch import Dispatcher, Work
@@ -41,6 +43,16 @@ class Outputs:
         return path
 
 
+@dataclass(frozen=True, slots=True)
+class LineEAC:
+    """What a line making EAC chips holds for the whole run, loaded once by the service layer
+    (no station opens the HSM for it): the trust point every chip gets, and the QA terminal
+    (the QA desk's inspection-system chain and HSM signer) for inline EAC QA."""
+
+    material: EACMaterial
+    qa_terminal: TerminalCredentials | None = None
+
+
 @dataclass(slots=True)
 class LineContext:
     """Shared by the stations of one run."""
@@ -59,6 +71,7 @@ class LineContext:
     qa_deadline_s: float = 10.0
     line: str | None = None
     halted: list[str] = field(default_factory=list)
+    eac: LineEAC | None = None
 
     def halt(self, reason: str) -> None:
         """Stop the whole line (after the cards in hand): trouble no station can work around."""

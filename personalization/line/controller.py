@@ -19,7 +19,7 @@ import structlog
 
 from personalization.errors import PersonalizationError
 from personalization.journal.port import JournalPort, JournalUnavailable, PurgeIncompleteError
-from personalization.line.context import LineContext, Outputs
+from personalization.line.context import LineContext, LineEAC, Outputs
 from personalization.line.dispatch import Dispatcher
 from personalization.line.station import Station, StationSpec, station_thread
 from personalization.prep import Preparer
@@ -62,6 +62,7 @@ class LineParts:
     stop_grace_s: float = 60.0
     line: str = "line-1"
     lease_s: float = 10.0
+    eac: LineEAC | None = None  # the EAC material of a PACE profile's line (else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +197,7 @@ class LineController:
         context = LineContext(self.journal, self.batch, info.max_attempts, parts.preparer,
                               parts.profile, parts.layout, parts.trust, self.dispatcher,
                               self.stop, parts.poll_s, parts.outputs, parts.qa_deadline_s,
-                              line=parts.line)
+                              line=parts.line, eac=parts.eac)
         self.stations = [Station(spec, context) for spec in self.specs]
         errors: list[BaseException] = []
         threads = [station_thread(s, errors, self.stop) for s in self.stations]

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from applets.emrtd.lds.dg3 import decode_dg3
 from applets.errors import CardError
 from applets.transport.pcsc import NoCardError, PCSCServiceError, PCSCTransport, ReaderNotFound
 from hsm.errors import (
@@ -56,6 +57,7 @@ from printers.face import render_card
 from printers.link import SerialLink
 from printers.protocol import Position
 from qa.checks import Expected
+from qa.eac import EACAccess
 from qa.errors import QAError
 from qa.readback import keys_from_fields
 from qa.reasons import Reason as QAReason
@@ -246,7 +248,9 @@ class Station:
                 raise StationAlarm(f"printer: {exc}") from exc
             except CardError as exc:
                 raise StationAlarm(f"encoder: {exc}") from exc
-            self._encoder = EncoderStation(self.name, self._transport, self.line.preparer)
+            eac = self.line.eac
+            self._encoder = EncoderStation(self.name, self._transport, self.line.preparer,
+                                           eac.material if eac is not None else None)
             self._counted = False
             try:
                 yield
@@ -437,10 +441,22 @@ class Station:
         transport.reconnect(reset=True)  # a fresh session, as a separate QA terminal has
         application, data = work.application, work.data
         expected = Expected(mrz=data.mrz.text, dg13=self.line.dg13(application),
-                            dg2_image=application.portrait.jpeg)
+                            dg2_image=application.portrait.jpeg,
+                            fingerprints=_fingers(data.data_groups.get(3)))
         return verify_card(transport, keys_from_fields(*data.bac_key), self.line.trust,
                            at=datetime.now(UTC), expected=expected,
-                           deadline_s=self.line.qa_deadline_s)
+                           deadline_s=self.line.qa_deadline_s, access=self._eac_access(work))
+
+    def _eac_access(self, work: Work) -> EACAccess | None:
+        """How inline QA opens an EAC chip (a profile whose chip speaks PACE): PACE with the
+        card's CAN, then CA, and TA as the QA desk's inspection system, which reads DG3; BAC
+        never, since the chip offers PACE. None for a BAC chip: today's path."""
+        if self.line.profile.chip.access == "bac":
+            return None
+        eac = self.line.eac
+        if eac is None or eac.qa_terminal is None or work.data.can is None:
+            raise QAError("this line makes EAC chips but holds no QA terminal or CAN for them")
+        return EACAccess.by_can(work.data.can, eac.qa_terminal)
 
     def _chip_check(self, work: Work) -> bool:
         """Read an in-doubt chip back: True only if it passes QA against the prepared data."""
@@ -511,3 +527,11 @@ def station_thread(station: Station, errors: list[BaseException],
             errors.append(exc)
             stop.set()
     return threading.Thread(target=body, name=station.name, daemon=True)
+
+
+def _fingers(dg3: bytes | None) -> dict[int, bytes] | None:
+    """The WSQ image prep wrote for each finger, by finger position (None without DG3)."""
+    if dg3 is None:
+        return None
+    return {finger.position: finger.image for record in decode_dg3(dg3).records
+            for finger in record.fingers}

@@ -39,6 +39,7 @@ from personalization.line.signatures import signature_recorder
 from personalization.line.station import StationSpec
 from personalization.prep import OnSigned, Preparer
 from personalization.profile import DocumentProfile
+from personalization.service import eacline
 from personalization.service.errors import ServiceError
 from personalization.service.keys import (
     csca_pem_or_explain,
@@ -186,15 +187,16 @@ def line_parts(config: LineConfig, profile: DocumentProfile,
                on_signed: OnSigned | None = None) -> Iterator[LineParts]:
     """Signer, trust store and card layout for a run on this line's keys (``on_signed``:
     told each EF.SOD signed, before it goes to a chip)."""
-    with open_inventory(config) as inventory:
+    with open_inventory(config) as inventory, ExitStack() as stack:
         trust = TrustStore.from_pem(csca_pem_or_explain(inventory).encode("ascii"))
+        line_eac = stack.enter_context(eacline.line_eac(config)) if profile.chip.eac else None
         with open_signer(config, inventory) as signer:
             yield LineParts(Preparer(profile, signer, on_signed), profile,
                             card_layout(profile), trust,
                             outputs or Outputs(), config.controller.alarm_poll_s,
                             config.journal.retention_days, config.controller.qa_deadline_s,
                             config.controller.stop_grace_s, config.line,
-                            config.controller.lease_s)
+                            config.controller.lease_s, line_eac)
 
 
 def run(setup: LineSetup, name: str, *, specs: list[StationSpec] | None = None,

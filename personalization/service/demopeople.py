@@ -1,6 +1,7 @@
 """The demo's people and keys on the embedded default: demo accounts (each with a random
-passphrase in an owner-only file under ``<data_dir>/demo-people``), and the CSCA and a DS made
-by the demo's two officers in real quorum ceremonies. Never on a configured real HSM."""
+passphrase in an owner-only file under ``<data_dir>/demo-people``), and the CSCA, a DS and the
+EAC keys (CVCA, DV, the QA desk's inspection system) made by the demo's two officers in real
+quorum ceremonies. Never on a configured real HSM."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import secrets
 from pathlib import Path
 
 from common.files import write_private
+from hsm.eac import CVCA as EAC_CVCA
 from personalization.config import LineConfig
 from personalization.demoregistry import DemoRegistry, ensure_demo_registry
 from personalization.journal import open_journal
 from personalization.journal.people_port import people as people_of
 from personalization.people import Person
-from personalization.service import ceremony, people
+from personalization.service import ceremony, eac, people
 from personalization.service.errors import ServiceError
 from personalization.service.keys import csca_pem_or_explain, open_inventory
 from personalization.service.setup import LineSetup
@@ -83,17 +85,21 @@ def officer_credentials(config: LineConfig) -> list[ceremony.Credential]:
 
 
 def ensure_keys(config: LineConfig) -> str:
-    """Demo accounts, then a CSCA and an active DS made by the demo officers' quorum where
-    missing; returns the CSCA certificate as PEM."""
+    """Demo accounts, then a CSCA, an active DS and the EAC keys (CVCA, DV, QA desk IS: a
+    line on a PACE profile needs the trust point, its QA the terminal) made by the demo
+    officers' quorum where missing; returns the CSCA certificate as PEM."""
     ensure_people(config)
     with open_inventory(config) as inventory:
         need_csca = inventory.active("CSCA") is None
         need_ds = need_csca or inventory.active("DS") is None
+        need_eac = need_csca or inventory.active(EAC_CVCA) is None
     acting = Person(OFFICERS[0], ("officer",))
     if need_csca:
         ceremony.init_csca(config, acting, officer_credentials(config))
     if need_ds:
         ceremony.new_ds(config, acting, officer_credentials(config))
+    if need_eac:  # the CVCA sits on the CSCA's token: made after it
+        eac.init(config, acting, officer_credentials(config))
     with open_inventory(config) as inventory:
         return csca_pem_or_explain(inventory)
 

@@ -10,8 +10,8 @@ policy (``eac`` in line.yaml) refuses is refused before any token is opened.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from hsm import eac
 from hsm.errors import HSMError
 from hsm.inventory import KeyRecord
 from personalization.config import LineConfig
-from personalization.service import eacpki
+from personalization.service import eacline, eacpki
 from personalization.service.ceremony import Credential, csca_token, now, quorum, refuse
 from personalization.service.eacpki import Ceremony, ISRequest, TerminalKey
 from personalization.service.errors import ServiceError
@@ -102,12 +102,7 @@ def rollover(config: LineConfig, acting: Person, credentials: Sequence[Credentia
 
 def export_cvca(config: LineConfig) -> bytes:
     """The active CVCA's self-signed CV certificate (DER): the chips' trust point."""
-    with open_inventory(config) as inventory:
-        cvca = inventory.active(eac.CVCA)
-    if cvca is None:
-        raise ServiceError("there is no active CVCA; security officers create it with "
-                           "`cardline keys eac-init`")
-    return cvca.certificate
+    return eacline.active_cvca(config)
 
 
 @dataclass(frozen=True)
@@ -160,13 +155,7 @@ def issue_is(config: LineConfig, acting: Person, credentials: Sequence[Credentia
     return holder
 
 
-@contextmanager
-def qa_terminal(config: LineConfig) -> Iterator[TerminalKey]:
+def qa_terminal(config: LineConfig) -> AbstractContextManager[TerminalKey]:
     """The QA desk's Terminal Authentication key while the block runs: its chain (CVCA, DV,
     IS; DER) and a signer (message → plain r ‖ s, SHA-256 then ECDSA in the HSM)."""
-    with open_inventory(config) as inventory:
-        if inventory.active(eac.IS) is None:
-            raise ServiceError("the QA desk has no inspection-system key; security officers "
-                               "create it with `cardline keys eac-init` (or `eac-renew`)")
-        with open_hsm(config) as line_hsm:
-            yield eacpki.qa_terminal(line_hsm, inventory, now())
+    return eacline.qa_terminal_key(config)
