@@ -430,6 +430,7 @@ class Station:
                        "reasons": [{"code": unread.value, "message": unread.message}]}}
         summary = {"verdict": "pass" if verdict.passed else "fail",
                    "reasons": verdict.as_dict()["reasons"],
+                   "protocols": list(verdict.protocols),  # what QA ran and passed, in order
                    "ds_serial": verdict.ds_serial}  # which DS signed it: `keys affected`
         if verdict.passed:
             self.line.save_chip_files(work.application.application_id, verdict.files)

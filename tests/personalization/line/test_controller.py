@@ -34,6 +34,7 @@ def test_a_batch_runs_to_the_end_on_two_stations(rig: Rig, tmp_path) -> None:
         == {"fed": 6, "handed_out": 6, "rejected": 0, "in_machine": 0}
     assert report["personal_data_purged"] and report["journal"]["chain_ok"]
     assert {c["station"] for c in report["cards"]} == {"station-1", "station-2"}
+    assert {tuple(c["qa"]["protocols"]) for c in report["cards"]} == {("BAC", "PA", "AA")}
     assert rig.requalify(report, apps) == 6
     assert "<svg" in render_html(report)
 
