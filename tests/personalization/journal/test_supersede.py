@@ -319,7 +319,7 @@ def test_a_v8_sqlite_file_keeps_its_cards_and_gets_their_holders(
             (None, "first", None, 0)]
         indexes = {r[0] for r in journal._read("SELECT name FROM sqlite_master WHERE "
                                                "type = 'index' AND tbl_name = 'cards'")}
-        assert {"one_card_per_document", "one_card_per_application", "cards_open",
+        assert {"one_card_per_document", "one_card_per_application", "cards_batch",
                 "one_current_card_per_holder"} <= indexes
         assert journal.application("B0", apps[0].application_id).kind == "first"
         # migration 10 moved the kept record to a table of its own; the purged one stays so
