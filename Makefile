@@ -40,8 +40,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy common applets hsm printers qa personalization
 
+# pcscd serves one instance per machine: the tests that use it run one at a time, the rest
+# (most of them) in two worker processes, a test file each at a time
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not pcscd" -n 2 --dist loadfile
+	$(BIN)/pytest -q -m pcscd
 
 test: setup lint unit
 
