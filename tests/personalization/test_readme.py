@@ -126,6 +126,12 @@ def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: Enco
     assert (tmp_path / "demo-out" / "cards").is_dir()
 
 
+def _interruptible() -> None:
+    """In the child before exec: SIGINT back to its default, so Python turns it into
+    KeyboardInterrupt (an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_demo_with_its_dashboard_open(encoder_bank: EncoderBank, tmp_path: Path) -> None:
     """`cardline demo --serve` as the README shows it: the dashboard on the demo's line while
     it runs, where the demo operator logs in with the passphrase file the demo names and sees
@@ -135,9 +141,12 @@ def test_the_demo_with_its_dashboard_open(encoder_bank: EncoderBank, tmp_path: P
     assert _cardline(tmp_path, ["cardline", "keys", "setup-embedded"]).returncode == 0
     encoder_bank.down()
     env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CARDLINE_CONFIG")}
+    # Ctrl-C as a terminal delivers it: a test run started in the background (`make test &`)
+    # has SIGINT ignored, and a child inherits that, so the demo could never be interrupted
     demo = subprocess.Popen([sys.executable, "-m", "personalization", "demo", "--cards", "2",
                              "--serve", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_interruptible)
     try:
         assert demo.stdout is not None
         said = [demo.stdout.readline() for _ in range(2)]
