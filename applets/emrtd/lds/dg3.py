@@ -16,6 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from functools import cache
 
 from applets.emrtd.lds import asn1
 from applets.errors import LDSError
@@ -134,9 +135,10 @@ class DG3:
     records: tuple[FingerRecord, ...]
 
 
-def _check_range(what: str, value: int, low: int, high: int) -> None:
+def _check_range(what: str, value: int, low: int, high: int, finger: int = 0) -> None:
     if not low <= value <= high:
-        raise LDSError(FILE, f"{what} {value} out of range {low}..{high}")
+        where = f"finger {finger} " if finger else ""
+        raise LDSError(FILE, f"{where}{what} {value} out of range {low}..{high}")
 
 
 def _check_image(compression: Compression, image: bytes, index: int) -> None:
@@ -147,30 +149,40 @@ def _check_image(compression: Compression, image: bytes, index: int) -> None:
                              f"{compression.name} signature")
 
 
-def _finger_block(finger: FingerImage, compression: Compression, index: int) -> bytes:
+def _finger_header(finger: FingerImage, compression: Compression, index: int) -> bytes:
+    """The 14-byte finger header (the image follows it in the record)."""
     _check_image(compression, finger.image, index)
-    for what, value in (("position", finger.position), ("quality", finger.quality),
-                        ("impression type", finger.impression_type),
-                        ("view count", finger.view_count), ("view number", finger.view_number)):
-        _check_range(f"finger {index} {what}", value, 0, 0xFF)
-    _check_range(f"finger {index} width", finger.width, 1, 0xFFFF)
-    _check_range(f"finger {index} height", finger.height, 1, 0xFFFF)
+    # one test for the common case; the messages are made only for a value out of range
+    if not (min(finger.position, finger.quality, finger.impression_type,
+                     finger.view_count, finger.view_number) >= 0
+            and max(finger.position, finger.quality, finger.impression_type,
+                    finger.view_count, finger.view_number) <= 0xFF):
+        for what, value in (("position", finger.position), ("quality", finger.quality),
+                            ("impression type", finger.impression_type),
+                            ("view count", finger.view_count),
+                            ("view number", finger.view_number)):
+            _check_range(what, value, 0, 0xFF, index)
+    _check_range("width", finger.width, 1, 0xFFFF, index)
+    _check_range("height", finger.height, 1, 0xFFFF, index)
     block = _FINGER.size + len(finger.image)
-    _check_range(f"finger {index} block length", block, _FINGER.size, 0xFFFFFFFF)
+    _check_range("block length", block, _FINGER.size, 0xFFFFFFFF, index)
     return _FINGER.pack(block, finger.position, finger.view_count, finger.view_number,
                         finger.quality, finger.impression_type, finger.width, finger.height,
-                        0) + finger.image
+                        0)
 
 
 def _general_header(record: FingerRecord, length: int) -> bytes:
     _check_range("finger count", len(record.fingers), 1, 0xFF)
     _check_range("pixel depth", record.pixel_depth, 1, 16)
     _check_range("scale units", record.scale_units, SCALE_PPI, SCALE_PPCM)
-    for what, value in (("capture device id", record.capture_device_id),
-                        ("acquisition level", record.acquisition_level),
-                        *(("resolution", r) for r in (*record.scan_resolution,
-                                                      *record.image_resolution))):
-        _check_range(what, value, 0, 0xFFFF)
+    sixteen = (record.capture_device_id, record.acquisition_level, *record.scan_resolution,
+               *record.image_resolution)
+    if not (min(sixteen) >= 0 and max(sixteen) <= 0xFFFF):
+        for what, value in (("capture device id", record.capture_device_id),
+                            ("acquisition level", record.acquisition_level),
+                            *(("resolution", r) for r in (*record.scan_resolution,
+                                                          *record.image_resolution))):
+            _check_range(what, value, 0, 0xFFFF)
     return _GENERAL.pack(_MAGIC, _VERSION, length >> 32, length & 0xFFFFFFFF,
                          record.capture_device_id, record.acquisition_level,
                          len(record.fingers), record.scale_units, *record.scan_resolution,
@@ -184,33 +196,59 @@ def _compression(code: int) -> Compression:
         raise LDSError(FILE, f"unknown image compression algorithm {code}") from None
 
 
+def _record_parts(record: FingerRecord) -> list[bytes]:
+    """The record's pieces in order (general header, then each finger header and image),
+    unjoined: DG3 joins every piece once, never copying the images level by level."""
+    compression = _compression(record.compression)
+    parts: list[bytes] = [b""]
+    for index, finger in enumerate(record.fingers, 1):
+        parts += (_finger_header(finger, compression, index), finger.image)
+    parts[0] = _general_header(record, _GENERAL.size + sum(len(p) for p in parts))
+    return parts
+
+
 def encode_record(record: FingerRecord) -> bytes:
     """The ISO/IEC 19794-4:2005 record: general header, then each finger header and image."""
-    compression = _compression(record.compression)
-    blocks = [_finger_block(f, compression, i) for i, f in enumerate(record.fingers, 1)]
-    length = _GENERAL.size + sum(len(block) for block in blocks)
-    return b"".join((_general_header(record, length), *blocks))
+    return b"".join(_record_parts(record))
 
 
 def _bht(record: FingerRecord) -> bytes:
     """The biometric header template (ICAO 9303-10 Table 44), fields in tag order."""
-    parts = [] if record.header_version is None else [
-        tlv.encode(DG3Tag.HEADER_VERSION, record.header_version)]
+    return _bht_of(record.header_version, record.subtype)
+
+
+@cache
+def _bht_of(header_version: bytes | None, subtype: int | None) -> bytes:
+    """The BHT depends on these two alone: each of the few there are is encoded once."""
+    parts = [] if header_version is None else [
+        tlv.encode(DG3Tag.HEADER_VERSION, header_version)]
     parts.append(tlv.encode(DG3Tag.BIOMETRIC_TYPE, FINGER_TYPE))
-    if record.subtype is not None:
-        parts.append(tlv.encode(DG3Tag.BIOMETRIC_SUBTYPE, bytes((record.subtype,))))
+    if subtype is not None:
+        parts.append(tlv.encode(DG3Tag.BIOMETRIC_SUBTYPE, bytes((subtype,))))
     parts += [tlv.encode(DG3Tag.FORMAT_OWNER, FORMAT_OWNER),
               tlv.encode(DG3Tag.FORMAT_TYPE, FORMAT_TYPE)]
     return tlv.encode(DG3Tag.BHT, b"".join(parts))
 
 
+def _head(tag: int, length: int) -> bytes:
+    """A TLV object's tag and length, for a value of ``length`` bytes joined after it."""
+    return tlv.encode_tag(tag) + tlv.encode_length(length)
+
+
 def encode_dg3(records: Sequence[FingerRecord]) -> bytes:
     """DG3 with one biometric template per record (ICAO 9303-10 §4.7.3)."""
     _check_range("number of finger records", len(records), 1, 0xFF)
-    templates = [tlv.encode(DG3Tag.BIT, _bht(r) + tlv.encode(DG3Tag.BDB, encode_record(r)))
-                 for r in records]
     count = tlv.encode(DG3Tag.INSTANCE_COUNT, bytes((len(records),)))
-    return tlv.encode(DG3Tag.DG3, tlv.encode(DG3Tag.GROUP_TEMPLATE, count + b"".join(templates)))
+    inner: list[bytes] = [count]
+    for record in records:
+        parts = _record_parts(record)
+        bdb = sum(len(p) for p in parts)
+        bdb_head = _head(DG3Tag.BDB, bdb)
+        bht = _bht(record)
+        inner += (_head(DG3Tag.BIT, len(bht) + len(bdb_head) + bdb), bht, bdb_head, *parts)
+    group = sum(len(p) for p in inner)
+    group_head = _head(DG3Tag.GROUP_TEMPLATE, group)
+    return b"".join((_head(DG3Tag.DG3, len(group_head) + group), group_head, *inner))
 
 
 def _read_finger(record: bytes, offset: int, compression: Compression,
