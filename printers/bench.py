@@ -46,7 +46,8 @@ def measure(face: CardFace, layout: CardLayout, cards: int) -> dict[str, float]:
 
 
 def other_holder(face: CardFace) -> CardFace:
-    """A second holder for the same layout: every personal field and the portrait differ."""
+    """A second holder for the same layout: every personal field, the portrait, the fingers
+    and the CAN differ."""
     with Image.open(io.BytesIO(face.photo)) as image:
         portrait = ImageOps.flip(image.convert("RGB"))
     buffer = io.BytesIO()
@@ -60,6 +61,8 @@ def other_holder(face: CardFace) -> CardFace:
         identifying_marks=" ".join(reversed(face.identifying_marks.split())),
         mrz_lines=(face.mrz_lines[0][::-1], face.mrz_lines[1][::-1], face.mrz_lines[2][::-1]),
         photo=buffer.getvalue(),
+        fingerprints={p: ImageOps.mirror(finger) for p, finger in face.fingerprints.items()},
+        can=None if face.can is None else face.can[::-1],
     )
 
 

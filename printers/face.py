@@ -11,10 +11,11 @@ layout (``printers.facecache``), and packs only the part of the dye panels the c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops
 
+from printers.errors import LayoutError
 from printers.facecache import static_side
 from printers.facedraw import draw_element, draw_mrz, draw_text, text_of
 from printers.layout import CardLayout, SideLayout
@@ -37,7 +38,12 @@ SIDES = ("front", "back")
 
 @dataclass(frozen=True)
 class CardFace:
-    """What is printed on one card, as the document shows it (dates dd/mm/yyyy)."""
+    """What is printed on one card, as the document shows it (dates dd/mm/yyyy).
+
+    ``fingerprints``: the finger images (8-bit grey, 500 ppi) by ISO/IEC 19794-4 finger
+    position; a finger the card lacks is not there. ``can``: the card access number when the
+    card prints one, else None. Neither appears in a repr.
+    """
 
     personal_id: str
     full_name: str
@@ -51,6 +57,8 @@ class CardFace:
     issue_date: str
     mrz_lines: tuple[str, str, str]
     photo: bytes
+    fingerprints: Mapping[int, Image.Image] = field(default_factory=dict, repr=False)
+    can: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -118,11 +126,15 @@ def _panel(colour: str, image: SideImage, levels: int) -> Panel:
 
 
 def render_card(face: CardFace, layout: CardLayout) -> RenderedCard:
-    """Render both sides of ``face`` with ``layout``."""
+    """Render both sides of ``face`` with ``layout``; a layout error names the layout."""
     levels = layout.colour_levels
-    return RenderedCard(
-        layout, {side: _render(face, getattr(layout, side), levels) for side in SIDES}
-    )
+    try:
+        sides = {side: _render(face, getattr(layout, side), levels) for side in SIDES}
+    except LayoutError as exc:
+        if exc.printer:
+            raise
+        raise exc.with_printer(layout.name) from exc
+    return RenderedCard(layout, sides)
 
 
 def _render(face: CardFace, side: SideLayout, levels: int) -> SideImage:

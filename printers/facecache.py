@@ -1,10 +1,10 @@
 """The static part of a card side, drawn once per layout: what no card's values change.
 
 Background, decorations and fixed labels are drawn once into a ``StaticSide``; each card then
-draws only its own values (portrait, fields, MRZ) on a copy. That reorders drawing: a static
-element the layout draws *after* a card value is already there. Drawing operations that touch
-disjoint dots commute, so the result is the same unless a value's ink reaches a dot of such a
-later static element; ``StaticSide.draw`` checks exactly that (the value's ink rectangle
+draws only its own values (portrait, fingers, fields, MRZ) on a copy. That reorders drawing: a
+static element the layout draws *after* a card value is already there. Drawing operations that
+touch disjoint dots commute, so the result is the same unless a value's ink reaches a dot of
+such a later static element; ``StaticSide.draw`` checks exactly that (the value's ink rectangle
 against the static element's dots) and gives up, for a from-scratch render, when it does.
 
 The cache holds layouts and their static drawings only: never a card's values.
@@ -28,13 +28,14 @@ from printers.facedraw import (
     lines_extent,
     mrz_extent,
     on_resin,
+    print_finger,
     shape_inks,
     shown,
     stamp_mrz,
     text_ink,
     text_of,
 )
-from printers.layout import MRZ, Photo, Shape, SideLayout, Text
+from printers.layout import MRZ, Finger, Photo, Shape, SideLayout, Text
 from printers.panels import DYES, SIZE, Extent, pack, union
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class Footprint:
 class Step:
     """A card value to draw, and the static dots drawn after it on its layer by the layout."""
 
-    element: Text | Photo | MRZ
+    element: Text | Photo | Finger | MRZ
     resin: bool
     later: tuple[Footprint, ...]
 
@@ -120,7 +121,7 @@ def _steps(elements: tuple[Element, ...]) -> tuple[Step, ...]:
     """Each card value with the footprints of the static elements after it on its layer."""
     steps = []
     for index, element in enumerate(elements):
-        if isinstance(element, Text | Photo | MRZ) and is_variable(element):
+        if isinstance(element, Text | Photo | Finger | MRZ) and is_variable(element):
             later = tuple(
                 dots
                 for other in elements[index + 1 :]
@@ -159,13 +160,15 @@ def _footprint(element: Shape | Text) -> Footprint | None:
 
 
 def _draw_value(
-    layer: Image.Image, element: Text | Photo | MRZ, face: CardFace, measure: bool
+    layer: Image.Image, element: Text | Photo | Finger | MRZ, face: CardFace, measure: bool
 ) -> Extent | None:
     """Draw one card value; with ``measure``, return a rectangle holding every dot it inked."""
     draw = ImageDraw.Draw(layer)
     if isinstance(element, Photo):
         layer.paste(fit_photo(face.photo, element.box), element.box.corners[:2])
         return element.box.corners
+    if isinstance(element, Finger):
+        return print_finger(layer, element, face)
     if isinstance(element, MRZ):
         stamp_mrz(layer, element, face.mrz_lines)
         return mrz_extent(element, face.mrz_lines) if measure else None

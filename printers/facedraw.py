@@ -1,8 +1,9 @@
 """Drawing one card-face element: text wrapped and shrunk into its box, the MRZ at its fixed
-pitch, the portrait, the decorations. Shared by the from-scratch and the cached renderer.
+pitch, the portrait, the fingers, the decorations. Shared by the from-scratch and the cached
+renderer.
 
-The colour layer (RGB) takes decorations, the portrait and colour text; the resin layer
-(L, 255 = ink) takes black text and the MRZ.
+The colour layer (RGB) takes decorations, the portrait, the fingers and colour text; the
+resin layer (L, 255 = ink) takes black text and the MRZ.
 """
 
 from __future__ import annotations
@@ -13,24 +14,25 @@ import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from printers.errors import FaceError
+from printers.errors import FaceError, LayoutError
 from printers.fonts import font
-from printers.layout import MRZ, Box, Photo, Shape, Text
+from printers.layout import MRZ, Box, Finger, Photo, Shape, Text
 from printers.panels import Extent, union
 
 if TYPE_CHECKING:
     from printers.face import CardFace
 
-Element = Text | Photo | MRZ | Shape
+Element = Text | Photo | Finger | MRZ | Shape
 Ink = int | tuple[int, ...]
 Line = tuple[tuple[int, int], str, ImageFont.FreeTypeFont]  # where, what, in which font
 
 
 def is_variable(element: Element) -> bool:
-    """True for what depends on the card: the portrait, the MRZ, a text showing a field."""
-    return isinstance(element, Photo | MRZ) or (
+    """True for what depends on the card: the portrait, the fingers, the MRZ, a text showing
+    a field."""
+    return isinstance(element, Photo | Finger | MRZ) or (
         isinstance(element, Text) and element.field is not None
     )
 
@@ -51,6 +53,8 @@ def draw_element(colour: Image.Image, resin: Image.Image, element: Element, face
         draw_shape(ImageDraw.Draw(colour), element, *shape_inks(element))
     elif isinstance(element, Photo):
         colour.paste(fit_photo(face.photo, element.box), element.box.corners[:2])
+    elif isinstance(element, Finger):
+        print_finger(colour, element, face)
     elif isinstance(element, MRZ):
         draw_mrz(ImageDraw.Draw(resin), element, face.mrz_lines)
     else:
@@ -66,8 +70,13 @@ def shown(element: Text, value: str) -> str:
 
 
 def text_of(element: Text, face: CardFace) -> str:
-    """The text an element shows: static, or the face's field, NFC-normalised."""
+    """The text an element shows: static, or the face's field, NFC-normalised; a field the
+    card does not have (an optional one, such as the CAN) is a layout error."""
     value = element.text if element.field is None else getattr(face, element.field)
+    if value is None:
+        raise LayoutError(
+            "", f"the layout shows the field {element.field!r}, which this card does not have"
+        )
     return shown(element, str(value))
 
 
@@ -181,6 +190,29 @@ def fit_photo(photo: bytes, box: Box) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise FaceError("", "the photo is not a readable JPEG or PNG image") from exc
     return ImageOps.fit(portrait, (box.w, box.h), Image.Resampling.LANCZOS)
+
+
+def fit_finger(image: Image.Image, box: Box) -> Image.Image:
+    """A finger image (8-bit grey), scaled to fit inside ``box`` with its proportions kept."""
+    if image.mode != "L":
+        raise FaceError("", "a finger image is not 8-bit grey")
+    return ImageOps.contain(image, (box.w, box.h), Image.Resampling.LANCZOS)
+
+
+def print_finger(layer: Image.Image, element: Finger, face: CardFace) -> Extent | None:
+    """Print the card's finger centred in its box, as ink over what the layer shows there:
+    the light paper of the capture leaves the box almost as it is, the ridges darken it.
+    Nothing for a finger the card lacks; else the rectangle printed."""
+    image = face.fingerprints.get(element.position)
+    if image is None:
+        return None
+    fitted = fit_finger(image, element.box)
+    left = element.box.x + (element.box.w - fitted.width) // 2
+    top = element.box.y + (element.box.h - fitted.height) // 2
+    where = (left, top, left + fitted.width, top + fitted.height)
+    under = layer.crop(where)
+    layer.paste(ImageChops.multiply(under, fitted.convert(under.mode)), where[:2])
+    return where
 
 
 def shape_inks(shape: Shape) -> tuple[Ink | None, Ink | None]:

@@ -26,6 +26,11 @@ TEXT_FIELDS = (
     "identifying_marks",
     "issue_date",
 )
+# Fields a card may lack: a layout shows one only for cards that have it (the CAN of a chip
+# whose profile prints it).
+OPTIONAL_FIELDS = ("can",)
+# ISO/IEC 19794-4 Table 2: the finger position codes of the index fingers
+FINGER_POSITIONS = {"right_index": 2, "left_index": 7}
 
 
 class _Frozen(BaseModel):
@@ -56,7 +61,7 @@ class Text(_Frozen):
 
     kind: Literal["text"] = "text"
     box: Box
-    field: Literal[TEXT_FIELDS] | None = None  # type: ignore[valid-type]
+    field: Literal[(*TEXT_FIELDS, *OPTIONAL_FIELDS)] | None = None  # type: ignore[valid-type]
     text: str | None = None
     font: str = "sans"
     size: int = Field(gt=4)
@@ -81,6 +86,20 @@ class Photo(_Frozen):
     box: Box
 
 
+class Finger(_Frozen):
+    """One index finger's image, grey on the dye panels, fitted in its box; a finger the card
+    lacks (missing with a reason) leaves the box as the layout draws it."""
+
+    kind: Literal["finger"] = "finger"
+    finger: Literal["right_index", "left_index"]
+    box: Box
+
+    @property
+    def position(self) -> int:
+        """The ISO/IEC 19794-4 finger position code."""
+        return FINGER_POSITIONS[self.finger]
+
+
 class MRZ(_Frozen):
     """ICAO 9303-3 §4.2: OCR-B; the renderer fixes the pitch of every character."""
 
@@ -101,7 +120,7 @@ class Shape(_Frozen):
     width: int = Field(2, ge=1)
 
 
-Element = Annotated[Text | Photo | MRZ | Shape, Field(discriminator="kind")]
+Element = Annotated[Text | Photo | Finger | MRZ | Shape, Field(discriminator="kind")]
 
 
 class SideLayout(_Frozen):
@@ -139,12 +158,22 @@ class CardLayout(_Frozen):
             raise ValueError("colour_levels must be 32, 64 or 128")
         return self
 
+    def shows(self, field: str) -> bool:
+        """True when a text element of either side shows the card-face ``field``."""
+        return any(
+            isinstance(element, Text) and element.field == field
+            for side in (self.front, self.back)
+            for element in side.elements
+        )
+
 
 def _on_resin(element: Text | MRZ) -> bool:
     return isinstance(element, MRZ) or element.panel == "k"
 
 
-def _label(element: Text | Photo | MRZ | Shape) -> str:
+def _label(element: Text | Photo | Finger | MRZ | Shape) -> str:
     if isinstance(element, Text):
         return f"text {element.field or element.text!r}"
+    if isinstance(element, Finger):
+        return f"finger {element.finger}"
     return f"{element.kind} at {element.box.x},{element.box.y}"

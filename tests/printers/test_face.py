@@ -22,7 +22,7 @@ from printers.face import (
     render_side,
 )
 from printers.facecache import static_side
-from printers.layout import MRZ, TEXT_FIELDS, CardLayout, Photo, Text
+from printers.layout import MRZ, OPTIONAL_FIELDS, TEXT_FIELDS, CardLayout, Finger, Photo, Text
 from printers.panels import SIZE, compose
 from tests.printers.conftest import make_face
 
@@ -43,12 +43,17 @@ def alone(element: Text, face: CardFace) -> Image.Image:
 
 
 def test_layout_shows_every_field(layout: CardLayout) -> None:
-    """The CCCD layout has a box for every text field of CardFace, a photo and an MRZ."""
+    """The CCCD layout has a box for every text field of CardFace but the CAN (a CCCD does not
+    print it), a photo, both index fingers and an MRZ."""
     assert sorted(str(e.field) for _, e in field_elements(layout)) == sorted(TEXT_FIELDS)
-    assert set(TEXT_FIELDS) | {"mrz_lines", "photo"} == {
+    assert set(TEXT_FIELDS) | set(OPTIONAL_FIELDS) | {"mrz_lines", "photo", "fingerprints"} == {
         f.name for f in dataclasses.fields(CardFace)
     }
     assert any(isinstance(e, Photo) for e in layout.front.elements)
+    assert sorted(e.finger for e in layout.back.elements if isinstance(e, Finger)) == [
+        "left_index",
+        "right_index",
+    ]
     assert any(isinstance(e, MRZ) for e in layout.back.elements)
 
 
