@@ -6,6 +6,10 @@ the ``wsq`` package ships it: the only module that reaches the codec.
   with a segmentation fault, and its Huffman decoder writes zero runs without a bound), so a
   bad file may kill only that child, never intake. Only the header is read in this process,
   by the Pillow plugin's Python parser, so the declared size is checked before any decoding.
+- **Decoding a finger cardline encoded itself** (:func:`decode_trusted`, for the printed card
+  face) runs NBIS in this process, through the Pillow plugin, after the same header check:
+  every finger an application holds was re-encoded by :func:`encode` at intake, so these
+  bytes are the encoder's own output, and a child process would cost more than the decoding.
 - **Encoding** calls NBIS ``wsq_encode_mem`` in the package's extension module directly,
   because the plugin's ``save`` always asks for 0.75 bit per pixel (15:1), and intake must be
   able to lower the bit rate until a finger fits its share of the DG3 budget. It only ever
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import io
 import struct
 import subprocess
 import sys
@@ -109,3 +114,22 @@ def decode(data: bytes, width: int, height: int) -> tuple[Image.Image, int | Non
     if (got_width, got_height) != (width, height) or len(pixels) != width * height:
         raise WSQError("WSQ image is not the size its header declares")
     return Image.frombytes("L", (width, height), pixels), (ppi if ppi > 0 else None)
+
+
+def decode_trusted(data: bytes, max_width: int, max_height: int) -> Image.Image:
+    """The 8-bit grey pixels of a WSQ file :func:`encode` wrote, decoded in this process; a
+    header declaring more than ``max_width`` × ``max_height`` is refused before decoding.
+    Never for a file from outside: that is :func:`decode`."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=(FORMAT,))
+        if image.width > max_width or image.height > max_height:
+            raise WSQError(f"WSQ image declares {image.width}x{image.height} pixels; at most "
+                           f"{max_width}x{max_height} expected")
+        image.load()
+    except WSQError:
+        raise
+    except Exception as exc:  # NBIS raises a bare Exception, the plugin OSError or IndexError
+        raise WSQError(f"WSQ image cannot be decoded ({exc.__class__.__name__})") from exc
+    if image.mode != "L":
+        raise WSQError(f"WSQ image is mode {image.mode}, not 8-bit grey")
+    return image

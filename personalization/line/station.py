@@ -477,7 +477,7 @@ class Station:
 
     def _print(self, work: Work) -> Event:
         printer = self._printer()
-        face = card_face(work.application, work.data.mrz, self.line.profile)
+        face = card_face(work.application, work.data.mrz, self.line.profile, can=work.data.can)
         rendered = render_card(face, self.line.layout)
         if printer.position() is not Position.PRINT:
             printer.release_from_encoder()
