@@ -57,7 +57,7 @@ class CardFace:
     issue_date: str
     mrz_lines: tuple[str, str, str]
     photo: bytes
-    fingerprints: Mapping[int, Image.Image] = field(default_factory=dict, repr=False)
+    fingerprints: Mapping[int, Image.Image] = field(default_factory=dict, repr=False, hash=False)
     can: str | None = field(default=None, repr=False)
 
 

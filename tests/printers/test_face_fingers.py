@@ -177,3 +177,11 @@ def test_the_bench_second_holder_has_other_fingers_and_can(face: CardFace) -> No
         other = second.fingerprints[position]
         assert other.size == image.size
         assert ImageStat.Stat(ImageChops.difference(other, image)).mean[0] > 10
+
+
+def test_a_face_with_fingers_stays_hashable_and_compares_them(face: CardFace) -> None:
+    """The fingers take part in equality, not in the hash (a dict of images has none)."""
+    first = dataclasses.replace(face, fingerprints=FINGERS)
+    assert hash(first) == hash(face)
+    assert first != face
+    assert first == dataclasses.replace(face, fingerprints=dict(FINGERS))
