@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from asn1crypto import keys as asn1_keys
 
-from common.curves import SECP256R1, PrimeCurve, match_specified
+from common.curves import SECP256R1, Curve, match_specified
 from hsm.errors import CertificateError
 
 # The HSM's keys and certificates are P-256 only (the key policy of hsm.signer).
 P256 = SECP256R1
-KNOWN_CURVES: tuple[PrimeCurve, ...] = (P256,)
+KNOWN_CURVES: tuple[Curve, ...] = (P256,)
 
 
-def explicit_parameters(curve: PrimeCurve) -> asn1_keys.ECDomainParameters:
+def explicit_parameters(curve: Curve) -> asn1_keys.ECDomainParameters:
     """SpecifiedECDomain: prime field, a, b, uncompressed G, order and cofactor (9303-12 §4.1.6)."""
     size = curve.size
     specified = asn1_keys.SpecifiedECDomain({
@@ -29,7 +29,7 @@ def explicit_parameters(curve: PrimeCurve) -> asn1_keys.ECDomainParameters:
     return asn1_keys.ECDomainParameters(name="specified", value=specified)
 
 
-def curve_by_name(name: str) -> PrimeCurve:
+def curve_by_name(name: str) -> Curve:
     """The known curve called ``name`` (asn1crypto naming), or ``CertificateError``."""
     for curve in KNOWN_CURVES:
         if curve.name == name:
@@ -37,7 +37,7 @@ def curve_by_name(name: str) -> PrimeCurve:
     raise CertificateError(f"EC curve {name!r} is not supported")
 
 
-def match_curve(parameters: asn1_keys.ECDomainParameters) -> PrimeCurve:
+def match_curve(parameters: asn1_keys.ECDomainParameters) -> Curve:
     """The known curve that named or explicit ``parameters`` denote; unknown ones are refused."""
     if parameters.name == "named":
         return curve_by_name(parameters.chosen.native)

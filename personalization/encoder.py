@@ -28,7 +28,7 @@ from functools import partial
 
 import structlog
 
-from applets.emrtd import cvc, eac_oids, perso
+from applets.emrtd import curves, cvc, eac_oids, perso
 from applets.emrtd.lds import files
 from applets.emrtd.lds.cvca import encode_cvca
 from applets.emrtd.lds.dg14 import active_authentication_info, encode_dg14, encode_dg14_aa
@@ -116,7 +116,8 @@ class EACPlan:
 
 def pace_infos(chip: ChipSpec) -> list[PACEInfo]:
     """One PACEInfo (ECDH generic mapping, AES-128) per curve the profile offers."""
-    return [PACEInfo(PACE_PROTOCOL, curve.pace_parameter_id) for curve in chip.pace_curves()]
+    return [PACEInfo(PACE_PROTOCOL, curves.pace_parameter_id(curve))
+            for curve in chip.pace_curves()]
 
 
 @dataclass(frozen=True, slots=True)

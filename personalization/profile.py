@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from applets.emrtd import curves
 from applets.emrtd.perso import AccessProtocols
+from common.curves import Curve
 from personalization.applications.fingerprint import DG3_WRAPPING, MISSING_REASONS, FingerSpec
 from personalization.applications.intake import MAX_LINE_BYTES, IntakeRules
 from personalization.applications.photo import (
@@ -130,17 +131,17 @@ class ChipSpec(_Frozen):
         """True when the chip is an EAC chip (PACE, CA, TA)."""
         return self.protocols.pace
 
-    def pace_curves(self) -> tuple[curves.Curve, ...]:
+    def pace_curves(self) -> tuple[Curve, ...]:
         """The PACE domain parameters, as curves (each has its standardized parameter id)."""
         return tuple(_curve(name) for name in self.pace_parameters)
 
-    def ca(self) -> curves.Curve:
+    def ca(self) -> Curve:
         """The curve of the Chip Authentication key."""
         return _curve(self.ca_curve)
 
 
-def _curve(name: str) -> curves.Curve:
-    return next(c for c in curves.CURVES if c.name == name)
+def _curve(name: str) -> Curve:
+    return next(c for c in curves.CURVES if c.label == name)
 
 
 class IntakeSpec(_Frozen):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from applets.emrtd import crypto, curves, eac_oids
+from applets.emrtd import crypto, eac_oids
 from applets.emrtd.crypto import SMCipher
 from applets.emrtd.lds import asn1
 from applets.emrtd.sm import SecureMessaging
@@ -20,6 +20,7 @@ from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU
 from applets.iso7816.sw import SW
 from applets.transport.base import Transport
+from common.curves import Curve
 
 # ICAO 9303-11 §9.2.5 / TR-03110-3 A.1.1.2: the AES variants of id-CA-ECDH (3DES uses
 # MSE:Set KAT, not this sequence).
@@ -45,16 +46,16 @@ def suite_of(oid: str) -> SMCipher:
     return SUITES[oid]
 
 
-def load_point(curve: curves.Curve, point: bytes) -> ec.EllipticCurvePublicKey:
+def load_point(curve: Curve, point: bytes) -> ec.EllipticCurvePublicKey:
     """An uncompressed point as a public key; points off the curve are refused
     (TR-03110-1 §3.4: the chip checks the terminal's ephemeral key)."""
     if len(point) != 1 + 2 * curve.size or point[0] != 4:
         raise CAError(f"public key of {len(point)} bytes is not an uncompressed "
-                      f"{curve.name} point")
+                      f"{curve.label} point")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(curve.crypto_curve(), point)
     except ValueError as exc:
-        raise CAError(f"public key is not a point on {curve.name}") from exc
+        raise CAError(f"public key is not a point on {curve.label}") from exc
 
 
 def encoded_point(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -86,7 +87,7 @@ def general_authenticate(point: bytes) -> CommandAPDU:
     return CommandAPDU(0x00, 0x86, 0x00, 0x00, tlv.encode(0x7C, tlv.encode(0x80, point)), ne=256)
 
 
-def perform_ca(transport: Transport, chip_point: bytes, curve: curves.Curve,
+def perform_ca(transport: Transport, chip_point: bytes, curve: Curve,
                ephemeral: ec.EllipticCurvePrivateKey,
                oid: str = eac_oids.ID_CA_ECDH_AES_CBC_CMAC_128,
                key_id: int | None = None) -> SecureMessaging:
@@ -105,11 +106,11 @@ def perform_ca(transport: Transport, chip_point: bytes, curve: curves.Curve,
     return session(secret, oid)
 
 
-def chip_session(private_value: int, terminal_point: bytes, curve: curves.Curve,
+def chip_session(private_value: int, terminal_point: bytes, curve: Curve,
                  oid: str = eac_oids.ID_CA_ECDH_AES_CBC_CMAC_128) -> SecureMessaging:
     """Chip side: its static CA private key and the terminal's ephemeral key → new session."""
     if not 0 < private_value < curve.n:
-        raise CAError(f"private key out of range for {curve.name}")
+        raise CAError(f"private key out of range for {curve.label}")
     private = ec.derive_private_key(private_value, curve.crypto_curve())
     return session(shared_secret(private, load_point(curve, terminal_point)), oid)
 

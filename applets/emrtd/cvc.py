@@ -26,6 +26,7 @@ from applets.emrtd import curves, eac_oids
 from applets.emrtd.lds import asn1
 from applets.errors import CardError, LDSError, TLVError
 from applets.iso7816 import tlv
+from common.curves import Curve
 
 Signer = Callable[[bytes], bytes]  # message → plain r ‖ s (the signer hashes)
 MAX_CERTIFICATE = 2048  # a brainpoolP512r1 CVCA certificate with domain parameters is 759
@@ -148,13 +149,12 @@ class DomainParameters:
     f: bytes | None
 
     @classmethod
-    def from_curve(cls, curve: curves.Curve) -> DomainParameters:
+    def from_curve(cls, curve: Curve) -> DomainParameters:
         """Unsigned big-endian integers; G uncompressed with coordinates of the field size."""
-        g = b"\x04" + curve.gx.to_bytes(curve.size, "big") + curve.gy.to_bytes(curve.size, "big")
-        return cls(_unsigned(curve.p), _unsigned(curve.a), _unsigned(curve.b), g,
+        return cls(_unsigned(curve.p), _unsigned(curve.a), _unsigned(curve.b), curve.base,
                    _unsigned(curve.n), _unsigned(curve.h))
 
-    def curve(self) -> curves.Curve:
+    def curve(self) -> Curve:
         """The named curve with these parameters."""
         size = (len(self.g) - 1) // 2
         if len(self.g) != 1 + 2 * size or self.g[0] != 4:
@@ -320,17 +320,17 @@ def software_signer(key: ec.EllipticCurvePrivateKey, algorithm: str) -> Signer:
     return sign
 
 
-def public_key(curve: curves.Curve, point: bytes) -> ec.EllipticCurvePublicKey:
+def public_key(curve: Curve, point: bytes) -> ec.EllipticCurvePublicKey:
     """The key of an uncompressed point, refusing points off the curve."""
     if len(point) != 1 + 2 * curve.size or point[0] != 4:
         raise SignatureError(f"public point of {len(point)} bytes is not uncompressed")
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(curve.crypto_curve(), point)
     except ValueError as exc:
-        raise SignatureError(f"public point is not on {curve.name}") from exc
+        raise SignatureError(f"public point is not on {curve.label}") from exc
 
 
-def verify_plain(point: bytes, curve: curves.Curve, algorithm: str, message: bytes,
+def verify_plain(point: bytes, curve: Curve, algorithm: str, message: bytes,
                  signature: bytes) -> None:
     """Raise :class:`SignatureError` unless ``signature`` (r ‖ s) signs ``message``."""
     if len(signature) != 2 * curve.size:
@@ -342,7 +342,7 @@ def verify_plain(point: bytes, curve: curves.Curve, algorithm: str, message: byt
         raise SignatureError("signature does not verify") from exc
 
 
-def verify(cert: CVCertificate, issuer_public_point: bytes, curve: curves.Curve,
+def verify(cert: CVCertificate, issuer_public_point: bytes, curve: Curve,
            algorithm: str | None = None) -> None:
     """Check the issuer's signature; ``algorithm`` is the issuer key's (default: the
     certificate's own, which EAC chains share)."""

@@ -1,4 +1,4 @@
-"""Elliptic-curve point arithmetic over a :class:`~applets.emrtd.curves.Curve` (SEC 1 v2 §2.2.1).
+"""Elliptic-curve point arithmetic over a :class:`~common.curves.Curve` (SEC 1 v2 §2.2.1).
 
 PACE's generic mapping (ICAO 9303-11 §4.4.3.3.1) needs the sum of two points and agreement
 over a generator other than the curve's own; ``cryptography`` offers neither, so this module
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from applets.emrtd.curves import Curve
 from applets.emrtd.errors import CryptoError
+from common.curves import Curve
 
 UNCOMPRESSED = 0x04  # SEC 1 §2.3.3; TR-03110-3 App. D.3 public points (tag 86) use this form
 
@@ -43,10 +43,7 @@ def generator(curve: Curve) -> Point:
 
 def is_on_curve(curve: Curve, point: Point) -> bool:
     """True when both coordinates are field elements and y² = x³ + ax + b (mod p)."""
-    p = curve.p
-    if not (0 <= point.x < p and 0 <= point.y < p):
-        return False
-    return (point.y * point.y - (point.x**3 + curve.a * point.x + curve.b)) % p == 0
+    return 0 <= point.x < curve.p and 0 <= point.y < curve.p and curve.on_curve(point.x, point.y)
 
 
 def negate(curve: Curve, point: Point) -> Point:
@@ -127,7 +124,7 @@ def encode_point(curve: Curve, point: Point | None) -> bytes:
     if point is None:
         raise PointError("the point at infinity has no uncompressed encoding here")
     if not is_on_curve(curve, point):
-        raise PointError(f"point is not on {curve.name}")
+        raise PointError(f"point is not on {curve.label}")
     size = curve.size
     return bytes((UNCOMPRESSED,)) + point.x.to_bytes(size, "big") + point.y.to_bytes(size, "big")
 
@@ -138,13 +135,13 @@ def decode_point(curve: Curve, data: bytes) -> Point:
     if data[:1] != bytes((UNCOMPRESSED,)):
         raise PointError(f"point does not start with 04 (got {data[:1].hex() or 'nothing'})")
     if len(data) != 1 + 2 * size:
-        raise PointError(f"point of {len(data)} bytes ({1 + 2 * size} expected on {curve.name})")
+        raise PointError(f"point of {len(data)} bytes ({1 + 2 * size} expected on {curve.label})")
     x, y = data[1 : 1 + size], data[1 + size :]
     point = Point(int.from_bytes(x, "big"), int.from_bytes(y, "big"))
     if not is_on_curve(curve, point):
-        raise PointError(f"point is not on {curve.name}")
+        raise PointError(f"point is not on {curve.label}")
     if curve.h != 1 and multiply(curve, curve.n, point) is not None:  # SEC 1 §3.2.2.1 step 4
-        raise PointError(f"point is not in the subgroup of order n on {curve.name}")
+        raise PointError(f"point is not in the subgroup of order n on {curve.label}")
     return point
 
 

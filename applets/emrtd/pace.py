@@ -24,6 +24,7 @@ from applets.errors import CardError, TLVError
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
+from common.curves import Curve
 
 RNG = Callable[[int], bytes]
 Transmit = Callable[[CommandAPDU], ResponseAPDU]
@@ -122,7 +123,7 @@ class PACEParameters:
         return _CIPHERS[self.oid]
 
     @property
-    def curve(self) -> curves.Curve:
+    def curve(self) -> Curve:
         """The curve the parameter id names (TR-03110-3 Table 4)."""
         return curves.by_pace_parameter_id(self.parameter_id)
 
@@ -173,7 +174,7 @@ def decrypt_nonce(k_pi: bytes, encrypted: bytes, cipher: SMCipher) -> bytes:
         raise PACEError(PACECheck.MALFORMED, PACEStep.NONCE, str(exc)) from exc
 
 
-def random_scalar(curve: curves.Curve, rng: RNG) -> int:
+def random_scalar(curve: Curve, rng: RNG) -> int:
     """A private key in [1, n−1] by rejection sampling over ``rng`` (SEC 1 §3.2.1)."""
     size = (curve.n.bit_length() + 7) // 8
     for _ in range(64):
@@ -189,24 +190,24 @@ def _finite(step: PACEStep, point: ec.Point | None, what: str) -> ec.Point:
     return point
 
 
-def public_key(curve: curves.Curve, scalar: int, base: ec.Point, step: PACEStep) -> ec.Point:
+def public_key(curve: Curve, scalar: int, base: ec.Point, step: PACEStep) -> ec.Point:
     """scalar·base, refusing the point at infinity."""
     return _finite(step, ec.multiply(curve, scalar, base), "public key")
 
 
-def map_generator(curve: curves.Curve, nonce: bytes, shared: ec.Point) -> ec.Point:
+def map_generator(curve: Curve, nonce: bytes, shared: ec.Point) -> ec.Point:
     """ICAO 9303-11 §4.4.3.3.1: G' = s·G + H."""
     s_g = ec.multiply(curve, int.from_bytes(nonce, "big"), ec.generator(curve))
     return _finite(PACEStep.MAP, ec.add(curve, s_g, shared), "mapped generator")
 
 
-def mapped_generator(curve: curves.Curve, own_key: int, peer: ec.Point, nonce: bytes) -> ec.Point:
+def mapped_generator(curve: Curve, own_key: int, peer: ec.Point, nonce: bytes) -> ec.Point:
     """Generic mapping from one side's view: H = SK_map · PK_map(other), then G' = s·G + H."""
     shared = _finite(PACEStep.MAP, ec.multiply(curve, own_key, peer), "H")
     return map_generator(curve, nonce, shared)
 
 
-def session_keys(curve: curves.Curve, own_key: int, peer: ec.Point,
+def session_keys(curve: Curve, own_key: int, peer: ec.Point,
                  cipher: SMCipher) -> tuple[bytes, bytes]:
     """ICAO 9303-11 §9.7.1: K = x(SK · PK(other)); KSenc = KDF(K, 1), KSmac = KDF(K, 2)."""
     shared = _finite(PACEStep.AGREE, ec.multiply(curve, own_key, peer), "shared secret")
@@ -248,7 +249,7 @@ def dynamic_data(step: PACEStep, data: bytes, tag: int | None) -> bytes:
     return found[0]
 
 
-def decode_public(step: PACEStep, curve: curves.Curve, data: bytes) -> ec.Point:
+def decode_public(step: PACEStep, curve: Curve, data: bytes) -> ec.Point:
     """A peer's public point, or :class:`PACEError` when it is malformed or off the curve."""
     try:
         return ec.decode_point(curve, data)

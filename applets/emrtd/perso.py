@@ -33,6 +33,7 @@ from applets.errors import APDUError, CardError, TLVError
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU
 from applets.transport.base import Transport
+from common.curves import Curve
 
 MAX_OFFSET = 0x7FFF  # UPDATE BINARY B0/D6: P1P2 offset is 15 bits (ISO 7816-4 §7.2.2)
 FIXED_APDUS = 4  # select applet, generate key, PUT DATA 62, LOCK
@@ -154,12 +155,12 @@ def chip_date_command(day: date) -> CommandAPDU:
     return put_data_command(TAG_CHIP_DATE, cvc.encode_date(day))
 
 
-def generate_ca_key_command(curve: curves.Curve) -> CommandAPDU:
+def generate_ca_key_command(curve: Curve) -> CommandAPDU:
     """GENERATE ASYMMETRIC KEY PAIR of the CA key: ``00 46 00 01 {06 curve OID} 00``."""
     return CommandAPDU(0x00, 0x46, 0x00, CA_KEY_REFERENCE, oid(curve.oid), ne=256)
 
 
-def decode_key_template(data: bytes) -> tuple[curves.Curve, bytes]:
+def decode_key_template(data: bytes) -> tuple[Curve, bytes]:
     """``7F49 {06 curve OID, 86 point}`` → the curve and the uncompressed point."""
     try:
         body = tlv.decode_single(data, aa.TAG_PUBLIC_KEY).value
@@ -315,10 +316,10 @@ class PersoClient:
         """PUT DATA 68: the chip's current date for certificate validity."""
         self._send("PUT DATA chip date", chip_date_command(day))
 
-    def generate_ca_key(self, curve: curves.Curve) -> bytes:
+    def generate_ca_key(self, curve: Curve) -> bytes:
         """Generate the Chip Authentication key on the chip; the uncompressed public point."""
         template = self._send("GENERATE CA KEY", generate_ca_key_command(curve))
         answered, point = decode_key_template(template)
         if answered != curve:
-            raise APDUError(f"CA key generated on {answered.name}, not {curve.name}")
+            raise APDUError(f"CA key generated on {answered.label}, not {curve.label}")
         return point

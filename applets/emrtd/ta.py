@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 
-from applets.emrtd import curves
 from applets.emrtd.cvc import (
     CHAT,
     CVCError,
@@ -34,6 +33,7 @@ from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
 from applets.transport.base import Transport
+from common.curves import Curve
 
 RNG = Callable[[int], bytes]
 CHALLENGE = 8  # TR-03110-3 B.11.5: GET CHALLENGE returns an 8-byte r_PICC
@@ -103,7 +103,7 @@ class ChainKey:
 
     reference: Reference
     point: bytes
-    curve: curves.Curve
+    curve: Curve
     algorithm: str
     role: Role
     chat: CHAT
@@ -270,7 +270,7 @@ def _checked_key(issuer: ChainKey, cert: CVCertificate) -> ChainKey:
                     cert.body.chat.role, effective_chat(issuer.chat, cert.body.chat), issuer.role)
 
 
-def _subject_curve(issuer: ChainKey, cert: CVCertificate) -> curves.Curve:
+def _subject_curve(issuer: ChainKey, cert: CVCertificate) -> Curve:
     """TR-03110-3 D.3.3: a key without domain parameters is on its issuer's curve; its point
     must lie on that curve and its algorithm be id-TA-ECDSA-SHA-*."""
     key = cert.body.public_key

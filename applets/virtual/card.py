@@ -296,7 +296,7 @@ class VirtualEMRTD:
         scalar = self.memory.aa_scalar
         if scalar is None:
             raise CardError("no Active Authentication key")
-        return ec.derive_private_key(int.from_bytes(scalar, "big"), AA_CURVE.curve())
+        return ec.derive_private_key(int.from_bytes(scalar, "big"), AA_CURVE.crypto_curve())
 
     def _put_data(self, command: CommandAPDU) -> ResponseAPDU:
         if self.memory.locked:

@@ -42,6 +42,7 @@ from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.iso7816.sw import SW
 from applets.virtual.memory import AccessProtocols, CAKey, ChipMemory
+from common.curves import Curve
 
 RNG = Callable[[int], bytes]
 EAC_TAGS = frozenset({TAG_PACE_MRZ, TAG_CAN, TAG_ACCESS, TAG_TRUST_POINT, TAG_CHIP_DATE})
@@ -99,7 +100,7 @@ def put_data(memory: ChipMemory, command: CommandAPDU) -> tuple[ResponseAPDU, in
     return ResponseAPDU(b"", SW.OK), written
 
 
-def public_key_template(curve: curves.Curve, point: bytes) -> bytes:
+def public_key_template(curve: Curve, point: bytes) -> bytes:
     """``7F49 {06 curve OID, 86 point}`` (ISO 7816-8 public key template)."""
     return tlv.encode(0x7F49, oid(curve.oid) + tlv.encode(0x86, point))
 

@@ -21,8 +21,9 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from applets.emrtd import curves, cvc, eac_oids
+from applets.emrtd import cvc, eac_oids
 from applets.emrtd.cvc import CHAT, CVCertificate, ISRights, Reference, Role
+from common.curves import BRAINPOOL_P256R1, SECP256R1, Curve
 from hsm import eac
 from hsm.ceremony import check_officers
 from hsm.errors import CeremonyError
@@ -32,7 +33,7 @@ from personalization.config import EACConfig
 
 Random = Callable[[int], bytes]
 TA_ALGORITHM = eac_oids.ID_TA_ECDSA_SHA_256
-CURVES = {curve.name: curve for curve in (curves.BRAINPOOL_P256R1, curves.NIST_P256)}
+CURVES = {curve.label: curve for curve in (BRAINPOOL_P256R1, SECP256R1)}
 RIGHTS = {"dg3": ISRights.DG3, "dg4": ISRights.DG4}
 _log = structlog.get_logger()
 
@@ -76,7 +77,7 @@ def check_holder(mnemonic: str) -> str:
     return mnemonic
 
 
-def load_public_point(pem: bytes, curve: curves.Curve) -> bytes:
+def load_public_point(pem: bytes, curve: Curve) -> bytes:
     """The uncompressed point of a PEM EC public key on ``curve``; another curve refused."""
     try:
         key = serialization.load_pem_public_key(pem)
@@ -87,7 +88,7 @@ def load_public_point(pem: bytes, curve: curves.Curve) -> bytes:
         raise EACRequestError("the public key is not an EC key", code="public-key")
     if key.curve.name != curve.crypto_curve().name:
         raise EACRequestError(f"the public key is on {key.curve.name}; the CVCA's curve is "
-                              f"{curve.name}: Terminal Authentication needs the same domain "
+                              f"{curve.label}: Terminal Authentication needs the same domain "
                               "parameters along the chain", code="curve")
     return key.public_bytes(serialization.Encoding.X962,
                             serialization.PublicFormat.UncompressedPoint)
@@ -98,7 +99,7 @@ def decode(record: KeyRecord) -> CVCertificate:
     return CVCertificate.decode(record.certificate)
 
 
-def curve_of(record: KeyRecord) -> curves.Curve:
+def curve_of(record: KeyRecord) -> Curve:
     """The curve of an EAC record's key."""
     return CURVES[eac.curve_of(record.algorithm)]
 
@@ -113,7 +114,7 @@ class _Subject:
 
     holder: Reference
     point: bytes
-    curve: curves.Curve
+    curve: Curve
     role: Role
     rights: ISRights
     effective: date
@@ -126,7 +127,7 @@ class _Issuer:
 
     reference: Reference
     point: bytes
-    curve: curves.Curve
+    curve: Curve
     sign: eac.Signer
     expiry: date | None  # the issuer certificate's own expiry (none for a self-signed one)
 
@@ -156,10 +157,10 @@ def _next_reference(inventory: InventoryPort, role: str, country: str, mnemonic:
     return Reference(country, mnemonic, f"{number:05d}")
 
 
-def _record(label: str, key_id: bytes, role: str, curve: curves.Curve, certificate: bytes,
+def _record(label: str, key_id: bytes, role: str, curve: Curve, certificate: bytes,
             at: datetime, officers: tuple[str, ...]) -> KeyRecord:
     body = CVCertificate.decode(certificate).body
-    return KeyRecord(label, key_id, role, eac.algorithm_name(curve.name), certificate,
+    return KeyRecord(label, key_id, role, eac.algorithm_name(curve.label), certificate,
                      _midnight(body.effective), _midnight(body.expiry), None, 0, "active", at,
                      officers)
 
@@ -174,7 +175,7 @@ def _active(inventory: InventoryPort, role: str, at: datetime) -> KeyRecord:
     return record
 
 
-def _new_key(hsm: HSM, inventory: InventoryPort, holder: Reference, curve: curves.Curve,
+def _new_key(hsm: HSM, inventory: InventoryPort, holder: Reference, curve: Curve,
              rng: Random) -> tuple[str, bytes, bytes]:
     label = f"EAC-{holder}"
     eac.free_label(hsm, inventory, label)
@@ -350,7 +351,7 @@ class TerminalKey:
 
     chain: tuple[bytes, ...]
     holder: str
-    curve: curves.Curve
+    curve: Curve
     sign: eac.Signer
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from applets.emrtd import cvc, eac_oids
-from applets.emrtd.curves import BRAINPOOL_P256R1, NIST_P256, Curve
 from applets.emrtd.cvc import CHAT, ISRights, Reference, Role
 from applets.emrtd.eac_reader import TerminalCredentials
 from applets.emrtd.lds.cvca import encode_cvca
@@ -27,6 +26,7 @@ from applets.emrtd.perso import AccessProtocols, PersoClient
 from applets.iso7816 import tlv
 from applets.transport.base import DirectTransport
 from applets.virtual.card import VirtualEMRTD
+from common.curves import BRAINPOOL_P256R1, SECP256R1, Curve
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "eac"
 DG3_SAMPLE = (VECTORS / "DG3_bsi2008.bin").read_bytes()  # BSI 2008 sample, via JMRTD
@@ -34,7 +34,7 @@ DOC, DOB, DOE = "C03005988", "900101", "300101"
 CAN = "123456"
 DAY = date(2030, 6, 1)  # the chip's date at personalization
 PACE_OID = eac_oids.ID_PACE_ECDH_GM_AES_CBC_CMAC_128
-PARAMETER_IDS = {13: BRAINPOOL_P256R1, 12: NIST_P256}
+PARAMETER_IDS = {13: BRAINPOOL_P256R1, 12: SECP256R1}
 COM = bytes.fromhex("60145F0104303130365F36063034303030305C026175")
 DG1 = tlv.encode(0x61, tlv.encode(0x5F1F, b"IDVNM0300598856012345678901<<<" * 3))
 
@@ -82,7 +82,7 @@ class PKI:
 
 
 @cache
-def pki(curve: Curve = NIST_P256) -> PKI:
+def pki(curve: Curve = SECP256R1) -> PKI:
     """One PKI per curve for the whole test session (key generation is the slow part)."""
     algorithm = (eac_oids.ID_TA_ECDSA_SHA_384 if curve.size > 32
                  else eac_oids.ID_TA_ECDSA_SHA_256)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from applets.emrtd import ca, curves, eac_oids
+from applets.emrtd import ca, eac_oids
 from applets.emrtd.crypto import SMCipher
 from applets.emrtd.sm import SecureMessaging, SecureTransport
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
+from common import curves
 
 EAC = Path(__file__).resolve().parent.parent / "vectors" / "eac"
 VECTORS = json.loads((EAC / "vectors.json").read_text())
@@ -108,8 +109,8 @@ class ChipCard:
         return ResponseAPDU(h("7C00"), 0x9000)
 
 
-@pytest.mark.parametrize("curve", [curves.BRAINPOOL_P256R1, curves.NIST_P256],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("curve", [curves.BRAINPOOL_P256R1, curves.SECP256R1],
+                         ids=lambda c: c.label)
 def test_terminal_and_chip_agree(curve):
     """Terminal and chip derive the same keys; a command wrapped by one opens at the other."""
     chip_key = ec.generate_private_key(curve.crypto_curve())
@@ -152,7 +153,7 @@ def test_mse_set_at_carries_oid_and_key_id():
 def test_card_refusal_is_reported_with_its_status_word():
     """A card answering 6A80 to GENERAL AUTHENTICATE ends CA with that status word."""
     chip_key = ec.generate_private_key(BP256.crypto_curve())
-    card = ChipCard(chip_key.private_numbers().private_value, curves.NIST_P256)  # wrong curve
+    card = ChipCard(chip_key.private_numbers().private_value, curves.SECP256R1)  # wrong curve
     with pytest.raises(ca.CAError) as caught:
         ca.perform_ca(card, ca.encoded_point(chip_key.public_key()), BP256,
                       ec.generate_private_key(BP256.crypto_curve()))

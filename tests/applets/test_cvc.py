@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.emrtd import curves, cvc, eac_oids
+from applets.emrtd import cvc, eac_oids
 from applets.emrtd.cvc import CHAT, ISRights, Reference, Role
+from common import curves
 
 EAC = Path(__file__).resolve().parent.parent / "vectors" / "eac"
 BSI = EAC / "bsi-worked-example-certs"
@@ -93,8 +94,8 @@ def test_bsi_chain_verifies():
         cvc.verify(term, cvca.body.public_key.point, curve)
 
 
-@pytest.mark.parametrize("curve", [curves.BRAINPOOL_P256R1, curves.NIST_P256],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("curve", [curves.BRAINPOOL_P256R1, curves.SECP256R1],
+                         ids=lambda c: c.label)
 def test_built_chain_parses_and_verifies_in_cvc_print(curve, tmp_path):
     """A CVCA (with domain parameters), a DV and an IS we build are read and verified by
     cvc-print and by our own verifier."""
@@ -133,10 +134,10 @@ def test_tampered_signature_refused_by_us_and_cvc_print(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     today = date.today()
     cert = issue(key, "VNCVCA00001", key, "VNCVCA00001", CHAT.inspection_system(Role.CVCA),
-                 today, today + timedelta(days=90), curves.NIST_P256)
+                 today, today + timedelta(days=90), curves.SECP256R1)
     bad = replace(cert, signature=cert.signature[:-1] + bytes([cert.signature[-1] ^ 1]))
     with pytest.raises(cvc.SignatureError):
-        cvc.verify(bad, point(key), curves.NIST_P256)
+        cvc.verify(bad, point(key), curves.SECP256R1)
     (tmp_path / "VNCVCA00001").write_bytes(bad.encode())
     assert "certificate not verified" in cvc_print(tmp_path / "VNCVCA00001", tmp_path)
 

@@ -10,7 +10,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from applets.emrtd import aa, ca, eac_reader, pace, perso, reader, ta
-from applets.emrtd.curves import BRAINPOOL_P256R1
 from applets.emrtd.cvc import ISRights
 from applets.emrtd.eac_oids import ID_CA_ECDH_AES_CBC_CMAC_128
 from applets.emrtd.eac_reader import PACEAccess
@@ -25,6 +24,7 @@ from applets.transport.base import DirectTransport
 from applets.virtual.access import Session
 from applets.virtual.card import ChipMemory, VirtualEMRTD
 from applets.virtual.store import ChipStore, dump_memory, load_memory
+from common.curves import BRAINPOOL_P256R1
 from tests.applets.eac_cards import (
     CAN,
     DAY,

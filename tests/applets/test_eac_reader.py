@@ -8,7 +8,6 @@ from datetime import date
 import pytest
 
 from applets.emrtd import cvc, eac_reader
-from applets.emrtd.curves import NIST_P384
 from applets.emrtd.cvc import ISRights
 from applets.emrtd.eac_reader import (
     BACAccess,
@@ -26,6 +25,7 @@ from applets.emrtd.lds.files import DG3
 from applets.emrtd.perso import AccessProtocols
 from applets.transport.base import DirectTransport
 from applets.virtual.card import VirtualEMRTD
+from common.curves import SECP384R1
 from tests.applets.eac_cards import (
     CAN,
     DG1,
@@ -156,7 +156,7 @@ def test_bac_only_chip_has_no_card_access_and_still_reads_by_bac():
 
 def test_large_chain_over_a_short_path_uses_command_chaining():
     """A P-384 PKI over a 255-byte reader path: trust point and certificates go chained."""
-    trust = pki(NIST_P384)
+    trust = pki(SECP384R1)
     chip = personalize_eac(VirtualEMRTD("C1"), trust=trust, max_command_data=255)
     assert len(trust.dv.pso_data()) > 223  # more than one short SM command carries
     result = read_eac(DirectTransport(chip.card, 255), PACEAccess.can(CAN),

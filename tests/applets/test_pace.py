@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from applets.emrtd import bac, crypto, eac_oids, ec, pace
+from applets.emrtd import bac, crypto, curves, eac_oids, ec, pace
 from applets.emrtd.crypto import SMCipher
-from applets.emrtd.curves import BRAINPOOL_P256R1
 from applets.emrtd.pace import PACECheck, PACEError, PACEParameters, PACEStep, PasswordType
 from applets.emrtd.pace_chip import PACEResponder
 from applets.emrtd.sm import SecureMessaging
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
+from common.curves import BRAINPOOL_P256R1
 
 EAC = Path(__file__).resolve().parent.parent / "vectors" / "eac"
 VECTORS = json.loads((EAC / "vectors.json").read_text())
@@ -35,6 +35,16 @@ G1_PARAMS = PACEParameters(AES128, 13)
 G1_PASSWORD = pace.mrz_password(G1["mrz"]["doc"], G1["mrz"]["dob"], G1["mrz"]["doe"])
 MRZ = pace.mrz_password("T22000129", "640812", "101031")
 CAN = pace.can_password("123456")
+
+
+def test_standardized_domain_parameter_ids():
+    """TR-03110-3 Table 4's ids of the curves EAC uses, both ways; an id of another is refused."""
+    table = {12: "P-256", 13: "brainpoolP256r1", 15: "P-384", 16: "brainpoolP384r1",
+             17: "brainpoolP512r1"}
+    assert {i: curves.by_pace_parameter_id(i).label for i in table} == table
+    assert [curves.pace_parameter_id(curve) for curve in curves.CURVES] == [13, 12, 16, 15, 17]
+    with pytest.raises(KeyError, match="no EAC curve with PACE parameter id 14"):
+        curves.by_pace_parameter_id(14)
 
 
 def h(text: str) -> bytes:

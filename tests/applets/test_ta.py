@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from applets.emrtd import curves, cvc, eac_oids, ta
+from applets.emrtd import cvc, eac_oids, ta
 from applets.emrtd.cvc import CHAT, ISRights, Reference, Role
 from applets.emrtd.ta import TAChip, TAError, TAReason
 from applets.iso7816 import tlv
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
+from common import curves
 
 EAC = Path(__file__).resolve().parent.parent / "vectors" / "eac"
 BSI = EAC / "bsi-worked-example-certs"
 W = json.loads((EAC / "vectors.json").read_text())["bsi_eac_worked_example_v1_01_ecdh"]
 SHA256 = eac_oids.ID_TA_ECDSA_SHA_256
-CURVE = curves.NIST_P256
+CURVE = curves.SECP256R1
 DAY = date(2030, 6, 1)  # the chip's date in the built-PKI tests
 BSI_DAY = date(2010, 10, 1)  # inside the worked example's validity periods
 ID_PICC = ta.comp(bytes.fromhex(W["picc_pub_key"]))  # after PACE: Comp(PACE PK_PICC)

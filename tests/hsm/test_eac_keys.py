@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11
 
-from applets.emrtd import curves, cvc
+from applets.emrtd import cvc
 from applets.emrtd.cvc import CVCertificate, ISRights, Role
+from common import curves
 from hsm import eac
 from hsm.errors import CeremonyError
 from hsm.inventory import MIGRATIONS, KeyInventory
@@ -68,7 +69,7 @@ def test_chain_verifies_with_ours_and_cvc_print(hsm: HSM, inventory: KeyInventor
     roles, rights, references and validity of the policy, by cvc.verify and by cvc-print."""
     policy = EACConfig(curve=curve)
     cvca, dv, qa = _make(hsm, inventory, policy)
-    named = curves.BRAINPOOL_P256R1 if curve == "brainpoolP256r1" else curves.NIST_P256
+    named = curves.BRAINPOOL_P256R1 if curve == "brainpoolP256r1" else curves.SECP256R1
     assert cvca.body.public_key.domain is not None
     assert cvca.body.public_key.domain.curve() is named
     assert dv.body.public_key.domain is None and qa.body.public_key.domain is None

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from applets.emrtd import curves, cvc
+from applets.emrtd import cvc
 from applets.emrtd.cvc import CVCertificate, ISRights
+from common import curves
 from hsm.pkcs11 import release_module
 from hsm.softhsm import softhsm_module
 from personalization.cli import app

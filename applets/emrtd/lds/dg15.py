@@ -17,7 +17,7 @@ from applets.emrtd.lds import asn1
 from applets.emrtd.lds.asn1 import DERTag
 from applets.errors import LDSError
 from applets.iso7816 import tlv
-from common.curves import CURVES, PrimeCurve, match_specified
+from common.curves import SECP256R1, SECP384R1, Curve, match_specified
 
 FILE = "EF.DG15"
 DG15_TAG = 0x6F
@@ -31,6 +31,8 @@ DG15PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 # upper bound is FIPS 186-5 §A.1.1's (e < 2^256).
 MAX_RSA_MODULUS_BITS = 4096
 MAX_RSA_EXPONENT_BITS = 256
+# The curves an EC Active Authentication key may be on here, by name.
+AA_CURVES: dict[str, Curve] = {curve.name: curve for curve in (SECP256R1, SECP384R1)}
 
 
 def rsa_key_problem(modulus: int, exponent: int) -> str | None:
@@ -57,7 +59,7 @@ def _octets(value: int, size: int) -> bytes:
     return tlv.encode(DERTag.OCTET_STRING, value.to_bytes(size, "big"))
 
 
-def explicit_parameters(params: PrimeCurve) -> bytes:
+def explicit_parameters(params: Curve) -> bytes:
     """ECParameters (SEC 1 §C.2 / RFC 3279 §2.3.5): version 1, prime field, a, b, G, n, h."""
     field_id = asn1.sequence(asn1.oid(ID_PRIME_FIELD), asn1.integer(params.p))
     curve = asn1.sequence(_octets(params.a, params.size), _octets(params.b, params.size))
@@ -68,11 +70,11 @@ def explicit_parameters(params: PrimeCurve) -> bytes:
 
 def encode_dg15_ec_point(uncompressed_point: bytes, curve: str = "secp256r1") -> bytes:
     """DG15 with an EC key given as its uncompressed point, with explicit domain parameters."""
-    params = CURVES.get(curve)
+    params = AA_CURVES.get(curve)
     if params is None:
-        raise LDSError(FILE, f"curve {curve!r} is not one of {sorted(CURVES)}")
+        raise LDSError(FILE, f"curve {curve!r} is not one of {sorted(AA_CURVES)}")
     try:
-        ec.EllipticCurvePublicKey.from_encoded_point(params.curve(), uncompressed_point)
+        ec.EllipticCurvePublicKey.from_encoded_point(params.crypto_curve(), uncompressed_point)
     except ValueError as exc:
         raise LDSError(FILE, f"not a point on {curve}") from exc
     if len(uncompressed_point) != 1 + 2 * params.size:
@@ -82,11 +84,11 @@ def encode_dg15_ec_point(uncompressed_point: bytes, curve: str = "secp256r1") ->
     return encode_dg15(asn1.sequence(algorithm, key))
 
 
-def _named_for(specified: keys.SpecifiedECDomain) -> PrimeCurve:
+def _named_for(specified: keys.SpecifiedECDomain) -> Curve:
     """The known curve whose every parameter equals the explicit ones, or an error."""
     if specified["field_id"]["field_type"].dotted != ID_PRIME_FIELD:
         raise LDSError(FILE, "only prime-field curves are supported")
-    params = match_specified(specified, CURVES.values())
+    params = match_specified(specified, AA_CURVES.values())
     if params is None:
         raise LDSError(FILE, "explicit EC domain parameters match no supported curve")
     return params
@@ -103,7 +105,7 @@ def _ec_key(info: keys.PublicKeyInfo, spki: bytes) -> ec.EllipticCurvePublicKey:
         raise LDSError(FILE, "implicitly-CA EC parameters are not allowed")
     params = _named_for(parameters.chosen)
     point = info["public_key"].native
-    return ec.EllipticCurvePublicKey.from_encoded_point(params.curve(), point)
+    return ec.EllipticCurvePublicKey.from_encoded_point(params.crypto_curve(), point)
 
 
 def _algorithm(spki: bytes) -> str:

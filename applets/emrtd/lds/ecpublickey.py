@@ -2,19 +2,19 @@
 
 ICAO 9303-12 §4.1.6 and BSI TR-03111 §4.1.1 have chips carry their EC keys (the Chip
 Authentication key of DG14 among them) with EXPLICIT domain parameters; here they are written
-from, and read back to, a named :class:`~applets.emrtd.curves.Curve`, every parameter compared
+from, and read back to, a named :class:`~common.curves.Curve`, every parameter compared
 (:func:`applets.emrtd.curves.by_parameters`). Pure: bytes in, curve and point out.
 """
 
 from __future__ import annotations
 
 from applets.emrtd import curves
-from applets.emrtd.curves import Curve
 from applets.emrtd.eac_oids import ID_EC_PUBLIC_KEY, ID_PRIME_FIELD
 from applets.emrtd.lds import asn1
 from applets.emrtd.lds.asn1 import DERTag
 from applets.errors import LDSError
 from applets.iso7816 import tlv
+from common.curves import Curve
 
 # SEQUENCE { version, fieldID, curve, base, order[, cofactor] } (RFC 3279 §2.3.5)
 _EC_PARAMETERS = (DERTag.INTEGER, DERTag.SEQUENCE, DERTag.SEQUENCE, DERTag.OCTET_STRING,
@@ -34,29 +34,24 @@ def _octets(value: bytes) -> bytes:
     return tlv.encode(DERTag.OCTET_STRING, value)
 
 
-def base_point(curve: Curve) -> bytes:
-    """G as an uncompressed point (SEC 1 §2.3.3)."""
-    return b"\x04" + curve.gx.to_bytes(curve.size, "big") + curve.gy.to_bytes(curve.size, "big")
-
-
 def explicit_parameters(curve: Curve) -> bytes:
     """X9.62 ECParameters (RFC 3279 §2.3.5): version 1, prime field p, curve a b, base G
     uncompressed, order n, cofactor h; a and b as field-size octet strings (SEC 1 §2.3.5)."""
     field_id = asn1.sequence(asn1.oid(ID_PRIME_FIELD), asn1.integer(curve.p))
     shape = asn1.sequence(_octets(curve.a.to_bytes(curve.size, "big")),
                           _octets(curve.b.to_bytes(curve.size, "big")))
-    return asn1.sequence(asn1.integer(1), field_id, shape, _octets(base_point(curve)),
+    return asn1.sequence(asn1.integer(1), field_id, shape, _octets(curve.base),
                          asn1.integer(curve.n), asn1.integer(curve.h))
 
 
 def check_point(curve: Curve, point: bytes, file: str) -> tuple[int, int]:
     """An uncompressed point (SEC 1 §2.3.3) with coordinates below p that lies on ``curve``."""
     _check(len(point) == 1 + 2 * curve.size and point[:1] == b"\x04",
-           f"EC public key is not an uncompressed {curve.name} point", file)
+           f"EC public key is not an uncompressed {curve.label} point", file)
     x, y = (int.from_bytes(point[1 + i * curve.size : 1 + (i + 1) * curve.size], "big")
             for i in (0, 1))
-    on_curve = (y * y - x * x * x - curve.a * x - curve.b) % curve.p == 0
-    _check(x < curve.p and y < curve.p and on_curve, f"EC public key is not on {curve.name}", file)
+    _check(x < curve.p and y < curve.p and curve.on_curve(x, y),
+           f"EC public key is not on {curve.label}", file)
     return x, y
 
 
@@ -86,7 +81,7 @@ def _explicit_curve(parameters: bytes, file: str) -> Curve:
     except KeyError:
         raise LDSError(file, "explicit domain parameters match no EAC curve") from None
     cofactor = asn1.decode_integer(parts[5].value, file) if len(parts) == 6 else curve.h
-    _check(cofactor == curve.h, f"cofactor {cofactor} is not {curve.name}'s {curve.h}", file)
+    _check(cofactor == curve.h, f"cofactor {cofactor} is not {curve.label}'s {curve.h}", file)
     return curve
 
 

@@ -5,7 +5,7 @@
 
 The EAC infos are decoded into small frozen models and encoded back: PACEInfo,
 ChipAuthenticationInfo, ChipAuthenticationPublicKeyInfo (ECDH, its SubjectPublicKeyInfo with
-explicit X9.62 domain parameters resolved to a named :class:`~applets.emrtd.curves.Curve`),
+explicit X9.62 domain parameters resolved to a named :class:`~common.curves.Curve`),
 TerminalAuthenticationInfo and ActiveAuthenticationInfo. Any other protocol is kept as an
 opaque :class:`UnknownSecurityInfo` (its OID and DER). EF.CardAccess (FID 011C in the master
 file) is a DER SET OF SecurityInfos holding at least one PACEInfo (9303-11 §4.4, §9.2).
@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from applets.emrtd.curves import Curve
 from applets.emrtd.eac_oids import (
     ID_CA,
     ID_CA_ECDH_AES_CBC_CMAC_128,
@@ -29,6 +28,7 @@ from applets.emrtd.lds.asn1 import DERTag
 from applets.emrtd.lds.ecpublickey import decode_spki, encode_spki
 from applets.errors import LDSError
 from applets.iso7816 import tlv
+from common.curves import Curve
 
 CARD_ACCESS = "EF.CardAccess"
 ID_AA = "2.23.136.1.1.5"  # ICAO 9303-11 §9.2.12: id-icao-mrtd-security-aaProtocolObject

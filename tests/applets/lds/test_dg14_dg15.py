@@ -17,10 +17,9 @@ from applets.emrtd.lds.dg14 import (
     encode_dg14,
     encode_dg14_aa,
 )
-from applets.emrtd.lds.dg15 import decode_dg15, encode_dg15, encode_dg15_ec_point
+from applets.emrtd.lds.dg15 import AA_CURVES, decode_dg15, encode_dg15, encode_dg15_ec_point
 from applets.errors import LDSError
 from applets.iso7816 import tlv
-from common.curves import CURVES
 
 CA_INFO = sequence(oid("0.4.0.127.0.7.2.2.3.2.4"), integer(1))  # id-CA-ECDH-AES-CBC-CMAC-256
 
@@ -76,11 +75,11 @@ def _point(key: ec.EllipticCurvePrivateKey) -> bytes:
                                          serialization.PublicFormat.UncompressedPoint)
 
 
-@pytest.mark.parametrize("name", sorted(CURVES))
+@pytest.mark.parametrize("name", sorted(AA_CURVES))
 def test_curve_constants_match_cryptography(name):
     """G = 1·G, −G = (n−1)·G and a, b solve the curve through two points of cryptography's curve."""
-    params = CURVES[name]
-    curve = params.curve()
+    params = AA_CURVES[name]
+    curve = params.crypto_curve()
     assert _point(ec.derive_private_key(1, curve)) == params.base
     minus_g = ec.derive_private_key(params.n - 1, curve).public_key().public_numbers()
     assert (minus_g.x, minus_g.y) == (params.gx, params.p - params.gy)
@@ -109,7 +108,7 @@ def test_explicit_parameters_parse_as_specified_domain():
     params = spki["algorithm"]["parameters"]
     assert params.name == "specified"
     assert params.chosen["cofactor"].native == 1
-    assert params.chosen["base"].native == CURVES["secp256r1"].base
+    assert params.chosen["base"].native == AA_CURVES["secp256r1"].base
 
 
 def test_named_curve_and_rsa_accepted():
@@ -171,7 +170,7 @@ def test_dg15_malformed_rejected(data, reason):
 
 
 @settings(max_examples=25)
-@given(st.integers(1, CURVES["secp256r1"].n - 1))
+@given(st.integers(1, AA_CURVES["secp256r1"].n - 1))
 def test_explicit_round_trip_property(scalar):
     """Any P-256 public key round-trips through an explicit-parameter DG15."""
     key = ec.derive_private_key(scalar, ec.SECP256R1())

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from applets.emrtd import curves
-from applets.emrtd.curves import BRAINPOOL_P256R1, CURVES, Curve
+from applets.emrtd.curves import CURVES
 from applets.emrtd.eac_oids import (
     ID_CA_ECDH_AES_CBC_CMAC_256,
     ID_PACE_ECDH_GM_AES_CBC_CMAC_128,
@@ -37,6 +37,7 @@ from applets.emrtd.lds.securityinfos import (
 )
 from applets.errors import LDSError
 from applets.iso7816 import tlv
+from common.curves import BRAINPOOL_P256R1, Curve
 
 EAC = Path(__file__).parents[2] / "vectors" / "eac"
 VECTORS = json.loads((EAC / "vectors.json").read_text())
@@ -110,7 +111,7 @@ def test_eac_dg14_built_from_models_round_trips():
     assert encode_dg14([der for _, der in dg14.infos]) == data
 
 
-@pytest.mark.parametrize("curve", CURVES, ids=[c.name for c in CURVES])
+@pytest.mark.parametrize("curve", CURVES, ids=[c.label for c in CURVES])
 def test_explicit_parameters_name_the_curve(curve):
     """A CA key with explicit domain parameters decodes back to its named Curve."""
     info = ChipAuthenticationPublicKeyInfo(curve, _point(curve, 12345))
