@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
-from applets.emrtd import bac, crypto, curves, eac_oids, ec
+from applets.emrtd import bac, crypto, curves, eac_oids, ec, ecssl
 from applets.emrtd.crypto import SMCipher
 from applets.emrtd.errors import CryptoError
 from applets.emrtd.lds.asn1 import oid as der_oid
@@ -190,27 +190,35 @@ def _finite(step: PACEStep, point: ec.Point | None, what: str) -> ec.Point:
     return point
 
 
-def public_key(curve: Curve, scalar: int, base: ec.Point, step: PACEStep) -> ec.Point:
+# k·P as the side computes it: the chip (ours is virtual) in pure Python, the terminal through
+# OpenSSL where that is faster (applets.emrtd.ecssl: P-256); the points are the same.
+Multiply = Callable[[Curve, int, ec.Point | None], ec.Point | None]
+
+
+def public_key(curve: Curve, scalar: int, base: ec.Point, step: PACEStep,
+               mul: Multiply = ec.multiply) -> ec.Point:
     """scalar·base, refusing the point at infinity."""
-    return _finite(step, ec.multiply(curve, scalar, base), "public key")
+    return _finite(step, mul(curve, scalar, base), "public key")
 
 
-def map_generator(curve: Curve, nonce: bytes, shared: ec.Point) -> ec.Point:
+def map_generator(curve: Curve, nonce: bytes, shared: ec.Point,
+                  mul: Multiply = ec.multiply) -> ec.Point:
     """ICAO 9303-11 §4.4.3.3.1: G' = s·G + H."""
-    s_g = ec.multiply(curve, int.from_bytes(nonce, "big"), ec.generator(curve))
+    s_g = mul(curve, int.from_bytes(nonce, "big"), ec.generator(curve))
     return _finite(PACEStep.MAP, ec.add(curve, s_g, shared), "mapped generator")
 
 
-def mapped_generator(curve: Curve, own_key: int, peer: ec.Point, nonce: bytes) -> ec.Point:
+def mapped_generator(curve: Curve, own_key: int, peer: ec.Point, nonce: bytes,
+                     mul: Multiply = ec.multiply) -> ec.Point:
     """Generic mapping from one side's view: H = SK_map · PK_map(other), then G' = s·G + H."""
-    shared = _finite(PACEStep.MAP, ec.multiply(curve, own_key, peer), "H")
-    return map_generator(curve, nonce, shared)
+    shared = _finite(PACEStep.MAP, mul(curve, own_key, peer), "H")
+    return map_generator(curve, nonce, shared, mul)
 
 
-def session_keys(curve: Curve, own_key: int, peer: ec.Point,
-                 cipher: SMCipher) -> tuple[bytes, bytes]:
+def session_keys(curve: Curve, own_key: int, peer: ec.Point, cipher: SMCipher,
+                 mul: Multiply = ec.multiply) -> tuple[bytes, bytes]:
     """ICAO 9303-11 §9.7.1: K = x(SK · PK(other)); KSenc = KDF(K, 1), KSmac = KDF(K, 2)."""
-    shared = _finite(PACEStep.AGREE, ec.multiply(curve, own_key, peer), "shared secret")
+    shared = _finite(PACEStep.AGREE, mul(curve, own_key, peer), "shared secret")
     return keys_from_secret(ec.x_coordinate(curve, shared), cipher)  # x padded to field size
 
 
@@ -305,20 +313,21 @@ class _Terminal:
 
     def map(self, nonce: bytes) -> ec.Point:
         key = random_scalar(self.curve, self.rng)
-        own = public_key(self.curve, key, ec.generator(self.curve), PACEStep.MAP)
+        own = public_key(self.curve, key, ec.generator(self.curve), PACEStep.MAP, ecssl.multiply)
         answer = self.exchange(PACEStep.MAP, tlv.encode(0x81, ec.encode_point(self.curve, own)),
                                0x82)
         return mapped_generator(self.curve, key, decode_public(PACEStep.MAP, self.curve, answer),
-                                nonce)
+                                nonce, ecssl.multiply)
 
     def agree(self, generator: ec.Point) -> tuple[bytes, bytes]:
         key = random_scalar(self.curve, self.rng)
-        own = ec.encode_point(self.curve, public_key(self.curve, key, generator, PACEStep.AGREE))
+        own = ec.encode_point(self.curve, public_key(self.curve, key, generator, PACEStep.AGREE,
+                                                     ecssl.multiply))
         chip = self.exchange(PACEStep.AGREE, tlv.encode(0x83, own), 0x84)
         point = decode_public(PACEStep.AGREE, self.curve, chip)
         if hmac.compare_digest(chip, own):  # TR-03110-2 PACE step 3: PK_DH,IC ≠ PK_DH,IFD
             raise PACEError(PACECheck.SAME_KEY, PACEStep.AGREE)
-        self.keys = session_keys(self.curve, key, point, self.parameters.cipher)
+        self.keys = session_keys(self.curve, key, point, self.parameters.cipher, ecssl.multiply)
         return own, chip
 
     def authenticate(self, own: bytes, chip: bytes) -> SecureMessaging:
