@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 from applets.emrtd import crypto
 from applets.emrtd.crypto import SMCipher
@@ -202,9 +203,11 @@ def wrapped_length(data_length: int, suite: SMCipher = SMCipher.DES3) -> int:
     if data_length == 0:
         return 4 + 2 + crypto.MAC_LENGTH
     cipher = data_length + suite.block_size - data_length % suite.block_size
-    return len(tlv.encode(0x87, bytes(cipher + 1))) + 4 + 2 + crypto.MAC_LENGTH
+    do87 = cipher + 1  # padding indicator 01, then the cryptogram
+    return 1 + len(tlv.encode_length(do87)) + do87 + 4 + 2 + crypto.MAC_LENGTH
 
 
+@cache  # asked before each command a reader sends; the answer depends on these two alone
 def max_plain_data(wrapped_max: int, suite: SMCipher = SMCipher.DES3) -> int:
     """The largest plain data field whose protected form fits ``wrapped_max`` bytes."""
     size = wrapped_max
