@@ -50,6 +50,13 @@ def reject_reasons(cards: Sequence[CardRow]) -> dict[str, int]:
                         for r in c.reasons))
 
 
+def qa_protocols(cards: Sequence[CardRow]) -> dict[str, int]:
+    """How many handed-out cards QA checked with each run of protocols (``PACE+PA+CA+TA+AA``
+    for an EAC chip, ``BAC+PA+AA`` for a BAC one), as the verdicts in the journal list them."""
+    return dict(Counter("+".join((c.qa or {}).get("protocols") or ()) or "none"
+                        for c in cards if c.state.issued))
+
+
 def reject_codes(cards: Sequence[CardRow]) -> dict[str, int]:
     """Reasons of the rejected cards counted by code alone."""
     return dict(Counter(r.code for c in cards if c.state is State.REJECTED for r in c.reasons))
@@ -127,6 +134,7 @@ def build_report(journal: JournalPort, batch: str) -> dict[str, Any]:
         "stations": station_rows(fed, span),
         "alarms": [{"at": e["at"], **e["data"]} for e in events
                    if e["kind"] in ("station.alarm", "station.cleared")],
+        "qa_protocols": qa_protocols(fed),
         "reject_reasons": reject_reasons(fed),
         "reject_codes": reject_codes(fed),
         "throughput": {"seconds": round(span, 3),
@@ -251,6 +259,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>State: {_e(report['state'])}; journal events {report['journal']['events']}, "
         f"hash chain {'verifies' if report['journal']['chain_ok'] else 'BROKEN'}; "
         f"{report['throughput']['cards_per_hour']:g} cards/hour.</p>",
+        *([f"<p>QA ran {_e(', '.join(f'{k} on {v} card(s)' for k, v in runs.items()))}.</p>"]
+          if (runs := report.get("qa_protocols")) else []),
         *(["<h2>Event chains</h2><p>The report covers the journal up to these chain heads:"
             "</p>", _table(("chain", "seq", "hash"),
                            [(h["chain"], h["seq"], h["hash"])

@@ -319,6 +319,6 @@ def write_report(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 def summary_rows(result: dict[str, Any]) -> list[tuple[str, int]]:
     """The counts of a report, as (``group.key``, count) rows for a summary table."""
-    return [(f"{group}.{key}", value) for group in ("applications", "stock")
-            for key, value in result[group].items()
+    return [(f"{group}.{key}", value) for group in ("applications", "stock", "qa_protocols")
+            for key, value in result.get(group, {}).items()
             if isinstance(value, int) and not isinstance(value, bool)]

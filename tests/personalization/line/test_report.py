@@ -80,3 +80,24 @@ def test_reasons_journaled_as_prose_still_show(tmp_path: Path, apps: list[Applic
         report = build_report(journal, "B1")
     assert report["reject_reasons"] == {"encode: lock failed (SW 6985)": 1}
     assert "encode: lock failed (SW 6985)" in render_html(report)
+
+
+def test_the_report_counts_the_protocols_qa_ran(tmp_path: Path, apps: list[Application]) -> None:
+    """Each handed-out card's QA protocols, as its verdict listed them, are counted by run
+    (a spoiled card's are not), and the page says so."""
+    eac = {"verdict": "pass", "protocols": ["PACE", "PA", "CA", "TA", "AA"]}
+    with SQLiteJournal(tmp_path / "j.db") as journal:
+        journal.create_batch("B1", source="apps.jsonl", profile="cccd", max_attempts=3,
+                             valid=[(i, a, document_number(a)) for i, a in enumerate(apps[:4])],
+                             invalid=[])
+        for app, serial, qa in ((apps[0], "C1", eac), (apps[1], "C2", eac),
+                                (apps[2], "C3", {"verdict": "pass", "protocols": ["BAC", "PA"]})):
+            card = journal.begin_card("B1", app.application_id, "s1")
+            for event in HAPPY:
+                card = journal.move(card, step(card.machine(3), event),
+                                    chip_serial=serial if event.kind is Kind.FED else None,
+                                    qa=qa if event.kind is Kind.QA_PASSED else None)
+        _card(journal, apps[3], "C4", _spoiled(Reason(Code.NO_CHIP)))
+        report = build_report(journal, "B1")
+    assert report["qa_protocols"] == {"PACE+PA+CA+TA+AA": 2, "BAC+PA": 1}
+    assert "QA ran PACE+PA+CA+TA+AA on 2 card(s), BAC+PA on 1 card(s)." in render_html(report)
