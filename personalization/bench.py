@@ -31,21 +31,27 @@ from typing import Any
 from applets.iso7816.apdu import CommandAPDU, ResponseAPDU
 from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
-from applets.virtual.bench import measure_roundtrip_ms
+from applets.virtual.bench import roundtrip_ms
 from applets.virtual.store import ChipStore
 from hsm.bench import measure_signs_per_second
 from hsm.certificates import certificate_to_pem
 from personalization import dashbench, fleetline, intakebench, linebench
 from personalization.applications.model import Application
 from personalization.applications.stream import default_workers
-from personalization.benchkit import BenchHSM, bench_applications, bench_hsm
+from personalization.benchkit import (
+    BenchHSM,
+    EACMaker,
+    bench_applications,
+    bench_hsm,
+    eac_access,
+)
 from personalization.encoder import EncodedCard, EncoderStation
 from personalization.face import card_face, card_layout
 from personalization.prep import CardData, Preparer, build_dg13, build_mrz, prepare_all
 from personalization.profile import DocumentProfile
 from printers.bench import measure as measure_printer
-from qa.bench import measure as measure_qa
-from qa.checks import Expected
+from qa.bench import checks as qa_checks
+from qa.checks import Expected, fingerprints_of
 from qa.passive_auth import TrustStore
 from qa.readback import keys_from_fields
 
@@ -68,17 +74,37 @@ class BenchContext:
     encoded: list[tuple[str, CardData]] = field(default_factory=list)  # (chip serial, data)
 
 
+def spread(name: str, samples: list[float], digits: int = 3) -> Figures:
+    """A figure as the median of its samples, with their min–max beside it (``NAME_range``)."""
+    return {name: round(statistics.median(samples), digits),
+            f"{name}_range": [round(min(samples), digits), round(max(samples), digits)]}
+
+
+PREP_SLICES = 8  # pairs of (raw signatures, preparation) slices the prep figures come from
+
+
 def prep_section(ctx: BenchContext) -> Figures:
-    """Prepared cards per second (DG1, DG2 of ~15 KB, DG13, COM, SOD signed) vs raw signs."""
-    signs = measure_signs_per_second(ctx.hsm.signer, ctx.seconds)
+    """Prepared cards per second (DG1, DG2 of ~15 KB, DG3 when the profile has it, DG13,
+    COM, SOD signed) vs raw signatures with the same key, in pairs of short slices taken back
+    to back so each preparation rate meets the signing rate of the same moment."""
     preparer = Preparer(ctx.profile, ctx.hsm.signer)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < ctx.seconds:
-        count += sum(1 for _ in prepare_all(preparer, ctx.applications))  # the `prep` path
-    rate = count / (time.perf_counter() - start)
-    dg2 = statistics.mean(len(preparer.card_data(a).data_groups[2]) for a in ctx.applications[:10])
-    return {"prep_cards_per_s": round(rate, 1), "hsm_signs_per_s": round(signs, 1),
-            "prep_vs_hsm": round(rate / signs, 3), "prep_dg2_bytes": round(dg2)}
+    sum(1 for _ in prepare_all(preparer, ctx.applications))  # warm-up: imports, caches
+    slice_s = ctx.seconds / PREP_SLICES
+    signs: list[float] = []
+    rates: list[float] = []
+    for _ in range(PREP_SLICES):
+        signs.append(measure_signs_per_second(ctx.hsm.signer, slice_s))
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < slice_s:
+            count += sum(1 for _ in prepare_all(preparer, ctx.applications))  # the `prep` path
+        rates.append(count / (time.perf_counter() - start))
+    sizes = [preparer.card_data(a).data_groups for a in ctx.applications[:10]]
+    figures = {**spread("prep_cards_per_s", rates, 1), **spread("hsm_signs_per_s", signs, 1),
+               **spread("prep_vs_hsm", [r / h for r, h in zip(rates, signs, strict=True)]),
+               "prep_dg2_bytes": round(statistics.mean(len(dgs[2]) for dgs in sizes))}
+    if 3 in ctx.profile.data_groups:
+        figures["prep_dg3_bytes"] = round(statistics.mean(len(dgs[3]) for dgs in sizes))
+    return figures
 
 
 def _card_busy_ms(bank: EncoderBank) -> float:
@@ -114,88 +140,99 @@ def _leave(bank: EncoderBank, transport: PCSCTransport) -> None:
     transport.wait_for_removal(5)
 
 
-def _replay_ms(bank: EncoderBank, transport: PCSCTransport, commands: list[CommandAPDU],
-               serials: list[str]) -> float:
-    """The floor of one card's traffic: its exact commands sent back to back, no terminal work
-    between them, to fresh blanks (the chip does all its work again, key generation included)."""
-    times: list[float] = []
-    for serial in serials:
-        _arrive(bank, transport, serial)
-        started = time.perf_counter()
-        for command in commands:
-            transport.transmit(command).check("replayed command")
-        times.append(time.perf_counter() - started)
-        _leave(bank, transport)
-    return statistics.median(times) * 1000.0
+def _replay_ms(transport: PCSCTransport, commands: list[CommandAPDU]) -> float:
+    """The floor of one card's traffic: its exact commands sent back to back to a fresh blank,
+    no terminal work between them (the chip does all its work again, key generation
+    included)."""
+    started = time.perf_counter()
+    for command in commands:
+        transport.transmit(command).check("replayed command")
+    return (time.perf_counter() - started) * 1000.0
 
 
-def _floor(prefix: str, ms: float, wire_ms: float, floor_ms: float) -> Figures:
-    """The floor against the wire (above the goal ⇒ the goal is out of reach on this stack)
-    and the run against the floor (what the terminal adds)."""
-    return {f"{prefix}_floor_ms": round(floor_ms, 3),
-            f"{prefix}_floor_vs_wire": round(floor_ms / wire_ms, 3),
-            f"{prefix}_ms_vs_floor": round(ms / floor_ms, 3)}
+WIRE_PROBES = 40  # round trips in each burst that times the bare wire between two runs
 
 
 def encode_section(ctx: BenchContext) -> Figures:
     """APDUs and milliseconds per personalized card, against the raw round trip and against
-    the floor of the same traffic (the recorded commands replayed to fresh blanks)."""
+    the floor of the same traffic, in pairs: each card's recorded commands replayed at once to
+    a fresh blank, and a burst of bare round trips right after, so each card is compared with
+    its own floor and wire measured at the same moment (a 2-core machine's load drifts)."""
     bank = _bank(ctx)
-    probe = ChipStore(bank.chips_dir).create_blanks(1, "PROBE")[0]
-    bank.client().insert(0, probe)
-    roundtrip = measure_roundtrip_ms(bank.reader_name(0), 400)
     preparer = Preparer(ctx.profile, ctx.hsm.signer)
-    serials = ChipStore(bank.chips_dir).create_blanks(ctx.cards, "BENCH")
-    blanks = ChipStore(bank.chips_dir).create_blanks(max(3, ctx.cards // 2), "REPLAY")
+    store = ChipStore(bank.chips_dir)
+    serials = store.create_blanks(ctx.cards + 1, "BENCH")  # the first also learns the limits
+    blanks = store.create_blanks(ctx.cards + 1, "REPLAY")
+    station_eac = ctx.hsm.eac.material if ctx.hsm.eac else None
+    encode: list[float] = []
+    floor: list[float] = []
+    wire: list[float] = []
+    cards: list[EncodedCard] = []
     with PCSCTransport(bank.reader_name(0)) as transport:
-        _leave(bank, transport)
         recorder = _Recorder(transport)
-        station = EncoderStation("bench", recorder, preparer)
+        station = EncoderStation("bench", recorder, preparer, station_eac)
         apps = ctx.applications
-        cards: list[EncodedCard] = []
-        for i, serial in enumerate(serials):
+        for i, (serial, blank) in enumerate(zip(serials, blanks, strict=True)):
             data = preparer.card_data(apps[i % len(apps)])
             _arrive(bank, transport, serial)
             recorder.commands.clear()
-            cards.append(station.personalize(data, serial))
+            card = station.personalize(data, serial)
             ctx.encoded.append((serial, data))
             _leave(bank, transport)
-        floor = _replay_ms(bank, transport, recorder.commands, blanks)
-    ctx.roundtrip_ms = roundtrip
-    measured = cards[1:] or cards  # the first card also learns the chip's limits
-    apdus = statistics.mean(c.apdus for c in measured)
-    minimum = statistics.mean(c.min_apdus for c in measured)
-    ms = statistics.median(c.seconds * 1000 for c in measured)
-    return {"apdu_roundtrip_ms": round(roundtrip, 4), "encode_apdus_per_card": round(apdus, 2),
+            _arrive(bank, transport, blank)
+            replayed = _replay_ms(transport, recorder.commands)
+            rt = roundtrip_ms(transport, WIRE_PROBES)
+            _leave(bank, transport)
+            if i:  # the first card and its replay warm the path up
+                cards.append(card)
+                encode.append(card.seconds * 1000.0)
+                floor.append(replayed)
+                wire.append(card.apdus * rt)
+    ctx.roundtrip_ms = statistics.median(w / c.apdus for w, c in zip(wire, cards, strict=True))
+    apdus = statistics.mean(c.apdus for c in cards)
+    minimum = statistics.mean(c.min_apdus for c in cards)
+    return {"apdu_roundtrip_ms": round(ctx.roundtrip_ms, 4),
+            "encode_apdus_per_card": round(apdus, 2),
             "min_apdus_per_card": round(minimum, 2),
             "encode_apdus_vs_min": round(apdus / minimum, 3),
-            "encode_ms_per_card": round(ms, 3),
-            "encode_ms_vs_wire": round(ms / (apdus * roundtrip), 3),
-            **_floor("encode", ms, apdus * roundtrip, floor)}
+            **spread("encode_ms_per_card", encode),
+            **spread("encode_floor_ms", floor),
+            **spread("encode_ms_vs_wire", [e / w for e, w in zip(encode, wire, strict=True)]),
+            **spread("encode_floor_vs_wire", [f / w for f, w in zip(floor, wire, strict=True)]),
+            **spread("encode_ms_vs_floor", [e / f for e, f in zip(encode, floor, strict=True)])}
 
 
 def qa_section(ctx: BenchContext) -> Figures:
-    """Full QA of a personalized card (zero-latency virtual card) against the raw round trip."""
+    """Full QA of a personalized card, each check against its floor: the wire (its APDUs at
+    the bare round trip, timed in a burst right after it) plus the chip's own processing for
+    it, as the card host measures it. QA's traffic cannot be replayed (every BAC or PACE
+    session has fresh keys), so the floor leaves out only the bytes in flight."""
     if not ctx.encoded:
         encode_section(ctx)
     bank, (serial, data) = _bank(ctx), ctx.encoded[-1]
     application = next(a for a in ctx.applications if a.application_id == data.application_id)
     trust = TrustStore.from_pem(certificate_to_pem(ctx.hsm.csca_der).encode("ascii"))
     expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, ctx.profile),
-                        dg2_image=application.portrait.jpeg)
+                        dg2_image=application.portrait.jpeg,
+                        fingerprints=fingerprints_of(data.data_groups.get(3)))
     with PCSCTransport(bank.reader_name(0)) as transport:
         _arrive(bank, transport, serial)
-        figures = measure_qa(transport, keys_from_fields(*data.bac_key), trust,
-                             at=datetime.now(UTC), cards=ctx.cards, expected=expected,
-                             card_ms=lambda: _card_busy_ms(bank))
+        done = qa_checks(transport, keys_from_fields(*data.bac_key), trust,
+                         at=datetime.now(UTC), cards=ctx.cards * 2, expected=expected,
+                         card_ms=lambda: _card_busy_ms(bank), access=eac_access(ctx.hsm, data),
+                         after=lambda: roundtrip_ms(transport, WIRE_PROBES))
         _leave(bank, transport)  # pcscd has seen the reader empty before anyone reuses it
-    wire = figures["qa_apdus_per_card"] * (ctx.roundtrip_ms or 1.0)
-    card_ms = figures.pop("qa_card_ms")
-    # QA's traffic cannot be replayed (every BAC session has fresh keys), so its floor is the
-    # wire plus the chip's own work for the check, which leaves out the bytes in flight.
-    return {**figures, "qa_ms_vs_wire": round(figures["qa_ms_per_card"] / wire, 3),
-            "qa_card_ms_per_card": round(card_ms, 3),
-            **_floor("qa", figures["qa_ms_per_card"], wire, wire + card_ms)}
+    wire = [c.apdus * c.after for c in done]
+    floor = [w + c.card_ms for w, c in zip(wire, done, strict=True)]
+    ms = [c.ms for c in done]
+    return {"qa_apdus_per_card": float(statistics.median(c.apdus for c in done)),
+            "qa_protocols": "+".join(("PACE", "CA", "TA")) if ctx.hsm.eac else "BAC",
+            **spread("qa_ms_per_card", ms),
+            **spread("qa_card_ms_per_card", [c.card_ms for c in done]),
+            **spread("qa_floor_ms", floor),
+            **spread("qa_ms_vs_wire", [m / w for m, w in zip(ms, wire, strict=True)]),
+            **spread("qa_floor_vs_wire", [f / w for f, w in zip(floor, wire, strict=True)]),
+            **spread("qa_ms_vs_floor", [m / f for m, f in zip(ms, floor, strict=True)])}
 
 
 def printers_section(ctx: BenchContext) -> Figures:
@@ -358,11 +395,12 @@ SECTIONS: dict[str, Callable[[BenchContext], Figures]] = {
 
 
 def run(root: Path, profile: DocumentProfile, sections: list[str], *, seconds: float = 2.0,
-        cards: int = 12, applications: int = 40) -> Figures:
-    """Run the named sections; return their figures."""
+        cards: int = 12, applications: int = 40, eac: EACMaker | None = None) -> Figures:
+    """Run the named sections; return their figures (``eac``: makes the EAC PKI of a profile
+    whose chips speak PACE)."""
     apps = bench_applications(root, profile, applications)
     figures: Figures = {}
-    with bench_hsm(root) as hsm:
+    with bench_hsm(root, eac=eac) as hsm:
         ctx = BenchContext(root, profile, apps, hsm, seconds, cards)
         try:
             for name in sections:

@@ -86,7 +86,7 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
             production_cluster() as cluster:
         specs = {n: StationSpec(n, printers.port(n), bank.reader_name(i))
                  for n, i in names.items()}
-        cycle = bare_cycle(specs["l1-s1"], line_parts(profile, hsm), profile, root, 1)
+        cycle = bare_cycle(specs["l1-s1"], line_parts(profile, hsm), hsm, root, 1)
         cluster.create_database("fleet")
         open_journal(cluster.url("fleet", OWNER)).close()  # migrated by its owner
         url = cluster.url("fleet", LINE)

@@ -26,7 +26,7 @@ from applets.transport.pcsc import PCSCTransport
 from applets.virtual.bank import EncoderBank
 from hsm.certificates import certificate_to_pem
 from personalization.applications.model import Application
-from personalization.benchkit import BenchHSM, bench_applications
+from personalization.benchkit import BenchHSM, bench_applications, eac_access
 from personalization.encoder import EncoderStation
 from personalization.face import card_face, card_layout
 from personalization.journal import Journal
@@ -39,7 +39,8 @@ from personalization.simline import PrinterLine
 from printers.driver import PrinterDriver
 from printers.face import render_card
 from printers.link import SerialLink
-from qa.checks import Expected
+from qa.checks import Expected, fingerprints_of
+from qa.errors import QAError
 from qa.passive_auth import TrustStore
 from qa.readback import keys_from_fields
 from qa.verify import verify_card
@@ -58,34 +59,39 @@ class LineRun:
 def line_parts(profile: DocumentProfile, hsm: BenchHSM) -> LineParts:
     trust = TrustStore.from_pem(certificate_to_pem(hsm.csca_der).encode("ascii"))
     return LineParts(Preparer(profile, hsm.signer), profile, card_layout(profile), trust,
-                     poll_s=0.1)
+                     poll_s=0.1, eac=hsm.eac)
 
 
-def bare_cycle(spec: StationSpec, parts: LineParts, profile: DocumentProfile,
-                root: Path, cycles: int) -> float:
+def bare_cycle(spec: StationSpec, parts: LineParts, hsm: BenchHSM, root: Path,
+               cycles: int) -> float:
     """Cards through one station's physical steps, with none of the controller; the median
     seconds per card (back-to-back cards wait for pcscd's presence polls as a line does)."""
-    applications = bench_applications(root / "bare", profile, cycles, seed=99)
+    applications = bench_applications(root / "bare", parts.profile, cycles, seed=99)
     with PrinterDriver(SerialLink(spec.printer_port), spec.name) as printer, \
             PCSCTransport(spec.reader) as reader:
         printer.set_host_error_mode()
-        return statistics.median(_one_bare_card(printer, reader, spec, parts, profile, app)
+        return statistics.median(_one_bare_card(printer, reader, spec, parts, hsm, app)
                                  for app in applications)
 
 
 def _one_bare_card(printer: PrinterDriver, reader: PCSCTransport, spec: StationSpec,
-                   parts: LineParts, profile: DocumentProfile, application: Application,
-                   ) -> float:
+                   parts: LineParts, hsm: BenchHSM, application: Application) -> float:
+    profile = parts.profile
     data = parts.preparer.card_data(application)
     expected = Expected(mrz=data.mrz.text, dg13=build_dg13(application, profile),
-                        dg2_image=application.portrait.jpeg)
+                        dg2_image=application.portrait.jpeg,
+                        fingerprints=fingerprints_of(data.data_groups.get(3)))
     start = time.perf_counter()
     serial = printer.feed_to_encoder()
     reader.wait_for_card(5)
-    EncoderStation(spec.name, reader, parts.preparer).personalize(data, serial)
+    EncoderStation(spec.name, reader, parts.preparer,
+                   hsm.eac.material if hsm.eac else None).personalize(data, serial)
     reader.reconnect(reset=True)
-    verify_card(reader, keys_from_fields(*data.bac_key), parts.trust,
-                at=datetime.now(UTC), expected=expected)
+    verdict = verify_card(reader, keys_from_fields(*data.bac_key), parts.trust,
+                          at=datetime.now(UTC), expected=expected,
+                          access=eac_access(hsm, data))
+    if not verdict.passed:
+        raise QAError("the bench card fails QA: " + ", ".join(verdict.codes))
     rendered = render_card(card_face(application, data.mrz, profile), parts.layout)
     printer.release_from_encoder()
     printer.print_card(rendered)
@@ -108,7 +114,7 @@ def run_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, stations: i
     with bank, PrinterLine(root / "bank", names, bank.host_socket, bank.chips_dir, timing,
                            blanks) as printers, Journal(root / "journal.db") as journal:
         specs = [StationSpec(n, printers.port(n), bank.reader_name(i)) for n, i in names.items()]
-        cycle = bare_cycle(specs[0], parts, profile, root, bare_cycles) if bare_cycles else None
+        cycle = bare_cycle(specs[0], parts, hsm, root, bare_cycles) if bare_cycles else None
         journal.create_batch("bench", source="bench", profile=profile.name, max_attempts=3,
                              valid=[(n, a, document_number(a)) for n, a in enumerate(apps)],
                              invalid=[])

@@ -62,6 +62,14 @@ class Expected:
     fingerprints: Mapping[int, bytes] | None = field(default=None, repr=False)
 
 
+
+def fingerprints_of(dg3: bytes | None) -> dict[int, bytes] | None:
+    """What :attr:`Expected.fingerprints` holds for a DG3 as prepared: the WSQ image of each
+    finger by finger position (None without DG3)."""
+    if dg3 is None:
+        return None
+    return {finger.position: finger.image for record in decode_dg3(dg3).records
+            for finger in record.fingers}
 def read_td1(dg1: bytes | None) -> TD1 | Finding | None:
     """The MRZ of DG1 with its check digits verified; a finding when it does not decode."""
     if dg1 is None:

@@ -13,6 +13,7 @@ from personalization.cli.common import ConfigOption, JsonOption, command_group, 
 from personalization.service.bench import GOALS, SECTIONS, bench_sections, goal_met, run_bench
 from personalization.service.setup import LineSetup
 
+RANGE = "_range"  # a figure's min–max over its repetitions (personalization.bench.spread)
 app = command_group(help="Benchmark figures, each against its physical bound measured in the "
                        "same run.", invoke_without_command=True)
 
@@ -41,11 +42,16 @@ def run(
     if json_out:
         typer.echo(json.dumps(figures))
         return
-    table = Table(title="cardline bench")
-    for column in ("figure", "value", "goal", ""):
+    table = Table(title="cardline bench", caption="a figure with a min–max is the median of "
+                  "its repetitions in this run")
+    for column in ("figure", "value", "min–max", "goal", ""):
         table.add_column(column)
     for name, value in figures.items():
+        if name.endswith(RANGE) and name.removesuffix(RANGE) in figures:
+            continue  # shown beside its figure
         met = goal_met(name, value)
         verdict = {None: "", True: "[green]met[/]", False: "[red]missed[/]"}[met]
-        table.add_row(name, str(value), GOALS.get(name, ("",))[0], verdict)
+        low_high = figures.get(name + RANGE)
+        table.add_row(name, str(value), "–".join(map(str, low_high)) if low_high else "",
+                      GOALS.get(name, ("",))[0], verdict)
     console.print(table)

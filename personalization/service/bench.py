@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from personalization import bench, fleetbench
 from personalization.bench import Figures
 from personalization.benchkit import scratch
+from personalization.service import eacline
 from personalization.service.errors import ServiceError
 from personalization.service.setup import LineSetup
 
@@ -21,8 +22,10 @@ SECTIONS: tuple[str, ...] = (*bench.SECTIONS, FLEET)
 GOALS: dict[str, tuple[str, float, bool]] = {
     "prep_vs_hsm": ("≥ 0.5", 0.5, True),
     "encode_apdus_vs_min": ("≤ 1.05", 1.05, False),
-    "encode_ms_vs_wire": ("≤ 1.3", 1.3, False),
-    "qa_ms_vs_wire": ("≤ 1.3", 1.3, False),
+    "encode_ms_vs_wire": ("≤ 1.3", 1.3, False),  # out of reach: see encode_floor_vs_wire
+    "encode_ms_vs_floor": ("≤ 1.5", 1.5, False),
+    "qa_ms_vs_wire": ("≤ 1.3", 1.3, False),  # out of reach: see qa_floor_vs_wire
+    "qa_ms_vs_floor": ("≤ 2.0", 2.0, False),
     "line_cards_per_s": ("≥ 20", 20.0, True),
     "line_vs_bound": ("≥ 0.95", 0.95, True),
     "intake_parallel_vs_single": ("≥ 1.7", 1.7, True),
@@ -65,7 +68,8 @@ def run_bench(setup: LineSetup, sections: Sequence[str] | None = None, *,
     try:
         with scratch() as root:
             if others:
-                figures.update(bench.run(root, profile, others, seconds=seconds, cards=cards))
+                figures.update(bench.run(root, profile, others, seconds=seconds, cards=cards,
+                                         eac=eacline.bench_pki if profile.chip.eac else None))
             if FLEET in chosen:
                 figures.update(fleetbench.fleet_section(root, profile, seconds=seconds))
     except OSError as exc:

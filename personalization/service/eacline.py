@@ -15,7 +15,10 @@ from datetime import UTC, datetime
 from applets.emrtd import cvc
 from applets.emrtd.eac_reader import TerminalCredentials
 from hsm import eac
-from personalization.config import LineConfig
+from hsm.inventory import InventoryPort
+from hsm.pkcs11 import HSM
+from personalization.benchkit import BENCH_OFFICERS
+from personalization.config import EACConfig, LineConfig
 from personalization.encoder import EACMaterial
 from personalization.line.context import LineEAC
 from personalization.service import eacpki
@@ -60,3 +63,15 @@ def line_eac(config: LineConfig) -> Iterator[LineEAC]:
     material = EACMaterial.from_der(active_cvca(config))
     with qa_terminal_key(config) as key:
         yield LineEAC(material, terminal_credentials(key))
+
+
+def bench_pki(hsm: HSM, inventory: InventoryPort, at: datetime) -> LineEAC:
+    """For ``cardline bench`` (``benchkit.bench_hsm``): the CVCA, DV and QA desk IS made on a
+    throwaway token by the policy's defaults, and what a line holds of them."""
+    policy = EACConfig()
+    ceremony = eacpki.Ceremony.of(BENCH_OFFICERS, at)
+    cvca = eacpki.init_cvca(hsm, inventory, policy, ceremony)
+    eacpki.new_dv(hsm, hsm, inventory, policy, ceremony)
+    eacpki.new_qa_is(hsm, inventory, policy, ceremony)
+    key = eacpki.qa_terminal(hsm, inventory, at.replace(microsecond=0))
+    return LineEAC(EACMaterial.from_der(cvca.certificate), terminal_credentials(key))
