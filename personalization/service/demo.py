@@ -18,7 +18,7 @@ from personalization.journal import open_journal
 from personalization.line.context import Outputs
 from personalization.line.controller import RunResult
 from personalization.line.station import StationSpec
-from personalization.prep import build_mrz
+from personalization.prep import build_mrz, card_access_number
 from personalization.service import batches, demopeople, line
 from personalization.service.batches import Tick
 from personalization.service.demopeople import ensure_keys
@@ -126,8 +126,10 @@ def run_demo(setup: LineSetup, options: DemoOptions,
 def qa_desk(setup: LineSetup, report: dict[str, Any], applications: Path,
             csca: Path) -> list[str]:
     """The commands that put the demo's first handed-out card on the QA desk (the line's
-    first encoder) and check it there; the demo's applicants are synthetic, so its MRZ may
-    be shown."""
+    first encoder) and check it there: an EAC chip by PACE with its CAN (the MRZ where the
+    CAN is a random one printed on the card), then CA, TA and DG3 as the desk's inspection
+    system; a BAC chip with the MRZ. The demo's applicants are synthetic, so their MRZ and
+    CAN may be shown."""
     handed = [c for c in report["cards"] if c["state"] == "handed_out"]
     if not handed:
         return []
@@ -135,7 +137,13 @@ def qa_desk(setup: LineSetup, report: dict[str, Any], applications: Path,
     intake = read_applications(applications, setup.profile().intake_rules(), date.today())
     application = next(a for _, a in intake.valid
                        if a.application_id == card["application_id"])
-    mrz = build_mrz(application, setup.profile()).text
+    profile = setup.profile()
+    mrz = build_mrz(application, profile).text
+    access = f'--mrz "{mrz}"'
+    if profile.chip.eac:
+        can = card_access_number(application, profile)
+        access = (f"--can {can} {access}" if profile.chip.can == "personal-id-last6"
+                  else f"--pace {access}")
     reader = line.encoder_bank(setup.config).reader_name(0)
     phrase = demopeople.passphrase_file(setup.config, demopeople.OPERATOR)
     with contextlib.suppress(ValueError):  # shown relative to where the demo ran, if inside
@@ -143,6 +151,6 @@ def qa_desk(setup: LineSetup, report: dict[str, Any], applications: Path,
     return [f"cardline login {demopeople.OPERATOR} --passphrase-file {phrase}",
             "cardline line up",
             f"cardline line insert {card['chip_serial']} --reader 0",
-            f'cardline qa verify --reader "{reader}" --mrz "{mrz}" --trust {csca}',
+            f'cardline qa verify --reader "{reader}" {access} --trust {csca}',
             f"cardline line remove {card['chip_serial']}",
             "cardline logout"]

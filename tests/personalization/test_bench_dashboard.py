@@ -32,7 +32,7 @@ def test_the_dashboard_figures_are_measured_while_the_line_runs(
     encoder_bank.down()  # the section runs its own pcscd: one per machine
     try:
         with bench_hsm(tmp_path) as hsm:
-            figures = dashbench.measure(tmp_path / "line-dashboard", load_profile("cccd"), hsm,
+            figures = dashbench.measure(tmp_path / "line-dashboard", load_profile("cccd-bac"), hsm,
                                         stations=2, cards=CARDS, timing="fast",
                                         base_port=bench.BENCH_BASE_PORT)
     finally:

@@ -33,7 +33,7 @@ TODAY = date(2026, 11, 24)
 @pytest.fixture(scope="module")
 def profile() -> DocumentProfile:
     """The CCCD profile."""
-    return load_profile("cccd")
+    return load_profile("cccd-bac")
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def line(tmp_path_factory: pytest.TempPathFactory, synth_dir: Path) -> Iterator[
         config = load_config(embedded_line(tmp))
         keys.setup_embedded(config)
         demopeople.ensure_keys(config)
-        profile = load_profile("cccd-eac")
+        profile = load_profile("cccd")
         (tmp / "pace.yaml").write_text(PACE_ONLY, encoding="utf-8")
         valid = read_applications(synth_dir / "apps.jsonl", profile.intake_rules(), TODAY).valid
         with line_parts(config, profile) as parts, \
@@ -210,9 +210,10 @@ def test_card_data_without_can_touches_no_chip(line: Line) -> None:
 
 
 def test_bac_profile_writes_what_it_wrote_before(line: Line) -> None:
-    """The shipped CCCD profile (BAC) sends today's exact command sequence: SELECT, GET DATA
-    7F66, GENERATE KEY, each file created/selected/written, PUT DATA 62, LOCK; DG14 only AA."""
-    profile: DocumentProfile = load_profile("cccd")
+    """The CCCD on a BAC-only chip (``cccd-bac``) sends the BAC profile's exact command
+    sequence: SELECT, GET DATA 7F66, GENERATE KEY, each file created/selected/written, PUT DATA
+    62, LOCK; DG14 only AA."""
+    profile: DocumentProfile = load_profile("cccd-bac")
     preparer = Preparer(profile, SoftwareSigner.create())
     card = VirtualEMRTD("BAC-1")
     card.power_on()

@@ -11,6 +11,7 @@ import pytest
 from applets.emrtd.lds.com import decode_com
 from applets.emrtd.lds.dg1 import decode_dg1
 from applets.emrtd.lds.dg2 import decode_dg2
+from applets.emrtd.lds.dg3 import decode_dg3
 from applets.emrtd.lds.dg13 import decode_dg13
 from applets.emrtd.lds.mrz import parse_td1
 from applets.emrtd.lds.sod import parse_sod
@@ -63,21 +64,25 @@ def test_no_expiry_is_fillers_with_check_digit_zero(profile: DocumentProfile,
 
 def test_prepared_files_decode_to_the_application(profile: DocumentProfile,
                                                   applications: list[Application]) -> None:
-    """Every prepared file decodes back to the application's data; SOD hashes match the DGs."""
+    """Every prepared file decodes back to the application's data (the two index fingers in
+    DG3 on the shipped profile); SOD hashes match the DGs."""
     signer = SoftwareSigner.create()
     preparer = Preparer(profile, signer)
     for app in applications:
         card = preparer.prepare(app)
         files = card.files
-        assert set(files) == {"EF.COM", "EF.DG1", "EF.DG2", "EF.DG13", "EF.SOD"}
-        assert decode_com(files["EF.COM"]).tags == (0x61, 0x75, 0x6D)
+        assert set(files) == {"EF.COM", "EF.DG1", "EF.DG2", "EF.DG3", "EF.DG13", "EF.SOD"}
+        assert decode_com(files["EF.COM"]).tags == (0x61, 0x75, 0x63, 0x6D)
         assert decode_dg1(files["EF.DG1"]) == card.data.mrz.text
         assert decode_dg2(files["EF.DG2"]).faces[0].image == app.portrait.jpeg
+        assert app.fingerprints is not None
+        assert [(f.position, f.image) for r in decode_dg3(files["EF.DG3"]).records
+                for f in r.fingers] == [(f.position, f.wsq) for f in app.fingerprints.images()]
         dg13 = decode_dg13(files["EF.DG13"])
         assert (dg13.personal_id, dg13.full_name) == (app.personal_id, app.full_name)
         assert dg13.place_of_residence == app.place_of_residence
         sod = parse_sod(files["EF.SOD"])
-        for number, name in ((1, "EF.DG1"), (2, "EF.DG2"), (13, "EF.DG13")):
+        for number, name in ((1, "EF.DG1"), (2, "EF.DG2"), (3, "EF.DG3"), (13, "EF.DG13")):
             assert sod.dg_hashes[number] == hashlib.sha256(files[name]).digest()
         signer.verify(sod.signed_attrs_der, sod.signature)
 
@@ -88,6 +93,6 @@ def test_chip_groups_join_the_sod(profile: DocumentProfile,
     preparer = Preparer(profile, SoftwareSigner.create())
     data = preparer.card_data(applications[0])
     sod = parse_sod(preparer.sign(data, {14: b"\x6e\x00", 15: b"\x6f\x00"}))
-    assert set(sod.dg_hashes) == {1, 2, 13, 14, 15}
+    assert set(sod.dg_hashes) == {1, 2, 3, 13, 14, 15}
     assert decode_com(preparer.com(data, with_chip_groups=True)).tags == (
-        0x61, 0x75, 0x6D, 0x6E, 0x6F)
+        0x61, 0x75, 0x63, 0x6D, 0x6E, 0x6F)

@@ -66,7 +66,7 @@ def test_prep_writes_every_file_and_a_report(prepared: Path) -> None:
     for entry in report["prepared"]:
         folder = prepared / "out" / entry["application_id"]
         assert sorted(p.name for p in folder.iterdir()) == [
-            "EF.COM.bin", "EF.DG1.bin", "EF.DG13.bin", "EF.DG2.bin", "EF.SOD.bin"]
+            "EF.COM.bin", "EF.DG1.bin", "EF.DG13.bin", "EF.DG2.bin", "EF.DG3.bin", "EF.SOD.bin"]
     assert not (prepared / "out" / "BAD-1").exists()
 
 

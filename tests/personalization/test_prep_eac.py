@@ -28,7 +28,7 @@ TODAY = date(2026, 11, 24)
 @pytest.fixture(scope="module")
 def profile() -> DocumentProfile:
     """The test profile of an EAC CCCD (PACE and BAC, DG3 listed)."""
-    return load_profile("cccd-eac")
+    return load_profile("cccd")
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +126,9 @@ def test_printed_random_can_comes_from_the_rng(tmp_path: Path,
 
 
 def test_bac_profile_has_no_can_and_its_old_com(applications: list[Application]) -> None:
-    """The shipped CCCD profile (BAC) prepares as before: no CAN, no DG3, EF.COM of
-    DG1, DG2, DG13, DG14, DG15."""
-    bac = load_profile("cccd")
+    """The CCCD on a BAC-only chip (``cccd-bac``) prepares as the BAC profile always did: no
+    CAN, no DG3, EF.COM of DG1, DG2, DG13, DG14, DG15."""
+    bac = load_profile("cccd-bac")
     assert (bac.chip.access, bac.data_groups) == ("bac", (1, 2, 13))
     preparer = Preparer(bac, SoftwareSigner.create())
     data = preparer.card_data(applications[0])
@@ -137,7 +137,7 @@ def test_bac_profile_has_no_can_and_its_old_com(applications: list[Application])
 
 
 @pytest.mark.parametrize(("text", "named"), [
-    ("data_groups: [1, 2, 3, 13]\n", "chip.access is 'bac'"),
+    ("chip: {access: bac}\n", "chip.access is 'bac'"),
     ("data_groups: [1, 2, 3, 13]\nchip: {access: bac}\n", "chip.access is 'bac'"),
     ("data_groups: [1, 2, 3, 13]\nchip: {access: pace}\ndg3: null\n", "no dg3 section"),
     ("chip: {access: pace, pace_parameters: [secp192r1]}\n", "chip.pace_parameters"),
@@ -157,6 +157,6 @@ def test_profile_refusals_name_the_key(tmp_path: Path, text: str, named: str) ->
 
 def test_extends_names_a_bundled_profile(tmp_path: Path) -> None:
     """``extends`` must name a bundled profile that extends nothing itself."""
-    for base in ("nowhere", "cccd-eac"):
+    for base in ("nowhere", "cccd-bac"):
         with pytest.raises(ConfigError, match="extends"):
             load_profile(str(_profile_file(tmp_path, f"extends: {base}\nname: x\n")))

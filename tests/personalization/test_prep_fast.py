@@ -12,12 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from applets.emrtd.lds.com import encode_com
+from applets.emrtd.lds.dg3 import FingerImage, FingerRecord, encode_dg3
 from applets.emrtd.lds.dg13 import DG13
 from applets.emrtd.lds.mrz import name_field
 from applets.emrtd.lds.sod import SODBuilder, parse_sod
+from personalization.applications.fingerprint import FingerImage as AppFinger
 from personalization.applications.intake import read_applications
 from personalization.applications.model import Application
 from personalization.prep import (
+    FINGER_QUALITY,
+    PPI,
     PreparedCard,
     Preparer,
     build_dg13,
@@ -111,6 +115,11 @@ def _reference_dg13(application: Application, profile: DocumentProfile) -> DG13:
                    expiry_date=expiry.strftime("%d/%m/%Y") if expiry else profile.expiry.none_text)
 
 
+def _fingers(application: Application) -> tuple[AppFinger, ...]:
+    assert application.fingerprints is not None  # the shipped profile requires them
+    return application.fingerprints.images()
+
+
 def _reference_files(application: Application, profile: DocumentProfile,
                      signer: FixedSigner) -> dict[str, bytes]:
     """Every file of the card from the reference encoders."""
@@ -120,9 +129,15 @@ def _reference_files(application: Application, profile: DocumentProfile,
         2: lambda: reference.encode_dg2(portrait.jpeg, portrait.width, portrait.height,
                                         gender=application.sex),
         13: lambda: reference.encode_dg13(_reference_dg13(application, profile)),
+        # the DG3 encoder has no slower twin: test_dg3.py holds it to the BSI 2008 sample
+        3: lambda: encode_dg3([FingerRecord((FingerImage(f.position, f.wsq, f.width, f.height,
+                                                         FINGER_QUALITY),),
+                                            scan_resolution=(PPI, PPI),
+                                            image_resolution=(PPI, PPI))
+                               for f in _fingers(application)]),
     }
     groups = {n: makers[n]() for n in profile.data_groups}
-    tags = [{1: 0x61, 2: 0x75, 13: 0x6D}[n] for n in sorted(groups)]
+    tags = [{1: 0x61, 2: 0x75, 3: 0x63, 13: 0x6D}[n] for n in sorted(groups)]
     files = {"EF.COM": encode_com(tags, profile.lds_version, profile.unicode_version)}
     files.update({f"EF.DG{n}": body for n, body in groups.items()})
     files["EF.SOD"] = SODBuilder(signer, profile.hash_algorithm).build(groups)
@@ -149,7 +164,8 @@ def test_sod_hashes_the_reference_files(applications: list[Application],
     card = Preparer(profile, signer).prepare(applications[0])
     expected = _reference_files(applications[0], profile, signer)
     sod = parse_sod(card.files["EF.SOD"])
-    assert sod.dg_hashes == {n: hashlib.sha256(expected[f"EF.DG{n}"]).digest() for n in (1, 2, 13)}
+    assert sod.dg_hashes == {n: hashlib.sha256(expected[f"EF.DG{n}"]).digest()
+                             for n in (1, 2, 3, 13)}
 
 
 @pytest.mark.parametrize("batch", [1, 5, 32, 64, 500])

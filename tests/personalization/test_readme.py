@@ -115,8 +115,9 @@ def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: Enco
         for command in desk:
             done = _cardline(tmp_path, shlex.split(command))
             assert done.returncode == 0, (command, done.stdout, done.stderr)
-            if " qa verify " in f" {command} ":
-                assert "PASS" in done.stdout
+            if " qa verify " in f" {command} ":  # the shipped chip is EAC: PACE by its CAN
+                assert "--can " in command and "PASS" in done.stdout
+                assert "PACE" in done.stdout and "TA" in done.stdout, done.stdout
     finally:
         _bash(tmp_path, "cardline login demo-operator --passphrase-file "
               ".cardline/demo-people/demo-operator.pass; cardline line down")
@@ -124,6 +125,8 @@ def test_the_demo_then_its_qa_desk_commands_as_it_prints_them(encoder_bank: Enco
     report = json.loads((tmp_path / "demo-out" / "report.json").read_text("utf-8"))
     assert report["applications"]["handed_out"] == 3
     assert (tmp_path / "demo-out" / "cards").is_dir()
+    assert {tuple(c["qa"]["protocols"]) for c in report["cards"]
+            if c["state"] == "handed_out"} == {("PACE", "PA", "CA", "TA", "AA")}
 
 
 def _interruptible() -> None:

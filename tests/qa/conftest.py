@@ -45,8 +45,8 @@ def _at_the_qa_desk(qa_desk: Crew, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def profile() -> DocumentProfile:
-    """The bundled CCCD profile."""
-    return load_profile("cccd")
+    """The bundled CCCD profile on a BAC-only chip (the EAC chip's QA: test_eac_*.py)."""
+    return load_profile("cccd-bac")
 
 
 @pytest.fixture(scope="session")

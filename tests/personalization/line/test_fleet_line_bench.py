@@ -26,7 +26,7 @@ def test_the_fleet_line_figures_are_measured_against_their_bound(encoder_bank: E
     encoder_bank.down()  # the section runs its own pcscd: one per machine
     try:
         with bench_hsm(tmp_path) as hsm:
-            figures = fleet_line(tmp_path, load_profile("cccd"), hsm, base_port=30600,
+            figures = fleet_line(tmp_path, load_profile("cccd-bac"), hsm, base_port=30600,
                                  timing="fast", cards_per_station=1)
     finally:
         encoder_bank.up()

@@ -90,7 +90,7 @@ def test_prepares_the_valid_and_lists_the_rejected(line: Path, tmp_path: Path) -
     assert len(result.prepared) == 3 and result.document_signer.startswith("DS-VNM")
     assert [r.application_id for r in result.rejected] == ["BAD-1"]
     for entry in result.prepared:
-        assert entry.files == ("EF.COM", "EF.DG1", "EF.DG13", "EF.DG2", "EF.SOD")
+        assert entry.files == ("EF.COM", "EF.DG1", "EF.DG13", "EF.DG2", "EF.DG3", "EF.SOD")
         folder = tmp_path / "out" / entry.application_id
         assert sorted(p.name for p in folder.iterdir()) == [f"{n}.bin" for n in entry.files]
     written = json.loads((tmp_path / "out" / "prep.json").read_text(encoding="utf-8"))
