@@ -265,9 +265,18 @@ class JournalPort(SharesPort, RegistryPort, Protocol):
     # -- cards --------------------------------------------------------------------------------
 
     def begin_card(self, name: str, application_id: str, station: str,
-                   line: str | None = None) -> CardRow:
+                   line: str | None = None, *, can: str | None = None) -> CardRow:
         """A new card in FEEDING for a pending application (journaled before the feed).
-        With ``line``: :class:`JournalError` when another line holds the application."""
+        With ``line``: :class:`JournalError` when another line holds the application.
+        With ``can``: the card's printed random CAN (its chip's PACE password, printed on its
+        face), kept with the card in the same transaction, as personal data — never in an
+        event, kept where the application records are (SQLite) or sealed under the batch's
+        data key (PostgreSQL), and purged with them."""
+
+    def card_access_number(self, name: str, card_id: int) -> str | None:
+        """The CAN kept with card ``card_id`` of batch ``name`` by :meth:`begin_card`; None
+        when none was kept (a CAN derived from the application, a card begun without one)
+        or the batch's personal data is purged."""
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:

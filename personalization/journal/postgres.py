@@ -11,15 +11,15 @@ the lines' role), and its unique violations come back as :class:`ConflictError` 
 and constraint name.
 
 Personal data: PostgreSQL has no ``secure_delete``; old row versions stay in the data files
-and the WAL until overwritten. So an application's record and a quarantined record's reasons
-are stored sealed (AES-256-GCM, the batch and record bound as associated data) under a random
-key per batch, which is kept only wrapped by a :class:`DataKeyWrap` (the HSM). The purge
-deletes the wrapped key and the ciphertexts in one transaction: what the files and WAL still
-hold is ciphertext under a key that is gone. Events and every other column hold ids, states,
-reason codes, dates of issue and expiry, document numbers and (``holder``) personal ID
-numbers only, as in SQLite: the personal ID is the key of the rule of one current card per
-person, looked up at intake and kept for life, so it is plain, as its last nine digits (the
-document number) always were.
+and the WAL until overwritten. So an application's record, a quarantined record's reasons
+and a card's printed random CAN are stored sealed (AES-256-GCM, the batch and record bound
+as associated data) under a random key per batch, which is kept only wrapped by a
+:class:`DataKeyWrap` (the HSM). The purge deletes the wrapped key and the ciphertexts in
+one transaction: what the files and WAL still hold is ciphertext under a key that is gone.
+Events and every other column hold ids, states, reason codes, dates of issue and expiry,
+document numbers and (``holder``) personal ID numbers only, as in SQLite: the personal ID
+is the key of the rule of one current card per person, looked up at intake and kept for
+life, so it is plain, as its last nine digits (the document number) always were.
 """
 
 from __future__ import annotations
@@ -836,18 +836,40 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares, PostgresReg
     # -- cards ------------------------------------------------------------------------------
 
     def begin_card(self, name: str, application_id: str, station: str,
-                   line: str | None = None) -> CardRow:
+                   line: str | None = None, *, can: str | None = None) -> CardRow:
         """A new card row in FEEDING for a pending application, whose row the server locks:
         two lines asking for the same application get one card between them; with ``line``,
         refused (:class:`NotClaimable`) when another line holds the application. One call of
-        ``journal_begin_card``: the card, the application and the event in one round trip."""
+        ``journal_begin_card``: the card, the application and the event in one round trip.
+        With ``can``, the card's printed random CAN is sealed under the batch's data key
+        (the card id bound to it) and kept in ``card_cans`` in the same transaction."""
         now = time.time()
         chain = f"line:{line}" if line else self._chain_for(name, station)
-        rows = self._call("SELECT * FROM journal_begin_card(%s, %s, %s, %s, %s, %s, %s)",
-                          (name, application_id, station, line, now, chain, None))
+        query: LiteralString = "SELECT * FROM journal_begin_card(%s, %s, %s, %s, %s, %s, %s)"
+        params = (name, application_id, station, line, now, chain, None)
+        if can is None:
+            rows = self._call(query, params)
+        else:
+            key = self._data_key(name, f"the CAN of a card of batch {name!r}")
+            with self._write() as cur:
+                rows = cur.execute(query, params).fetchall()
+                if len(rows) == 1:
+                    card_id = int(rows[0]["id"])
+                    cur.execute("INSERT INTO card_cans (card, batch, sealed) VALUES (%s, %s, %s)",
+                                (card_id, name, seal(key, can, "can", name, str(card_id))))
         if len(rows) != 1:
             raise JournalError(f"journal {self.where}: the new card row was not returned")
         return CardRow.from_mapping(rows[0])
+
+    def card_access_number(self, name: str, card_id: int) -> str | None:
+        """The printed random CAN kept with card ``card_id`` of batch ``name``, unsealed with
+        the batch's data key (see the port)."""
+        rows = self._read("SELECT sealed FROM card_cans WHERE card = %s AND batch = %s",
+                          (card_id, name))
+        if not rows:
+            return None
+        key = self._data_key(name, f"the CAN of card {card_id} of batch {name!r}")
+        return unseal(key, bytes(rows[0]["sealed"]), "can", name, str(card_id))
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
@@ -1219,6 +1241,7 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares, PostgresReg
         self._destroy_wrapping_key(name)
         with self._write() as cur:
             cur.execute("DELETE FROM batch_keys WHERE batch = %s", (name,))
+            cur.execute("DELETE FROM card_cans WHERE batch = %s", (name,))
             cur.execute("UPDATE applications SET record = NULL WHERE batch = %s AND "
                         "record IS NOT NULL", (name,))
             cur.execute("UPDATE quarantine SET errors_sealed = NULL WHERE batch = %s AND "

@@ -653,6 +653,15 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE hsm_keys ADD CONSTRAINT hsm_keys_role_check "
         "CHECK (role IN ('CSCA', 'DS', 'CVCA', 'DV', 'IS'))",
     )),
+    (14, "a printed random CAN kept with its card (the PACE password of its chip, printed on "
+         "its face), sealed under the batch's data key and deleted at the purge", (
+        """CREATE TABLE card_cans (
+            card BIGINT PRIMARY KEY REFERENCES cards(id),
+            batch TEXT NOT NULL,
+            sealed BYTEA NOT NULL)""",
+        "CREATE INDEX card_cans_batch ON card_cans(batch)",
+        f"GRANT SELECT, INSERT, DELETE ON card_cans TO {LINE_ROLE}",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]

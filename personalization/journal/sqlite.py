@@ -547,9 +547,10 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
     # -- cards ------------------------------------------------------------------------------
 
     def begin_card(self, name: str, application_id: str, station: str,
-                   line: str | None = None) -> CardRow:
+                   line: str | None = None, *, can: str | None = None) -> CardRow:
         """A new card row in FEEDING for a pending application (journaled before the feed);
-        with ``line``, refused when another line holds the application."""
+        with ``line``, refused when another line holds the application; with ``can``, the
+        card's printed random CAN kept beside it (``card_cans``, purged with the records)."""
         now = time.time()
         with self._write() as db:
             if db.execute("SELECT 1 FROM imports WHERE batch = ?", (name,)).fetchone():
@@ -572,9 +573,18 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
                 "?) RETURNING *", (name, application_id, attempt, station, row[2], now, now,
                                    row[4])).fetchall()
             card = CardRow.from_mapping(_mapping(inserted))
+            if can is not None:
+                db.execute("INSERT INTO card_cans (card, batch, can) VALUES (?, ?, ?)",
+                           (card.id, name, can))
             self._append(db, name, card.id, "card.feeding",
                          {"station": station, "attempt": attempt, "application": application_id})
         return card
+
+    def card_access_number(self, name: str, card_id: int) -> str | None:
+        """The printed random CAN kept with card ``card_id`` of batch ``name`` (see the port)."""
+        rows = self._read("SELECT can FROM card_cans WHERE card = ? AND batch = ?",
+                          (card_id, name))
+        return str(rows[0][0]) if rows else None
 
     def move(self, card: CardRow, result: Step, *, chip_serial: str | None = None,
              qa: dict[str, Any] | None = None) -> CardRow:
@@ -898,9 +908,10 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
         return due
 
     def purge(self, name: str, *, wait_s: float | None = None) -> None:
-        """Drop a closed batch's personal data: application records and the quarantined
-        reasons (which may quote input); ids, states, reasons codes and the audit stay. The
-        batch is marked purged only once the log holds none of it either."""
+        """Drop a closed batch's personal data: application records, the cards' printed
+        random CANs and the quarantined reasons (which may quote input); ids, states, reason
+        codes and the audit stay. The batch is marked purged only once the log holds none of
+        it either."""
         if self.batch(name).state != "closed":
             raise JournalError(f"batch {name!r} is not closed: personal data is still needed")
         self._purge([name], wait_s)
@@ -923,6 +934,7 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
     def _drop_personal_data(self, name: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM application_records WHERE batch = ?", (name,))
+            db.execute("DELETE FROM card_cans WHERE batch = ?", (name,))
             for line, errors in db.execute("SELECT line, errors FROM quarantine WHERE "
                                            "batch = ?", (name,)).fetchall():
                 fields = [{"field": e["field"], "reason": "(purged)"} for e in json.loads(errors)]

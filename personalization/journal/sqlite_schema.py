@@ -319,6 +319,14 @@ MIGRATIONS: list[Migration] = [
         "CREATE INDEX cards_batch ON cards(batch)",
         "DROP INDEX cards_open",
     )),
+    (12, "a printed random CAN kept with its card (the PACE password of its chip, printed on "
+         "its face), in a table of its own deleted with the application records at the purge", (
+        """CREATE TABLE card_cans (
+            card INTEGER PRIMARY KEY REFERENCES cards(id),
+            batch TEXT NOT NULL,
+            can TEXT NOT NULL)""",
+        "CREATE INDEX card_cans_batch ON card_cans(batch)",
+    )),
 ]
 
 LATEST = MIGRATIONS[-1][0]
