@@ -4,7 +4,7 @@ the work queue, and where (if anywhere) card faces and chip files are written.""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -15,7 +15,9 @@ from applets.errors import CardError
 from personalization.applications.model import Application
 from personalization.encoder import EACMaterial
 from personalization.errors import PersonalizationError
+from personalization.face import prints_can
 from personalization.journal.port import JournalPort
+from personalization.journal.records import CardRow
 from personalization.line.dispatch import Dispatcher, Work
 from personalization.prep import Preparer, build_dg13
 from personalization.profile import DocumentProfile
@@ -84,6 +86,23 @@ class LineContext:
         """Load an application from the journal and prepare its card data."""
         application = self.journal.application(self.batch, application_id)
         return Work(application, self.preparer.card_data(application))
+
+    def kept_can(self, work: Work) -> str | None:
+        """The CAN a new card of ``work`` keeps in the journal: its printed random one, drawn
+        with the work; None when the profile derives the CAN (a CCCD's, from the personal ID)
+        or the chip has none."""
+        return work.data.can if prints_can(self.profile) else None
+
+    def work_for_card(self, card: CardRow) -> Work:
+        """The work of a card begun earlier (in doubt after a crash or an alarm): its card
+        data prepared again, with the CAN the journal kept with that card when the profile
+        prints a random one — never a new draw, which would neither open the card's chip nor
+        match its face. A card without a kept CAN gets None: QA cannot open its chip."""
+        work = self.load_work(card.application_id)
+        if not prints_can(self.profile):
+            return work
+        can = self.journal.card_access_number(self.batch, card.id)
+        return Work(work.application, replace(work.data, can=can))
 
     def prepare_or_fail(self, application_id: str) -> Work | None:
         """:meth:`load_work`, or — when this application's data cannot be built — record it

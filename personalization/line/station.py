@@ -265,7 +265,7 @@ class Station:
             self._taken = work
             try:
                 card = line.journal.begin_card(line.batch, work.application.application_id,
-                                               self.name, line.line)
+                                               self.name, line.line, can=line.kept_can(work))
             except NotClaimable as exc:
                 # another line has it now (this line's lease ran out while it hung), or a
                 # card of it began after all: it is no longer this station's to start
@@ -283,7 +283,7 @@ class Station:
         for card in line.journal.open_cards(line.batch):
             if card.station != self.name:
                 continue
-            work = line.load_work(card.application_id)
+            work = line.work_for_card(card)  # with the CAN kept with this card, if any
             seen = self._observe(card, work)
             found = settle(card.machine(line.max_attempts), seen)
             if isinstance(found, Event):
