@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from hsm.ceremony import init_csca, new_ds
-from hsm.inventory import KeyInventory
+from hsm.inventory import InventoryPort, KeyInventory
 from hsm.pkcs11 import HSM
 from hsm.signer import DSSigner
 from hsm.softhsm import throwaway_token
@@ -42,7 +42,7 @@ class BenchHSM:
 
 # Makes the EAC PKI on the bench token and returns what a line holds of it (the service layer
 # gives it: ``personalization.service.eacline.bench_pki``, ceremonies being a service's).
-EACMaker = Callable[[HSM, KeyInventory, datetime], LineEAC]
+EACMaker = Callable[[HSM, InventoryPort, datetime], LineEAC]
 
 
 @contextmanager

@@ -23,7 +23,9 @@ from typing import Any
 import yaml
 
 from applets.virtual.bank import EncoderBank
+from hsm import eac as hsm_eac
 from hsm.ceremony import init_csca, new_ds
+from hsm.inventory import AuditEntry, InventoryPort, KeyInventory
 from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
 from personalization.benchkit import BenchHSM
@@ -57,9 +59,9 @@ class FleetLineError(PersonalizationError):
 
 
 def _line_yaml(hsm: BenchHSM, url: str, line: str, data_dir: Path,
-               stations: list[tuple[str, str, str]]) -> dict[str, Any]:
+               stations: list[tuple[str, str, str]], profile: str) -> dict[str, Any]:
     return {
-        "line": line, "data_dir": str(data_dir),
+        "line": line, "profile": profile, "data_dir": str(data_dir),
         "hsm": {"module": hsm.module, "token": hsm.token, "pin_source": "env",
                 "softhsm_conf": os.environ.get("SOFTHSM2_CONF")},
         "journal": {"url": url},
@@ -73,6 +75,9 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
                timing: str = "realistic", cards_per_station: int = CARDS_PER_STATION,
                ) -> dict[str, float]:
     """Measure the bare cycle and the three lines' throughput; the figures of the section."""
+    if profile.chip.eac and hsm.eac is None:
+        raise FleetLineError(f"profile {profile.name!r} makes EAC chips: the fleet line needs "
+                             "the EAC PKI on the bench token (bench_hsm's eac)")
     stations = LINES * STATIONS_PER_LINE
     names = {f"l{n + 1}-s{s + 1}": n * STATIONS_PER_LINE + s
              for n in range(LINES) for s in range(STATIONS_PER_LINE)}
@@ -96,13 +101,15 @@ def fleet_line(root: Path, profile: DocumentProfile, hsm: BenchHSM, *, base_port
             init_csca(token, inventory, officers=OFFICERS, at=now, label="CSCA-FLEET")
             new_ds(token, inventory, officers=OFFICERS, at=now, usage_days=30,
                    max_documents=1_000_000, label_prefix="DS-FLEET")
+            if profile.chip.eac:  # the lines' trust point and QA terminal, as the token has them
+                _share_eac_keys(hsm, inventory, now)
             with open_journal(url, wrap=HSMKeyWrap(token)) as journal:
                 # signed and verified as `batch create` takes it: lines run verified batches
                 verified_batch(journal, BATCH, records, ensure_demo_registry(root / "fleet-line"),
                                policy=profile.intake_rules(), today=date.today(),
                                profile=profile.name)
                 acting = _operator(journal)
-        codes = _run_lines(root / "fleet-line", hsm, url, specs, acting)
+        codes = _run_lines(root / "fleet-line", hsm, url, specs, acting, profile.name)
         with open_journal(url) as journal:
             report = build_report(journal, BATCH)
     bad = {line: code for line, code in codes.items() if code != 0}
@@ -129,8 +136,20 @@ def _operator(journal: JournalPort) -> dict[str, str]:
     return {"CARDLINE_USER": BENCH_OPERATOR, "CARDLINE_PASSPHRASE": phrase}
 
 
+def _share_eac_keys(hsm: BenchHSM, shared: InventoryPort, now: datetime) -> None:
+    """The EAC keys of the bench token (CVCA, DV, QA desk IS), entered in the lines' shared
+    inventory as a second line's officers enter the keys of a token it shares."""
+    with KeyInventory(hsm.data_dir / "hsm" / "inventory.db") as own:
+        for role in (hsm_eac.CVCA, hsm_eac.DV, hsm_eac.IS):
+            record = own.active(role)
+            if record is None:
+                raise FleetLineError(f"the bench token has no active {role} key")
+            shared.add_key(record, AuditEntry(now, "bench-share", record.label, OFFICERS,
+                                              f"role={role}"))
+
+
 def _run_lines(folder: Path, hsm: BenchHSM, url: str, specs: dict[str, StationSpec],
-               acting: Mapping[str, str]) -> dict[str, int | None]:
+               acting: Mapping[str, str], profile: str) -> dict[str, int | None]:
     """Start the three ``cardline batch run`` processes together; their exit codes."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     env = {**os.environ, "CARDLINE_HSM_PIN": hsm.pin, **acting}
@@ -139,8 +158,8 @@ def _run_lines(folder: Path, hsm: BenchHSM, url: str, specs: dict[str, StationSp
         own = [(s.name, s.printer_port, s.reader) for n, s in specs.items()
                if n.startswith(f"l{number}-")]
         config = folder / f"{line}.yaml"
-        config.write_text(yaml.safe_dump(_line_yaml(hsm, url, line, folder / line, own)),
-                          encoding="utf-8")
+        config.write_text(yaml.safe_dump(_line_yaml(hsm, url, line, folder / line, own,
+                                                     profile)), encoding="utf-8")
         with (folder / f"{line}.log").open("wb") as sink:
             processes[line] = subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", "personalization", "batch", "run", BATCH, "--config",

@@ -13,6 +13,7 @@ from personalization.benchkit import bench_hsm
 from personalization.fleetline import fleet_line
 from personalization.profile import load_profile
 from personalization.service.bench import GOALS, SECTIONS
+from personalization.service.eacline import bench_pki
 
 pytestmark = [pytest.mark.pcscd, pytest.mark.softhsm, pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.timeout(600)]
@@ -25,8 +26,8 @@ def test_the_fleet_line_figures_are_measured_against_their_bound(encoder_bank: E
     assert "fleet-line" in SECTIONS and GOALS["fleet_vs_bound"][1] == 0.95
     encoder_bank.down()  # the section runs its own pcscd: one per machine
     try:
-        with bench_hsm(tmp_path) as hsm:
-            figures = fleet_line(tmp_path, load_profile("cccd-bac"), hsm, base_port=30600,
+        with bench_hsm(tmp_path, eac=bench_pki) as hsm:  # the shipped profile: EAC chips
+            figures = fleet_line(tmp_path, load_profile("cccd"), hsm, base_port=30600,
                                  timing="fast", cards_per_station=1)
     finally:
         encoder_bank.up()
