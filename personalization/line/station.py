@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import structlog
 
-from applets.emrtd.lds.dg3 import decode_dg3
 from applets.errors import CardError
 from applets.transport.pcsc import NoCardError, PCSCServiceError, PCSCTransport, ReaderNotFound
 from hsm.errors import (
@@ -56,7 +55,7 @@ from printers.errors import PrinterError
 from printers.face import render_card
 from printers.link import SerialLink
 from printers.protocol import Position
-from qa.checks import Expected
+from qa.checks import Expected, fingerprints_of
 from qa.eac import EACAccess
 from qa.errors import QAError
 from qa.readback import keys_from_fields
@@ -443,7 +442,7 @@ class Station:
         application, data = work.application, work.data
         expected = Expected(mrz=data.mrz.text, dg13=self.line.dg13(application),
                             dg2_image=application.portrait.jpeg,
-                            fingerprints=_fingers(data.data_groups.get(3)))
+                            fingerprints=fingerprints_of(data.data_groups.get(3)))
         return verify_card(transport, keys_from_fields(*data.bac_key), self.line.trust,
                            at=datetime.now(UTC), expected=expected,
                            deadline_s=self.line.qa_deadline_s, access=self._eac_access(work))
@@ -528,11 +527,3 @@ def station_thread(station: Station, errors: list[BaseException],
             errors.append(exc)
             stop.set()
     return threading.Thread(target=body, name=station.name, daemon=True)
-
-
-def _fingers(dg3: bytes | None) -> dict[int, bytes] | None:
-    """The WSQ image prep wrote for each finger, by finger position (None without DG3)."""
-    if dg3 is None:
-        return None
-    return {finger.position: finger.image for record in decode_dg3(dg3).records
-            for finger in record.fingers}
