@@ -20,8 +20,7 @@ from applets.emrtd.lds.checkdigit import check_digit
 from applets.emrtd.lds.com import encode_com
 from applets.emrtd.lds.dg1 import encode_dg1
 from applets.emrtd.lds.dg2 import encode_dg2
-from applets.emrtd.lds.dg3 import FingerImage as DG3Finger
-from applets.emrtd.lds.dg3 import FingerRecord, encode_dg3
+from applets.emrtd.lds.dg3 import encode_wsq_fingers
 from applets.emrtd.lds.dg13 import DG13, encode_dg13
 from applets.emrtd.lds.mrz import TD1, name_field
 from applets.emrtd.lds.sod import SODBuilder, SODSigner, UnsignedSOD
@@ -182,10 +181,8 @@ def _dg3(application: Application, mrz: TD1, profile: DocumentProfile) -> bytes:
     images = application.fingerprints.images() if application.fingerprints else ()
     if not images:
         raise NoFingerprintsError(application.application_id)
-    return encode_dg3([FingerRecord((DG3Finger(f.position, f.wsq, f.width, f.height,
-                                               FINGER_QUALITY),),
-                                    scan_resolution=(PPI, PPI), image_resolution=(PPI, PPI))
-                       for f in images])
+    return encode_wsq_fingers([(f.position, f.wsq, f.width, f.height) for f in images],
+                              FINGER_QUALITY, PPI)  # intake resampled each finger to PPI
 
 
 def card_access_number(application: Application, profile: DocumentProfile,

@@ -151,65 +151,70 @@ def _check_image(compression: Compression, image: bytes, index: int) -> None:
 
 def _finger_header(finger: FingerImage, compression: Compression, index: int) -> bytes:
     """The 14-byte finger header (the image follows it in the record)."""
-    _check_image(compression, finger.image, index)
-    # one test for the common case; the messages are made only for a value out of range
-    if not (min(finger.position, finger.quality, finger.impression_type,
-                     finger.view_count, finger.view_number) >= 0
-            and max(finger.position, finger.quality, finger.impression_type,
-                    finger.view_count, finger.view_number) <= 0xFF):
-        for what, value in (("position", finger.position), ("quality", finger.quality),
-                            ("impression type", finger.impression_type),
-                            ("view count", finger.view_count),
-                            ("view number", finger.view_number)):
+    image = finger.image
+    if not image or not image.startswith(_SIGNATURES.get(compression, (b"",))):
+        _check_image(compression, image, index)
+    octets = (finger.position, finger.view_count, finger.view_number, finger.quality,
+              finger.impression_type)
+    width, height = finger.width, finger.height
+    block = _FINGER.size + len(image)
+    # one test for the common case; each field's message is made only for one out of range
+    if not (min(octets) >= 0 and max(octets) <= 0xFF and 0 < width <= 0xFFFF
+            and 0 < height <= 0xFFFF and block <= 0xFFFFFFFF):
+        for what, value in zip(("position", "view count", "view number", "quality",
+                                "impression type"), octets, strict=True):
             _check_range(what, value, 0, 0xFF, index)
-    _check_range("width", finger.width, 1, 0xFFFF, index)
-    _check_range("height", finger.height, 1, 0xFFFF, index)
-    block = _FINGER.size + len(finger.image)
-    _check_range("block length", block, _FINGER.size, 0xFFFFFFFF, index)
-    return _FINGER.pack(block, finger.position, finger.view_count, finger.view_number,
-                        finger.quality, finger.impression_type, finger.width, finger.height,
-                        0)
+        _check_range("width", width, 1, 0xFFFF, index)
+        _check_range("height", height, 1, 0xFFFF, index)
+        _check_range("block length", block, _FINGER.size, 0xFFFFFFFF, index)
+    return _FINGER.pack(block, *octets, width, height, 0)
 
 
 def _general_header(record: FingerRecord, length: int) -> bytes:
-    _check_range("finger count", len(record.fingers), 1, 0xFF)
-    _check_range("pixel depth", record.pixel_depth, 1, 16)
-    _check_range("scale units", record.scale_units, SCALE_PPI, SCALE_PPCM)
+    count = len(record.fingers)
     sixteen = (record.capture_device_id, record.acquisition_level, *record.scan_resolution,
                *record.image_resolution)
-    if not (min(sixteen) >= 0 and max(sixteen) <= 0xFFFF):
-        for what, value in (("capture device id", record.capture_device_id),
-                            ("acquisition level", record.acquisition_level),
-                            *(("resolution", r) for r in (*record.scan_resolution,
-                                                          *record.image_resolution))):
+    if not (0 < count <= 0xFF and 1 <= record.pixel_depth <= 16
+            and SCALE_PPI <= record.scale_units <= SCALE_PPCM
+            and min(sixteen) >= 0 and max(sixteen) <= 0xFFFF):
+        _check_range("finger count", count, 1, 0xFF)
+        _check_range("pixel depth", record.pixel_depth, 1, 16)
+        _check_range("scale units", record.scale_units, SCALE_PPI, SCALE_PPCM)
+        for what, value in zip(("capture device id", "acquisition level", "resolution",
+                                "resolution", "resolution", "resolution"), sixteen, strict=True):
             _check_range(what, value, 0, 0xFFFF)
-    return _GENERAL.pack(_MAGIC, _VERSION, length >> 32, length & 0xFFFFFFFF,
-                         record.capture_device_id, record.acquisition_level,
-                         len(record.fingers), record.scale_units, *record.scan_resolution,
-                         *record.image_resolution, record.pixel_depth, record.compression, 0)
+    return _GENERAL.pack(_MAGIC, _VERSION, length >> 32, length & 0xFFFFFFFF, sixteen[0],
+                         sixteen[1], count, record.scale_units, *sixteen[2:],
+                         record.pixel_depth, record.compression, 0)
+
+
+_COMPRESSIONS = {code.value: code for code in Compression}
 
 
 def _compression(code: int) -> Compression:
-    try:
-        return Compression(code)
-    except ValueError:
-        raise LDSError(FILE, f"unknown image compression algorithm {code}") from None
+    found = _COMPRESSIONS.get(code)
+    if found is None:
+        raise LDSError(FILE, f"unknown image compression algorithm {code}")
+    return found
 
 
-def _record_parts(record: FingerRecord) -> list[bytes]:
+def _record_parts(record: FingerRecord) -> tuple[list[bytes], int]:
     """The record's pieces in order (general header, then each finger header and image),
-    unjoined: DG3 joins every piece once, never copying the images level by level."""
+    unjoined, and their total length: DG3 joins every piece once, never copying the images
+    level by level."""
     compression = _compression(record.compression)
     parts: list[bytes] = [b""]
+    length = _GENERAL.size
     for index, finger in enumerate(record.fingers, 1):
         parts += (_finger_header(finger, compression, index), finger.image)
-    parts[0] = _general_header(record, _GENERAL.size + sum(len(p) for p in parts))
-    return parts
+        length += _FINGER.size + len(finger.image)
+    parts[0] = _general_header(record, length)
+    return parts, length
 
 
 def encode_record(record: FingerRecord) -> bytes:
     """The ISO/IEC 19794-4:2005 record: general header, then each finger header and image."""
-    return b"".join(_record_parts(record))
+    return b"".join(_record_parts(record)[0])
 
 
 def _bht(record: FingerRecord) -> bytes:
@@ -240,13 +245,58 @@ def encode_dg3(records: Sequence[FingerRecord]) -> bytes:
     _check_range("number of finger records", len(records), 1, 0xFF)
     count = tlv.encode(DG3Tag.INSTANCE_COUNT, bytes((len(records),)))
     inner: list[bytes] = [count]
+    group = len(count)
     for record in records:
-        parts = _record_parts(record)
-        bdb = sum(len(p) for p in parts)
+        parts, bdb = _record_parts(record)
         bdb_head = _head(DG3Tag.BDB, bdb)
         bht = _bht(record)
-        inner += (_head(DG3Tag.BIT, len(bht) + len(bdb_head) + bdb), bht, bdb_head, *parts)
-    group = sum(len(p) for p in inner)
+        template = len(bht) + len(bdb_head) + bdb
+        bit_head = _head(DG3Tag.BIT, template)
+        inner += (bit_head, bht, bdb_head, *parts)
+        group += len(bit_head) + template
+    group_head = _head(DG3Tag.GROUP_TEMPLATE, group)
+    return b"".join((_head(DG3Tag.DG3, len(group_head) + group), group_head, *inner))
+
+
+# the defaults of a 500 ppi WSQ record and of a finger view, for encode_wsq_fingers
+_WSQ_PPI, _VIEW = FingerRecord(()), FingerImage(0, b"", 1, 1, 0)
+_WSQ_SOI = _SIGNATURES[Compression.WSQ][0]
+
+
+def encode_wsq_fingers(fingers: Sequence[tuple[int, bytes, int, int]], quality: int,
+                       ppi: int = 500) -> bytes:
+    """DG3 of one single-finger record per ``(position, WSQ image, width, height)``, scanned
+    and kept at ``ppi``, the other fields the record's defaults: the same bytes as
+    :func:`encode_dg3` of those records, built without them (data preparation runs this once
+    a card; it costs about half as much)."""
+    _check_range("number of finger records", len(fingers), 1, 0xFF)
+    _check_range("resolution", ppi, 0, 0xFFFF)
+    d, v = _WSQ_PPI, _VIEW
+    count = tlv.encode(DG3Tag.INSTANCE_COUNT, bytes((len(fingers),)))
+    inner: list[bytes] = [count]
+    group = len(count)
+    for position, image, width, height in fingers:
+        block = _FINGER.size + len(image)
+        if not (image.startswith(_WSQ_SOI) and 0 <= position <= 0xFF and 0 <= quality <= 0xFF
+                and 0 < width <= 0xFFFF and 0 < height <= 0xFFFF and block <= 0xFFFFFFFF):
+            # the general path says which field is wrong
+            return encode_dg3([FingerRecord((FingerImage(p, i, w, h, quality),),
+                                            scan_resolution=(ppi, ppi),
+                                            image_resolution=(ppi, ppi))
+                               for p, i, w, h in fingers])
+        length = _GENERAL.size + block
+        general = _GENERAL.pack(_MAGIC, _VERSION, length >> 32, length & 0xFFFFFFFF,
+                                d.capture_device_id, d.acquisition_level, 1, d.scale_units,
+                                ppi, ppi, ppi, ppi, d.pixel_depth,
+                                d.compression, 0)
+        header = _FINGER.pack(block, position, v.view_count, v.view_number, quality,
+                              v.impression_type, width, height, 0)
+        bdb_head = _head(DG3Tag.BDB, length)
+        bht = _bht_of(None, cbeff_subtype(position))
+        template = len(bht) + len(bdb_head) + length
+        bit_head = _head(DG3Tag.BIT, template)
+        inner += (bit_head, bht, bdb_head, general, header, image)
+        group += len(bit_head) + template
     group_head = _head(DG3Tag.GROUP_TEMPLATE, group)
     return b"".join((_head(DG3Tag.DG3, len(group_head) + group), group_head, *inner))
 

@@ -23,6 +23,7 @@ from applets.emrtd.lds.dg3 import (
     decode_record,
     encode_dg3,
     encode_record,
+    encode_wsq_fingers,
     finger_position,
 )
 from applets.errors import LDSError
@@ -243,3 +244,36 @@ def test_round_trip_property(records):
     decoded = decode_dg3(data)
     assert decoded.records == tuple(records)
     assert encode_dg3(decoded.records) == data
+
+
+_FINGER_POSITIONS = st.sampled_from([2, 7, 1, 6, 10])
+
+
+@given(st.lists(st.tuples(_FINGER_POSITIONS, st.binary(max_size=40), st.integers(1, 0xFFFF),
+                          st.integers(1, 0xFFFF)), min_size=1, max_size=3),
+       st.integers(0, 100), st.sampled_from([500, 1000, 250]))
+def test_wsq_fingers_encode_as_their_records_do(fingers: list[tuple[int, bytes, int, int]],
+                                                quality: int, ppi: int) -> None:
+    """The preparation's direct encoder gives encode_dg3's bytes for single-finger WSQ
+    records at the given resolution, and decodes back to each finger."""
+    fingers = [(p, WSQ[:2] + tail, w, h) for p, tail, w, h in fingers]
+    records = [FingerRecord((FingerImage(p, i, w, h, quality),), scan_resolution=(ppi, ppi),
+                            image_resolution=(ppi, ppi)) for p, i, w, h in fingers]
+    encoded = encode_wsq_fingers(fingers, quality, ppi)
+    assert encoded == encode_dg3(records)
+    assert [(f.position, f.image, f.width, f.height, f.quality)
+            for r in decode_dg3(encoded).records for f in r.fingers] == [
+        (p, i, w, h, quality) for p, i, w, h in fingers]
+
+
+@pytest.mark.parametrize(("finger", "quality", "named"), [
+    ((2, b"\xff\xd8jpeg", 10, 10), 0, "WSQ signature"),
+    ((2, WSQ, 0, 10), 0, "width 0"),
+    ((300, WSQ, 10, 10), 0, "position 300"),
+    ((2, WSQ, 10, 10), 256, "quality 256"),
+])
+def test_wsq_fingers_refuse_what_encode_dg3_refuses(finger: tuple[int, bytes, int, int],
+                                                    quality: int, named: str) -> None:
+    """A finger the direct path cannot take is refused with the general path's message."""
+    with pytest.raises(LDSError, match=named):
+        encode_wsq_fingers([finger], quality)
