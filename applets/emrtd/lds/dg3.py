@@ -235,9 +235,14 @@ def _bht_of(header_version: bytes | None, subtype: int | None) -> bytes:
     return tlv.encode(DG3Tag.BHT, b"".join(parts))
 
 
+@cache
+def _tag(tag: int) -> bytes:
+    return tlv.encode_tag(tag)
+
+
 def _head(tag: int, length: int) -> bytes:
     """A TLV object's tag and length, for a value of ``length`` bytes joined after it."""
-    return tlv.encode_tag(tag) + tlv.encode_length(length)
+    return _tag(tag) + tlv.encode_length(length)
 
 
 def encode_dg3(records: Sequence[FingerRecord]) -> bytes:
