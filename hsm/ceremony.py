@@ -73,7 +73,8 @@ def _check_algorithm(algorithm: str) -> None:
         raise CeremonyError(str(exc)) from exc
 
 
-def _free_label(hsm: HSM, inventory: InventoryPort, label: str) -> None:
+def free_label(hsm: HSM, inventory: InventoryPort, label: str) -> None:
+    """Refuse ``label`` when the inventory or the token has it already."""
     if any(record.label == label for record in inventory.all_keys()):
         raise CeremonyError(f"key label {label!r} is already in the inventory")
     try:
@@ -121,7 +122,7 @@ def _new_csca(hsm: HSM, inventory: InventoryPort, spec: _CSCASpec, officers: tup
               at: datetime, rng: Random) -> KeyRecord:
     """A CSCA key generated in ``hsm`` and its self-signed certificate (9303-12 Table 1), as
     the record to store; its name serial counts the CSCAs before it."""
-    _free_label(hsm, inventory, spec.label)
+    free_label(hsm, inventory, spec.label)
     key_id = rng(8)
     spki = hsm.generate_keypair(spec.label, key_id, spec.algorithm)
     csca_count = sum(1 for record in inventory.all_keys() if record.role == "CSCA")
@@ -175,7 +176,7 @@ def new_ds(
     csca = _active_csca(inventory, at)
     number = _next_ds_number(inventory, label_prefix, at)
     label = f"{label_prefix}-{at:%Y%m%d}-{number}"
-    _free_label(hsm, inventory, label)
+    free_label(hsm, inventory, label)
     key_id = rng(8)
     generated = hsm.generate_keypair(label, key_id, algorithm)
     country = load_certificate(csca.certificate).subject.native["country_name"]

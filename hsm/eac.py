@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from hsm.errors import CeremonyError, KeyNotFound, KeyPolicyViolation
-from hsm.inventory import InventoryPort
+from hsm.errors import CeremonyError, KeyPolicyViolation
 from hsm.pkcs11 import HSM
 
 Signer = Callable[[bytes], bytes]  # message → plain r ‖ s
@@ -37,17 +36,6 @@ def curve_of(algorithm: str) -> str:
     if prefix != "ta-ecdsa-sha256" or not curve:
         raise CeremonyError(f"{algorithm!r} is not an EAC key algorithm")
     return curve
-
-
-def free_label(hsm: HSM, inventory: InventoryPort, label: str) -> None:
-    """Refuse ``label`` when the inventory or the token has it already."""
-    if any(record.label == label for record in inventory.all_keys()):
-        raise CeremonyError(f"key label {label!r} is already in the inventory")
-    try:
-        hsm.key_attributes(label)
-    except KeyNotFound:
-        return
-    raise CeremonyError(f"key label {label!r} already exists in the HSM; choose another label")
 
 
 def generate_key(hsm: HSM, label: str, key_id: bytes, curve_oid: str) -> bytes:

@@ -25,7 +25,7 @@ from applets.emrtd import cvc, eac_oids
 from applets.emrtd.cvc import CHAT, CVCertificate, ISRights, Reference, Role
 from common.curves import BRAINPOOL_P256R1, SECP256R1, Curve
 from hsm import eac
-from hsm.ceremony import check_officers
+from hsm.ceremony import check_officers, free_label
 from hsm.errors import CeremonyError
 from hsm.inventory import AuditEntry, InventoryPort, KeyRecord
 from hsm.pkcs11 import HSM
@@ -178,7 +178,7 @@ def _active(inventory: InventoryPort, role: str, at: datetime) -> KeyRecord:
 def _new_key(hsm: HSM, inventory: InventoryPort, holder: Reference, curve: Curve,
              rng: Random) -> tuple[str, bytes, bytes]:
     label = f"EAC-{holder}"
-    eac.free_label(hsm, inventory, label)
+    free_label(hsm, inventory, label)
     key_id = rng(8)
     return label, key_id, eac.generate_key(hsm, label, key_id, curve.oid)
 

@@ -7,17 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from hsm import certificates as certs
 from hsm.pkcs11 import release_module
-from personalization.cli import app
-from tests.support.crew import enrol
+from tests.support.crew import enrol, keys_cli, officer_args
 
 from .conftest import MODULE
 
 pytestmark = pytest.mark.softhsm
-runner = CliRunner()
 LINE_YAML = """\
 line: test-line
 data_dir: data
@@ -50,30 +47,20 @@ def line_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     release_module(MODULE)
 
 
-def _keys(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["keys", *args])
-    return result.exit_code, result.output
-
-
-def _officers(line_yaml: Path, *names: str) -> list[str]:
-    return [arg for name in names or ("tess", "olga")
-            for arg in ("--officer", f"{name}:{line_yaml.parent / 'people' / f'{name}.pass'}")]
-
-
 def test_keys_ceremonies_end_to_end(line_yaml: Path, tmp_path: Path) -> None:
     """setup-embedded, init, new-ds, list --json and export-csca work together."""
     config = ["-c", str(line_yaml)]
-    assert _keys("setup-embedded", *config)[0] == 0
-    code, out = _keys("init", *config, *_officers(line_yaml))
+    assert keys_cli("setup-embedded", *config)[0] == 0
+    code, out = keys_cli("init", *config, *officer_args(line_yaml))
     assert code == 0, out
-    code, out = _keys("new-ds", *config, *_officers(line_yaml))
+    code, out = keys_cli("new-ds", *config, *officer_args(line_yaml))
     assert code == 0, out
-    code, out = _keys("list", *config, "--json")
+    code, out = keys_cli("list", *config, "--json")
     rows = json.loads(out)
     assert [(r["role"], r["status"]) for r in rows] == [("CSCA", "active"), ("DS", "active")]
     assert rows[1]["max_documents"] == 5 and rows[1]["label"].startswith("DS-VNM-")
     pem_path = tmp_path / "csca.pem"
-    assert _keys("export-csca", *config, "--out", str(pem_path))[0] == 0
+    assert keys_cli("export-csca", *config, "--out", str(pem_path))[0] == 0
     assert certs.is_ca(_pem_to_der(pem_path.read_text()))
 
 
@@ -86,18 +73,18 @@ def _pem_to_der(text: str) -> bytes:
 def test_single_officer_fails_with_one_line(line_yaml: Path) -> None:
     """init with one officer exits non-zero with a clear message and creates no key."""
     config = ["-c", str(line_yaml)]
-    _keys("setup-embedded", *config)
-    code, out = _keys("init", *config, *_officers(line_yaml, "tess"))
+    keys_cli("setup-embedded", *config)
+    code, out = keys_cli("init", *config, *officer_args(line_yaml, "tess"))
     assert code != 0 and "needs 2 different officers" in out
-    code, out = _keys("list", *config, "--json")
+    code, out = keys_cli("list", *config, "--json")
     assert json.loads(out) == []
 
 
 def test_new_ds_without_csca_fails_cleanly(line_yaml: Path) -> None:
     """new-ds before init exits non-zero and tells the officer to run `keys init`."""
     config = ["-c", str(line_yaml)]
-    _keys("setup-embedded", *config)
-    code, out = _keys("new-ds", *config, *_officers(line_yaml))
+    keys_cli("setup-embedded", *config)
+    code, out = keys_cli("new-ds", *config, *officer_args(line_yaml))
     assert code != 0 and "keys init" in out
 
 
@@ -105,5 +92,5 @@ def test_help_explains_each_command() -> None:
     """Every keys command has a --help text."""
     for command in ("setup-embedded", "init", "new-ds", "revoke-ds", "crl", "export-master-list",
                     "rollover", "resplit", "affected", "list", "export-csca"):
-        code, out = _keys(command, "--help")
+        code, out = keys_cli(command, "--help")
         assert code == 0 and "Usage" in out

@@ -10,22 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from applets.emrtd import cvc
 from applets.emrtd.cvc import CVCertificate, ISRights
 from common import curves
 from hsm.pkcs11 import release_module
 from hsm.softhsm import softhsm_module
-from personalization.cli import app
 from personalization.config import load_config
 from personalization.service import eac
 from personalization.service.keys import open_inventory
-from tests.support.crew import enrol
+from tests.support.crew import enrol, keys_cli, officer_args
 
 pytestmark = pytest.mark.softhsm
 MODULE = str(softhsm_module())
-runner = CliRunner()
 LINE_YAML = """\
 line: eac-line
 data_dir: data
@@ -53,21 +50,11 @@ def line_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("SOFTHSM2_CONF", "/nonexistent")  # restored after the CLI overwrites it
     release_module(MODULE)
-    assert _keys("setup-embedded", "-c", str(path))[0] == 0
-    code, out = _keys("init", "-c", str(path), *_officers(path))
+    assert keys_cli("setup-embedded", "-c", str(path))[0] == 0
+    code, out = keys_cli("init", "-c", str(path), *officer_args(path))
     assert code == 0, out
     yield path
     release_module(MODULE)
-
-
-def _keys(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["keys", *args])
-    return result.exit_code, result.output
-
-
-def _officers(line_yaml: Path, *names: str) -> list[str]:
-    return [arg for name in names or ("tess", "olga")
-            for arg in ("--officer", f"{name}:{line_yaml.parent / 'people' / f'{name}.pass'}")]
 
 
 def _openssl_public_key(folder: Path, curve: str) -> Path:
@@ -103,18 +90,18 @@ def test_eac_keys_end_to_end(line_yaml: Path, tmp_path: Path) -> None:
     verifies, issue-is certifies an openssl key for DG3 under the DV, the QA signer verifies
     under its certificate, and eac-rollover's link verifies under the old CVCA."""
     config = ["-c", str(line_yaml)]
-    code, out = _keys("eac-init", *config, *_officers(line_yaml))
+    code, out = keys_cli("eac-init", *config, *officer_args(line_yaml))
     assert code == 0, out
-    code, out = _keys("list", *config, "--json")
+    code, out = keys_cli("list", *config, "--json")
     assert [(r["role"], r["status"]) for r in json.loads(out)] == [
         ("CSCA", "active"), ("CVCA", "active"), ("DV", "active"), ("IS", "active")]
-    code, out = _keys("export-cvca", *config, "--out", "cvca.cvcert")
+    code, out = keys_cli("export-cvca", *config, "--out", "cvca.cvcert")
     assert code == 0, out
     text = _cvc_print(tmp_path / "cvca.cvcert", _trust(tmp_path / "t0", tmp_path / "cvca.cvcert"))
     assert "CVCA certificate" in text and "certificate verified" in text
 
     public = _openssl_public_key(tmp_path, "brainpoolP256r1")
-    code, out = _keys("issue-is", *config, *_officers(line_yaml), "--public-key", str(public),
+    code, out = keys_cli("issue-is", *config, *officer_args(line_yaml), "--public-key", str(public),
                       "--rights", "dg3", "--days", "30", "--out", "lab")
     assert code == 0, out
     lab = tmp_path / "lab"
@@ -136,7 +123,7 @@ def test_eac_keys_end_to_end(line_yaml: Path, tmp_path: Path) -> None:
     cvc.verify_plain(qa.body.public_key.point, terminal.curve, qa.body.public_key.oid,
                      b"challenge", signature)
 
-    code, out = _keys("eac-rollover", *config, *_officers(line_yaml), "--out", "rolled")
+    code, out = keys_cli("eac-rollover", *config, *officer_args(line_yaml), "--out", "rolled")
     assert code == 0, out
     link = CVCertificate.decode((tmp_path / "rolled" / "link.cvcert").read_bytes())
     old = CVCertificate.decode((tmp_path / "cvca.cvcert").read_bytes())
@@ -151,23 +138,23 @@ def test_eac_refusals(line_yaml: Path, tmp_path: Path) -> None:
     """One officer cannot make the EAC keys; issue-is refuses too many days, a right other
     than dg3/dg4, a key on another curve and a lone officer; nothing is written or audited."""
     config = ["-c", str(line_yaml)]
-    code, out = _keys("eac-init", *config, *_officers(line_yaml, "tess"))
+    code, out = keys_cli("eac-init", *config, *officer_args(line_yaml, "tess"))
     assert code != 0 and "needs 2 different officers" in out
     assert _eac_audit(line_yaml) == []
-    assert _keys("eac-init", *config, *_officers(line_yaml))[0] == 0
+    assert keys_cli("eac-init", *config, *officer_args(line_yaml))[0] == 0
     good = _openssl_public_key(tmp_path, "brainpoolP256r1")
     other = _openssl_public_key(tmp_path, "prime256v1")
     attempts = {
-        "1 to 30 days (eac.is_days)": (good, "dg3", "31", _officers(line_yaml)),
-        "'dg9' is not one": (good, "dg3,dg9", "10", _officers(line_yaml)),
-        "the CVCA's curve is brainpoolP256r1": (other, "dg3", "10", _officers(line_yaml)),
-        "needs 2 different officers": (good, "dg3", "10", _officers(line_yaml, "tess")),
+        "1 to 30 days (eac.is_days)": (good, "dg3", "31", officer_args(line_yaml)),
+        "'dg9' is not one": (good, "dg3,dg9", "10", officer_args(line_yaml)),
+        "the CVCA's curve is brainpoolP256r1": (other, "dg3", "10", officer_args(line_yaml)),
+        "needs 2 different officers": (good, "dg3", "10", officer_args(line_yaml, "tess")),
     }
     for message, (key, rights, days, officers) in attempts.items():
-        code, out = _keys("issue-is", *config, *officers, "--public-key", str(key), "--rights",
+        code, out = keys_cli("issue-is", *config, *officers, "--public-key", str(key), "--rights",
                           rights, "--days", days, "--out", "refused")
         assert code != 0 and message in " ".join(out.split()), (message, out)
     assert not (tmp_path / "refused").exists()
     assert "issue-is" not in _eac_audit(line_yaml)
-    code, out = _keys("eac-init", *config, *_officers(line_yaml))
+    code, out = keys_cli("eac-init", *config, *officer_args(line_yaml))
     assert code != 0 and "an active CVCA exists already" in out

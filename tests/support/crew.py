@@ -66,3 +66,20 @@ def enrol(config_path: Path, folder: Path | None = None) -> Crew:
     for name, roles in ROLES.items():
         people.add(config, admin, name, roles, passphrase(name))
     return Crew(config, folder)
+
+
+def keys_cli(*args: str) -> tuple[int, str]:
+    """``cardline keys ARGS`` in this process: exit code and output."""
+    from typer.testing import CliRunner
+
+    from personalization.cli import app
+
+    result = CliRunner().invoke(app, ["keys", *args])
+    return result.exit_code, result.output
+
+
+def officer_args(line_yaml: Path, *names: str) -> list[str]:
+    """``--officer NAME:PASSFILE`` for each officer (tess and olga by default), with the
+    passphrase files ``enrol`` wrote beside ``line_yaml``."""
+    return [arg for name in names or ("tess", "olga")
+            for arg in ("--officer", f"{name}:{line_yaml.parent / 'people' / f'{name}.pass'}")]
