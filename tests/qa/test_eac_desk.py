@@ -23,10 +23,10 @@ from qa.eac import EACAccess, Password
 from qa.passive_auth import TrustStore
 from qa.verify import verify_card
 from tests.applets.eac_cards import CAN
-from tests.personalization.test_eac_cli import LINE_YAML, MODULE, _keys, _officers
+from tests.personalization.test_eac_cli import LINE_YAML, MODULE
 from tests.qa.cards import AT, PKI, Prepared
 from tests.qa.eac_chips import expected_with_fingers, personalize_eac_chip
-from tests.support.crew import enrol
+from tests.support.crew import enrol, keys_cli, officer_args
 
 ROOT = Path(__file__).resolve().parents[2]
 FIELDS = {"document_number": "093047064", "birth": "930105", "expiry": "330105"}
@@ -82,9 +82,9 @@ def desk_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("SOFTHSM2_CONF", "/nonexistent")
     release_module(MODULE)
     for command in (["setup-embedded", "-c", str(path)],
-                    ["init", "-c", str(path), *_officers(path)],
-                    ["eac-init", "-c", str(path), *_officers(path)]):
-        code, out = _keys(*command)
+                    ["init", "-c", str(path), *officer_args(path)],
+                    ["eac-init", "-c", str(path), *officer_args(path)]):
+        code, out = keys_cli(*command)
         assert code == 0, out
     yield path
     release_module(MODULE)
