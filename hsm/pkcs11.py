@@ -581,13 +581,29 @@ class HSM:
                 raise HSMError(f"HSM key {label!r}: the sealed data does not verify") from exc
 
     def destroy_secret_keys(self, label: str) -> int:
-        """Destroy (C_DestroyObject) every secret key labelled ``label``; how many it did."""
+        """Destroy (C_DestroyObject) every secret key labelled ``label``; how many it did.
+
+        Several processes may destroy the same key at once (lines finishing one batch
+        together). SoftHSM keeps each token object in a file another process can delete
+        between our search and our C_DestroyObject: the search or the destroy then fails
+        with CKR_OBJECT_HANDLE_INVALID or, in SoftHSM 2.6, CKR_FUNCTION_FAILED. Such a round
+        is searched again; after :data:`_DESTROY_ROUNDS` a key still found is destroyed with
+        its error, if any, raised."""
         destroyed = 0
         with self._checkout() as pooled, translate_errors(label):
+            for _ in range(_DESTROY_ROUNDS):
+                try:
+                    keys = _secret_keys(pooled.session, label)
+                    if not keys:
+                        return destroyed
+                    for key in keys:
+                        key.destroy()
+                        destroyed += 1
+                except _VANISHED:
+                    continue
             for key in _secret_keys(pooled.session, label):
-                with suppress(p11.ObjectHandleInvalid):  # another process destroyed it first
-                    key.destroy()
-                    destroyed += 1
+                key.destroy()
+                destroyed += 1
         return destroyed
 
 
@@ -716,6 +732,11 @@ _AES_TEMPLATE: dict[Attribute, Any] = {
     Attribute.DECRYPT: True, Attribute.WRAP: False, Attribute.UNWRAP: False,
     Attribute.SIGN: False, Attribute.VERIFY: False, Attribute.DERIVE: False,
 }
+
+
+_DESTROY_ROUNDS = 3
+# what a search or C_DestroyObject answers when another process destroyed the key first
+_VANISHED = (p11.ObjectHandleInvalid, p11.FunctionFailed)
 
 
 def _secret_keys(session: Any, label: str) -> list[Any]:

@@ -1248,9 +1248,11 @@ class PostgresJournal(PostgresPeople, PostgresAudit, PostgresShares, PostgresReg
                         "errors_sealed IS NOT NULL", (name,))
             count = cur.execute("SELECT count(*) AS n FROM applications WHERE batch = %s",
                                 (name,)).fetchone()
-            cur.execute("UPDATE batches SET purged_at = %s WHERE name = %s", (_now(), name))
-            self._append(cur, name, None, "batch.purged",
-                         {"applications": count["n"] if count else 0})
+            # lines purging together (retention 0) mark it and say so once
+            if cur.execute("UPDATE batches SET purged_at = %s WHERE name = %s AND purged_at IS "
+                           "NULL", (_now(), name)).rowcount:
+                self._append(cur, name, None, "batch.purged",
+                             {"applications": count["n"] if count else 0})
         self._forget(name)
 
     def _destroy_wrapping_key(self, name: str) -> None:

@@ -928,8 +928,9 @@ class SQLiteJournal(SQLitePeople, SQLiteAudit, SQLiteShares, SQLiteRegistry):
             for name in names:
                 count = db.execute("SELECT count(*) FROM applications WHERE batch = ?",
                                    (name,)).fetchone()[0]
-                db.execute("UPDATE batches SET purged_at = ? WHERE name = ?", (_now(), name))
-                self._append(db, name, None, "batch.purged", {"applications": count})
+                if db.execute("UPDATE batches SET purged_at = ? WHERE name = ? AND purged_at "
+                              "IS NULL", (_now(), name)).rowcount:  # purged once, said once
+                    self._append(db, name, None, "batch.purged", {"applications": count})
 
     def _drop_personal_data(self, name: str) -> None:
         with self._write() as db:

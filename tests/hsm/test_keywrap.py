@@ -4,7 +4,10 @@ key policy, bound to their batch, refusing altered blobs, and gone for good once
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pkcs11
 import pytest
@@ -19,6 +22,7 @@ from hsm.keywrap import (
     wrapping_key_label,
 )
 from hsm.pkcs11 import HSM
+from hsm.softhsm import SoftHSMToken as Token
 
 pytestmark = pytest.mark.softhsm
 ODD_NAMES = ["lô 2026/11 — Hà Nội", "x" * 500, "", "B1\n", "JWRAP#B1", "a'b\"c;--", "B" * 65]
@@ -111,6 +115,37 @@ def test_after_destroy_the_blob_is_useless(wrap: HSMKeyWrap, hsm: HSM) -> None:
     assert (refused.value.batch, refused.value.label) == ("B1", "JWRAP-B1")
     assert wrap.destroy("B1") is False
     assert wrap.unwrap(other, "B2") == key
+
+
+_DESTROY_AT = """
+import sys, time
+from hsm.keywrap import HSMKeyWrap
+from hsm.pkcs11 import HSM
+module, label, pin, go = sys.argv[1:]
+with HSM(module, label, pin, sessions=1) as hsm:
+    while time.time() < float(go):
+        time.sleep(0.001)
+    print(HSMKeyWrap(hsm).destroy("B1"))
+"""
+
+
+def test_processes_destroying_one_key_at_once_all_succeed(token: Token) -> None:
+    """Three lines finishing one batch together each purge it: the first destroys the key, the
+    others must find it gone, not fail (SoftHSM answers a key another process deleted between
+    search and destroy with CKR_FUNCTION_FAILED). Six rounds, starting together."""
+    for _ in range(6):
+        with HSM(token.module, token.label, token.pin, sessions=1) as hsm:
+            HSMKeyWrap(hsm).wrap(os.urandom(32), "B1")
+        go = f"{time.time() + 0.8:.3f}"
+        racers = [subprocess.Popen([sys.executable, "-c", _DESTROY_AT, token.module,
+                                    token.label, token.pin, go], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        answers = [racer.communicate(timeout=60) for racer in racers]
+        assert all(racer.returncode == 0 for racer in racers), answers
+        said = [out.strip().splitlines()[-1] for out, _ in answers]
+        assert "True" in said and set(said) <= {"True", "False"}, said
+        with HSM(token.module, token.label, token.pin, sessions=1) as hsm:
+            assert hsm.secret_keys("JWRAP-B1") == []
 
 
 def test_a_destroyed_batch_wraps_again_under_a_new_key(wrap: HSMKeyWrap) -> None:

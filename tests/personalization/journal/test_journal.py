@@ -241,6 +241,20 @@ def test_closing_purges_personal_data_but_keeps_the_audit(journal: JournalPort,
     assert journal.verify_chain().ok
 
 
+def test_a_batch_purged_again_is_purged_once_in_the_audit(journal: JournalPort,
+                                                          apps: list[Application]) -> None:
+    """Every line that finishes a shared batch closes and purges it (retention 0): a purge of
+    a purged batch does nothing new, and the chain says ``batch.purged`` once."""
+    _batch(journal, apps[:1])
+    _drive(journal, "B1", apps[0].application_id, "s1", "CHIP-1", HAPPY)
+    assert journal.close_batch("B1", 0)
+    journal.purge("B1")
+    assert journal.close_batch("B1", 0)
+    kinds = [e["kind"] for e in journal.events("B1")]
+    assert kinds.count("batch.purged") == 1 and kinds.count("batch.closed") == 1
+    assert journal.verify_chain().ok
+
+
 def test_retention_days_delay_the_purge(journal: JournalPort, apps: list[Application]) -> None:
     """With a retention of N days the data stays until then, and purge_due removes it."""
     _batch(journal, apps[:1])
