@@ -17,12 +17,14 @@ import hmac
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
+import structlog
 from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -218,13 +220,41 @@ def _acquire_login(path: str, token_label: str, pin: str) -> _Login:
     with _LOCK, _CALL_LOCK:
         login = _LOGINS.get((path, token_label))
         if login is None:
-            token = _get_token(_load_library(path), token_label)
-            with translate_errors(token_label):
-                mechanisms = frozenset(int(m) for m in token.slot.get_mechanisms())
-            login = _Login(token, _open_logged_in(token, token_label, pin), 0, mechanisms)
+            login = _first_login(path, token_label, pin)
             _LOGINS[(path, token_label)] = login
         login.users += 1
         return login
+
+
+def _first_login(path: str, token_label: str, pin: str) -> _Login:
+    """The token found, its mechanisms read and a logged-in session opened.
+
+    A token kept in files (SoftHSM) can be read half-changed by a process that opens it
+    while another process adds or deletes a key: the module then answers CKR_GENERAL_ERROR,
+    does not list the token, or finds its user PIN not initialised, and keeps that view until
+    it is initialised again (three processes starting at once, one destroying a key: 10
+    failed opens in 20 rounds). On those answers the module is finalised (when nothing else
+    in this process uses it) and the open tried again after a short pause,
+    :data:`_OPEN_ATTEMPTS` times in all. Any other refusal is raised at once: a wrong PIN
+    above all, which counts against the token."""
+    for attempt in range(1, _OPEN_ATTEMPTS + 1):
+        try:
+            token = _get_token(_load_library(path), token_label)
+            with translate_errors(token_label):
+                mechanisms = frozenset(int(m) for m in token.slot.get_mechanisms())
+            return _Login(token, _open_logged_in(token, token_label, pin), 0, mechanisms)
+        except (TokenNotFound, HSMUnavailable, PINIncorrect) as exc:
+            if attempt == _OPEN_ATTEMPTS or not isinstance(exc.__cause__, _TOKEN_IN_FLUX):
+                raise
+            _log.info("hsm.open_retried", token=token_label, attempt=attempt,
+                      answer=type(exc.__cause__).__name__)
+            if not any(module == path for module, _ in _LOGINS):
+                lib = _LIBRARIES.pop(path, None)
+                if lib is not None:
+                    with suppress(p11.PKCS11Error):
+                        lib.finalize()
+            time.sleep(_OPEN_PAUSE_S * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _release_login(path: str, token_label: str) -> None:
@@ -734,6 +764,11 @@ _AES_TEMPLATE: dict[Attribute, Any] = {
 }
 
 
+_log = structlog.get_logger()
+_OPEN_ATTEMPTS = 5
+_OPEN_PAUSE_S = 0.05  # then 0.1, 0.15, 0.2: half a second in all before giving up
+# what a file-backed token answers an open while another process changes its files
+_TOKEN_IN_FLUX = (p11.GeneralError, p11.NoSuchToken, p11.UserPinNotInitialized)
 _DESTROY_ROUNDS = 3
 # what a search or C_DestroyObject answers when another process destroyed the key first
 _VANISHED = (p11.ObjectHandleInvalid, p11.FunctionFailed)

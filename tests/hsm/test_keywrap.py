@@ -122,17 +122,19 @@ import sys, time
 from hsm.keywrap import HSMKeyWrap
 from hsm.pkcs11 import HSM
 module, label, pin, go = sys.argv[1:]
+while time.time() < float(go):
+    time.sleep(0.001)
 with HSM(module, label, pin, sessions=1) as hsm:
-    while time.time() < float(go):
-        time.sleep(0.001)
     print(HSMKeyWrap(hsm).destroy("B1"))
 """
 
 
 def test_processes_destroying_one_key_at_once_all_succeed(token: Token) -> None:
-    """Three lines finishing one batch together each purge it: the first destroys the key, the
-    others must find it gone, not fail (SoftHSM answers a key another process deleted between
-    search and destroy with CKR_FUNCTION_FAILED). Six rounds, starting together."""
+    """Three lines finishing one batch together each open the HSM and purge it: the first
+    destroys the key, the others must find it gone, not fail. SoftHSM answers a key another
+    process deleted between search and destroy with CKR_FUNCTION_FAILED, and a process that
+    opens the token while another deletes a key file with CKR_GENERAL_ERROR, no such token
+    or an uninitialised PIN. Six rounds, the three starting together."""
     for _ in range(6):
         with HSM(token.module, token.label, token.pin, sessions=1) as hsm:
             HSMKeyWrap(hsm).wrap(os.urandom(32), "B1")
