@@ -55,6 +55,7 @@ from hsm.errors import (
     TokenNotFound,
 )
 
+_log = structlog.get_logger()
 CHECKOUT_TIMEOUT_SECONDS = 30.0
 
 
@@ -764,7 +765,6 @@ _AES_TEMPLATE: dict[Attribute, Any] = {
 }
 
 
-_log = structlog.get_logger()
 _OPEN_ATTEMPTS = 5
 _OPEN_PAUSE_S = 0.05  # then 0.1, 0.15, 0.2: half a second in all before giving up
 # what a file-backed token answers an open while another process changes its files
