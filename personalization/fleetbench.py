@@ -12,7 +12,11 @@ against the bare commit rate of the same database measured in the same run.
   of the fleet's database over the run (every transaction, reads included), per card;
   ``fleet_writes_per_card`` is the lines' own count of their write calls, to compare.
 - ``pg_commits_per_s``: the bare commit rate of the same server with the same N connections
-  (N processes, each on one connection, committing short single-row INSERTs and UPDATEs).
+  (N processes, each on one connection, committing short single-row INSERTs and UPDATEs),
+  measured just before and just after the lines' run, the mean of the two (this machine's
+  rate drifts by a fifth from one minute to the next): ``pg_commits_before_N`` and
+  ``pg_commits_after_N``, and ``pg_commits_drift_N``, the change between them over their
+  mean.
 - ``fleet_vs_pg = fleet_cards_per_s × fleet_commits_per_card / pg_commits_per_s``: the
   unsuffixed figures are those of the N with the lower ratio (the goal holds at every N);
   each N's are also given with an ``_N`` suffix.
@@ -415,10 +419,11 @@ def pg_fleet(cluster: PGCluster, applications: Sequence[Application], lines: int
     return _tallied(lines, began, tallies, commits, once, cluster.folder)
 
 
-def pg_bare(cluster: PGCluster, connections: int, seconds: float) -> float:
+def pg_bare(cluster: PGCluster, connections: int, seconds: float, tag: str = "") -> float:
     """Commits per second of ``connections`` processes, one connection each, committing
-    single-row INSERTs and UPDATEs in turn (autocommit, ``synchronous_commit=on``)."""
-    database = f"bare_{connections}"
+    single-row INSERTs and UPDATEs in turn (autocommit, ``synchronous_commit=on``), in a
+    database of their own (``tag`` tells one measurement's from another's)."""
+    database = f"bare_{connections}{tag}"
     cluster.create_database(database)
     with cluster.admin(database) as db:
         db.execute("CREATE TABLE bare_log (worker int, n int, at timestamptz DEFAULT now())")
@@ -481,12 +486,15 @@ def _checked(run: FleetRun, where: str) -> FleetRun:
     return run
 
 
-def _pg_figures(run: FleetRun, bare: float) -> Figures:
+def _pg_figures(run: FleetRun, before: float, after: float) -> Figures:
     n = run.lines
+    bare = (before + after) / 2
     return {f"fleet_cards_per_s_{n}": round(run.cards_per_s, 2),
             f"fleet_commits_per_card_{n}": round(run.commits_per_card, 3),
             f"fleet_writes_per_card_{n}": round(run.writes / max(1, run.cards), 3),
             f"pg_commits_per_s_{n}": round(bare, 1),
+            f"pg_commits_before_{n}": round(before, 1), f"pg_commits_after_{n}": round(after, 1),
+            f"pg_commits_drift_{n}": round((after - before) / bare, 3),
             f"fleet_vs_pg_{n}": round(run.cards_per_s * run.commits_per_card / bare, 3)}
 
 
@@ -498,10 +506,11 @@ def measure(root: Path, profile: DocumentProfile, *, lines: Sequence[int] = FLEE
     figures: Figures = {"fleet_applications": applications}
     runs: list[FleetRun] = []
     with production_cluster() as cluster:
-        for n in lines:
+        for n in lines:  # the bare rate on both sides of the lines' run, as for SQLite below
+            before = pg_bare(cluster, n, seconds, "_before")
             run = _checked(pg_fleet(cluster, apps, n), "PostgreSQL")
             runs.append(run)
-            figures.update(_pg_figures(run, pg_bare(cluster, n, seconds)))
+            figures.update(_pg_figures(run, before, pg_bare(cluster, n, seconds, "_after")))
     worst = min(lines, key=lambda n: figures[f"fleet_vs_pg_{n}"])
     figures.update({"fleet_lines": worst, **{
         key: figures[f"{key}_{worst}"] for key in

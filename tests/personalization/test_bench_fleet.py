@@ -48,6 +48,13 @@ def test_the_figures_are_there_positive_and_the_ratios_come_from_their_parts(
                 f"fleet_vs_pg_{LINES}", f"fleet_writes_per_card_{LINES}"):
         assert figures[key] > 0, key
     assert figures["fleet_lines"] == LINES
+    # the bare rate is the mean of one measurement before the lines' run and one after, and
+    # the drift between them is their change over that mean
+    before, after = figures[f"pg_commits_before_{LINES}"], figures[f"pg_commits_after_{LINES}"]
+    assert before > 0 and after > 0
+    assert figures["pg_commits_per_s"] == pytest.approx((before + after) / 2, abs=0.1)
+    assert figures[f"pg_commits_drift_{LINES}"] == pytest.approx(
+        (after - before) / figures["pg_commits_per_s"], abs=0.002)
     assert figures["fleet_vs_pg"] == pytest.approx(
         figures["fleet_cards_per_s"] * figures["fleet_commits_per_card"]
         / figures["pg_commits_per_s"], rel=0.01)
