@@ -475,3 +475,22 @@ def test_the_server_hashes_an_event_as_python_does(pg_server: TestServer, databa
         journal.note(None, "test.note", station=text)
         assert journal.verify_chain().ok
     assert backdoor.fetch("SELECT count(*) FROM events")[0][0] == 2
+
+
+INLINED_HASH = ("EXPLAIN (VERBOSE, COSTS OFF) SELECT journal_event_hash(g::text, g, 'at', 'b', g, "
+                "'kind', 'data') FROM generate_series(1, 2) g")
+
+
+def test_the_planner_inlines_the_event_hash(pg_server: TestServer, database: str) -> None:
+    """journal_append's plan holds the hash's own expression (migration 15): an SQL function
+    the server cannot inline is parsed and planned anew on every call, every event."""
+    with PostgresJournal(pg_server.cluster.url(database)):
+        pass  # migrated
+    with pg_server.cluster.admin(database) as db:
+        plan = "\n".join(str(row[0]) for row in db.execute(INLINED_HASH).fetchall())
+        assert "sha256" in plan and "journal_event_hash" not in plan
+        # as it was before migration 15: marked IMMUTABLE over a STABLE body, never inlined
+        db.execute("ALTER FUNCTION journal_event_hash(text, bigint, text, text, bigint, text, "
+                   "text) IMMUTABLE")
+        plan = "\n".join(str(row[0]) for row in db.execute(INLINED_HASH).fetchall())
+        assert "journal_event_hash" in plan
