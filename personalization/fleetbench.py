@@ -14,7 +14,7 @@ against the bare commit rate of the same database measured in the same run.
 - ``pg_commits_per_s``: the bare commit rate of the same server with the same N connections
   (N processes, each on one connection, committing short single-row INSERTs and UPDATEs),
   measured just before and just after the lines' run, the mean of the two (this machine's
-  rate drifts by a fifth from one minute to the next): ``pg_commits_before_N`` and
+  rate drifts by a fifth or more from one minute to the next): ``pg_commits_before_N`` and
   ``pg_commits_after_N``, and ``pg_commits_drift_N``, the change between them over their
   mean.
 - ``fleet_vs_pg = fleet_cards_per_s × fleet_commits_per_card / pg_commits_per_s``: the
