@@ -101,8 +101,8 @@ def test_eac_keys_end_to_end(line_yaml: Path, tmp_path: Path) -> None:
     assert "CVCA certificate" in text and "certificate verified" in text
 
     public = _openssl_public_key(tmp_path, "brainpoolP256r1")
-    code, out = keys_cli("issue-is", *config, *officer_args(line_yaml), "--public-key", str(public),
-                      "--rights", "dg3", "--days", "30", "--out", "lab")
+    code, out = keys_cli("issue-is", *config, *officer_args(line_yaml), "--public-key",
+                         str(public), "--rights", "dg3", "--days", "30", "--out", "lab")
     assert code == 0, out
     lab = tmp_path / "lab"
     assert sorted(p.name for p in lab.iterdir()) == ["cvca.cvcert", "dv.cvcert", "is.cvcert"]
@@ -151,8 +151,8 @@ def test_eac_refusals(line_yaml: Path, tmp_path: Path) -> None:
         "needs 2 different officers": (good, "dg3", "10", officer_args(line_yaml, "tess")),
     }
     for message, (key, rights, days, officers) in attempts.items():
-        code, out = keys_cli("issue-is", *config, *officers, "--public-key", str(key), "--rights",
-                          rights, "--days", days, "--out", "refused")
+        code, out = keys_cli("issue-is", *config, *officers, "--public-key", str(key),
+                             "--rights", rights, "--days", days, "--out", "refused")
         assert code != 0 and message in " ".join(out.split()), (message, out)
     assert not (tmp_path / "refused").exists()
     assert "issue-is" not in _eac_audit(line_yaml)
